@@ -1,0 +1,3 @@
+from nativebuild.cli import main
+
+main()

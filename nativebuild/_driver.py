@@ -1,0 +1,112 @@
+"""Runs INSIDE the build container, with the target's Python (3.9 or newer): no nativebuild
+imports, standard library only.
+
+For each job it unpacks an sdist at a fixed path (so compiled objects never embed a random
+temporary directory) and builds it with ``pip wheel --no-deps``. It writes one result per job
+to results.json and keeps going after a failure, so that what did build can be cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections import deque
+
+BUILD_ROOT = "/tmp/nativebuild-build"
+TAIL_LINES = 60
+
+
+def _safe_members(names: list[str], root: str) -> None:
+    for name in names:
+        target = os.path.realpath(os.path.join(root, name))
+        if not (target == root or target.startswith(root + os.sep)):
+            raise ValueError("unsafe path in sdist: %r" % name)
+
+
+def unpack(sdist: str, dest: str) -> str:
+    os.makedirs(dest)
+    root = os.path.realpath(dest)
+    if sdist.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as archive:
+            _safe_members(archive.namelist(), root)
+            archive.extractall(dest)
+    else:
+        with tarfile.open(sdist) as archive:
+            members = archive.getmembers()
+            _safe_members([m.name for m in members], root)
+            for member in members:
+                if member.issym() or member.islnk():
+                    _safe_members(
+                        [os.path.join(os.path.dirname(member.name), member.linkname)], root
+                    )
+                if member.isdev():
+                    raise ValueError("device file in sdist: %r" % member.name)
+            archive.extractall(dest)
+    entries = os.listdir(dest)
+    # An sdist holds one top-level directory, NAME-VERSION.
+    if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
+        return os.path.join(dest, entries[0])
+    return dest
+
+
+def build(job: dict[str, str]) -> dict[str, object]:
+    started = time.monotonic()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    result: dict[str, object] = {"name": job["name"], "ok": False, "wheel": None}
+    try:
+        source = unpack(job["sdist"], os.path.join(BUILD_ROOT, job["name"]))
+        os.makedirs(job["out"], exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--wheel-dir",
+            job["out"],
+            source,
+        ]
+        print("+ " + " ".join(command), flush=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=source
+        )
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            tail.append(line)
+            print(line, flush=True)
+        code = process.wait()
+        wheels = [f for f in os.listdir(job["out"]) if f.endswith(".whl")]
+        if code == 0 and len(wheels) == 1:
+            result["ok"] = True
+            result["wheel"] = wheels[0]
+        elif code == 0:
+            tail.append("expected one wheel, pip wrote: %r" % wheels)
+    except Exception as err:  # noqa: BLE001 - reported to the host, never swallowed
+        tail.append("%s: %s" % (type(err).__name__, err))
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result["log_tail"] = list(tail)
+    return result
+
+
+def main(jobs_file: str, results_file: str) -> int:
+    with open(jobs_file) as handle:
+        jobs = json.load(handle)
+    results: list[dict[str, object]] = []
+    for job in jobs:
+        print("=== building %s %s" % (job["name"], job["version"]), flush=True)
+        results.append(build(job))
+        partial = results_file + ".part"
+        with open(partial, "w") as handle:
+            json.dump(results, handle)
+        os.replace(partial, results_file)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,218 @@
+"""Compiling sdists into wheels inside the build image: the plan (pure) and its execution."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from nativebuild.cache import build_key
+from nativebuild.container import ContainerResult, ContainerRunner, ContainerSpec, Mount
+from nativebuild.errors import CompileError
+from nativebuild.network import IndexSettings
+from nativebuild.reporting import Reporter
+from nativebuild.resolve import PIP_CACHE_DIR, Pin, pip_environment
+from nativebuild.targets import Target
+
+DRIVER = Path(__file__).with_name("_driver.py")
+DRIVER_IN_CONTAINER = "/nativebuild/driver.py"
+SDIST_DIR = "/nativebuild/sdists"
+IN_DIR = "/nativebuild/in"
+OUT_DIR = "/nativebuild/out"
+# Changing how wheels are built (driver, flags) must change every cache key.
+BUILD_RECIPE = "1"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompileJob:
+    pin: Pin
+    key: str
+    sdist: Path  # the sdist on the host (in the cache)
+
+    @property
+    def out_dir(self) -> str:
+        return f"{OUT_DIR}/{self.pin.name}"
+
+
+def compile_key(pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]) -> str:
+    """Everything that changes the wheel built from ``pin``'s sdist."""
+    fields = {
+        "kind": "built-wheel",
+        "name": pin.name,
+        "version": pin.version,
+        "sdist_sha256": pin.sha256,
+        "abi": target.runtime.abi,
+        "arch": target.arch.value,
+        "platform": target.arch.docker_platform,
+        "glibc": str(target.glibc),
+        "build_image_id": image_id,
+        "recipe": BUILD_RECIPE,
+    }
+    fields.update({f"setting:{k}": v for k, v in sorted(settings.items())})
+    return build_key(fields)
+
+
+def build_environment(source_date_epoch: int | None) -> dict[str, str]:
+    # Fixed timestamps inside built wheels (wheel and setuptools honour it).
+    epoch = source_date_epoch if source_date_epoch is not None else 315532800
+    return {**pip_environment(), "SOURCE_DATE_EPOCH": str(epoch)}
+
+
+def compile_spec(
+    jobs: Sequence[CompileJob],
+    target: Target,
+    *,
+    in_dir: Path,
+    out_dir: Path,
+    pip_cache: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> ContainerSpec:
+    """One container that builds every job, with exactly the mounts it needs."""
+    mounts = [
+        Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
+        Mount(source=in_dir, target=IN_DIR),
+        Mount(source=out_dir, target=OUT_DIR, read_only=False),
+        Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False),
+        *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
+        *index.container_mounts(),
+    ]
+    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)
+    return ContainerSpec(
+        image=target.build_image,
+        command=(
+            target.runtime.interpreter_path,
+            DRIVER_IN_CONTAINER,
+            f"{IN_DIR}/jobs.json",
+            f"{OUT_DIR}/results.json",
+        ),
+        description=f"compile {names}",
+        platform=target.arch.docker_platform,
+        mounts=tuple(mounts),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
+def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, str]]:
+    return [
+        {
+            "name": job.pin.name,
+            "version": job.pin.version,
+            "sdist": f"{SDIST_DIR}/{job.pin.filename}",
+            "out": job.out_dir,
+        }
+        for job in jobs
+    ]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompiledWheel:
+    job: CompileJob
+    wheel: Path
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompileOutcome:
+    """What built (to cache even when something else failed) and the failure, if any."""
+
+    compiled: tuple[CompiledWheel, ...]
+    error: CompileError | None
+
+
+def check_built_wheel(job: CompileJob, filename: str, target: Target) -> None:
+    """A wheel built in the image must be for the target's Python and architecture."""
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as err:
+        msg = f"Building {job.pin.name} produced {filename!r}, which is not a valid wheel name."
+        raise CompileError(msg) from err
+    machine = target.arch.machine
+    for tag in tags:
+        python_ok = tag.interpreter in (
+            target.runtime.abi,
+            "py3",
+            f"py{target.runtime.python_version[0]}",
+        )
+        python_ok = python_ok or tag.abi == "abi3"
+        arch_ok = tag.platform == "any" or tag.platform.endswith(machine)
+        if python_ok and arch_ok:
+            return
+    msg = (
+        f"Building {job.pin.name} {job.pin.version} in {target.build_image} produced {filename}, "
+        f"which is not for {target.runtime.abi} on {machine}."
+    )
+    hint = "The build image's Python or architecture does not match the target runtime: check --build-image."
+    raise CompileError(msg, hint=hint)
+
+
+def run_compile(
+    jobs: Sequence[CompileJob],
+    target: Target,
+    *,
+    runner: ContainerRunner,
+    reporter: Reporter,
+    verbose: bool,
+    workdir: Path,
+    pip_cache: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> CompileOutcome:
+    """Build ``jobs`` in one container; what failed comes back as a CompileError."""
+    in_dir, out_dir = workdir / "in", workdir / "out"
+    in_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True)
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    (in_dir / "jobs.json").write_text(json.dumps(jobs_document(jobs)), encoding="utf-8")
+    spec = compile_spec(
+        jobs, target, in_dir=in_dir, out_dir=out_dir, pip_cache=pip_cache, index=index,
+        source_date_epoch=source_date_epoch,
+    )  # fmt: skip
+    result = runner.run(spec, reporter=reporter, verbose=verbose)
+    outcomes = _read_results(out_dir / "results.json")
+    compiled: list[CompiledWheel] = []
+    failures = []
+    for job in jobs:
+        outcome = outcomes.get(job.pin.name)
+        if outcome is None or not outcome["ok"]:
+            failures.append((job, outcome))
+            continue
+        check_built_wheel(job, str(outcome["wheel"]), target)
+        wheel = out_dir / job.pin.name / str(outcome["wheel"])
+        compiled.append(CompiledWheel(job=job, wheel=wheel, seconds=float(str(outcome["seconds"]))))
+    error = _compile_failure(failures, target, result) if failures else None
+    return CompileOutcome(compiled=tuple(compiled), error=error)
+
+
+def _read_results(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(item["name"]): item for item in data}
+
+
+def _compile_failure(
+    failures: list[tuple[CompileJob, dict[str, object] | None]],
+    target: Target,
+    result: ContainerResult,
+) -> CompileError:
+    job, outcome = failures[0]
+    raw_tail = outcome.get("log_tail") if outcome is not None else None
+    tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else list(result.log_tail)
+    names = ", ".join(f"{j.pin.name} {j.pin.version}" for j, _ in failures)
+    last = "\n".join(f"    {line}" for line in tail[-25:])
+    msg = (
+        f"Compiling {names} for {target.describe()} failed in {target.build_image}.\n"
+        f"Last lines of the build of {job.pin.name}:\n{last}"
+    )
+    hint = (
+        "Look for a missing compiler or -devel library in the lines above; a different pin with "
+        "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
+    )
+    return CompileError(msg, hint=hint)

@@ -1,0 +1,177 @@
+"""Settings, and the cascade that produces them.
+
+Built-in defaults < ``[tool.nativebuild]`` in pyproject.toml < ``NATIVEBUILD_*`` environment
+variables < command-line flags. One function, :func:`resolve`, applies the order; the
+environment is passed in, never read here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nativebuild.errors import ConfigError
+from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_RUNTIME = "python3.12"
+DEFAULT_REQUIREMENTS = "requirements.txt"
+DEFAULT_OUTPUT = "dist"
+
+# Config keys ([tool.nativebuild]) and their NATIVEBUILD_* variables.
+KEYS = (
+    "runtime",
+    "arch",
+    "requirements",
+    "src",
+    "output",
+    "cache-dir",
+    "build-image",
+    "runtime-image",
+    "glibc",
+    "name",
+)
+PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
+# NATIVEBUILD_* variables that are not settings but are ours all the same.
+OTHER_VARIABLES = frozenset({"NATIVEBUILD_KEEP_CONTAINER"})
+
+
+def env_name(key: str) -> str:
+    return "NATIVEBUILD_" + key.upper().replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a build needs to know, after the cascade."""
+
+    runtime: str = DEFAULT_RUNTIME
+    archs: tuple[Architecture, ...] = (Architecture.X86_64,)
+    requirements: Path = Path(DEFAULT_REQUIREMENTS)
+    src: Path | None = None
+    output: Path = Path(DEFAULT_OUTPUT)
+    cache_dir: Path | None = None  # None: the user cache directory (platformdirs)
+    build_image: str | None = None  # None: the runtime's default; "{arch}" is filled in
+    runtime_image: str | None = None
+    glibc: GlibcVersion | None = None  # None: the runtime's ceiling
+    name: str = "function"
+
+    def targets(self) -> tuple[Target, ...]:
+        runtime = get_runtime(self.runtime)
+        return tuple(
+            Target(
+                runtime=runtime,
+                arch=arch,
+                glibc=self.glibc or runtime.glibc,
+                build_image=expand_image(self.build_image or runtime.build_image, arch),
+                runtime_image=expand_image(self.runtime_image or runtime.runtime_image, arch),
+            )
+            for arch in self.archs
+        )
+
+
+def _suggest(name: str, candidates: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f" Perhaps you meant {matches[0]!r}?" if matches else ""
+
+
+def load_tool_table(pyproject: Path) -> dict[str, Any]:
+    """``[tool.nativebuild]`` of ``pyproject`` (empty when the file or table is absent)."""
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        msg = f"Cannot read {pyproject}: {err}"
+        raise ConfigError(msg, hint="Fix the TOML syntax of the file.") from err
+    table = data.get("tool", {}).get("nativebuild", {})
+    if not isinstance(table, dict):
+        msg = f"[tool.nativebuild] in {pyproject} must be a table."
+        raise ConfigError(msg)
+    return table
+
+
+def _check_file_keys(table: Mapping[str, Any], origin: str) -> None:
+    for key in table:
+        if key not in KEYS:
+            msg = f"Unknown key {key!r} in [tool.nativebuild] of {origin}.{_suggest(key, KEYS)}"
+            raise ConfigError(msg, hint=f"Valid keys: {', '.join(KEYS)}.")
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    known = {env_name(k) for k in KEYS} | OTHER_VARIABLES
+    for name in env:
+        if name.startswith("NATIVEBUILD_") and name not in known:
+            msg = f"Unknown environment variable {name}.{_suggest(name, sorted(known))}"
+            raise ConfigError(msg, hint="Unset it, or correct its name.")
+
+
+def _as_str(value: Any, key: str, origin: str) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    msg = f"{key} in {origin} must be a non-empty string, not {value!r}."
+    raise ConfigError(msg)
+
+
+def _as_archs(value: Any, origin: str) -> tuple[Architecture, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        msg = f"arch in {origin} must be x86_64, arm64, or a list of them; got {value!r}."
+        raise ConfigError(msg)
+    archs = [Architecture.parse(_as_str(item, "arch", origin)) for item in items]
+    return tuple(dict.fromkeys(archs))
+
+
+def resolve(
+    *,
+    cli: Mapping[str, Any],
+    file_table: Mapping[str, Any],
+    env: Mapping[str, str],
+    project_dir: Path,
+    cwd: Path,
+    pyproject_name: str = "pyproject.toml",
+) -> Settings:
+    """Apply the cascade. ``cli`` holds only the flags given (None means not given)."""
+    _check_file_keys(file_table, str(project_dir / pyproject_name))
+    _check_env_names(env)
+    layers: list[tuple[str, Mapping[str, Any], Path]] = [
+        (f"{project_dir / pyproject_name} [tool.nativebuild]", file_table, project_dir),
+        ("the environment", {k: env[env_name(k)] for k in KEYS if env.get(env_name(k))}, cwd),
+        ("the command line", {k: v for k, v in cli.items() if v is not None}, cwd),
+    ]
+    values: dict[str, Any] = {}
+    for origin, layer, base in layers:
+        for key, raw in layer.items():
+            if key not in KEYS:
+                msg = f"Unknown setting {key!r} from {origin}.{_suggest(key, KEYS)}"
+                raise ConfigError(msg)
+            values[key] = _convert(key, raw, origin, base)
+    # The default requirements file and output directory sit in the project directory.
+    values.setdefault("requirements", project_dir / DEFAULT_REQUIREMENTS)
+    values.setdefault("output", project_dir / DEFAULT_OUTPUT)
+    fields = {key.replace("-", "_"): value for key, value in values.items()}
+    if "arch" in fields:
+        fields["archs"] = fields.pop("arch")
+    settings = Settings(**fields)
+    get_runtime(settings.runtime)  # fail early on an unknown runtime
+    return settings
+
+
+def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
+    if key == "arch":
+        return _as_archs(raw, origin)
+    if key == "glibc":
+        return GlibcVersion.parse(_as_str(raw, key, origin))
+    text = _as_str(raw, key, origin)
+    if key in PATH_KEYS:
+        return (base / Path(text).expanduser()).resolve()
+    if key == "runtime":
+        return get_runtime(text).name
+    return text

@@ -1,0 +1,411 @@
+"""Run commands in containers: the only module that talks to Docker.
+
+The pipeline depends on :class:`ContainerRunner`; :class:`DockerRunner` is the real one, built on
+the docker SDK. ``docker`` is imported lazily, so that importing this module (or building a
+package that needs no container) never needs the SDK to load or an engine to answer.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import contextlib
+import dataclasses
+import functools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from nativebuild.errors import (
+    ContainerError,
+    DockerUnavailableError,
+    ImageNotFoundError,
+    NativebuildError,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.images import Image
+
+    from nativebuild.reporting import Reporter
+
+LOG_TAIL_LINES = 60
+LABEL = "org.nativebuild"
+# Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
+MIN_PLATFORM_API = (1, 41)
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
+# Image "Architecture" values that mean the same machine.
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+_START_HINT = (
+    "Start a Docker engine: `sudo systemctl start docker` (Linux with systemd), `sudo dockerd &` "
+    "(no init system), or open Docker Desktop (macOS, Windows). If `docker info` works but "
+    'nativebuild does not, your docker CLI uses a context: export DOCKER_HOST="$(docker context '
+    "inspect --format '{{.Endpoints.docker.Host}}')\"."
+)
+_PERMISSION_HINT = (
+    "Your user may not use the Docker socket: add it to the `docker` group "
+    "(`sudo usermod -aG docker $USER`, then log in again), or point DOCKER_HOST at a rootless engine."
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    image: str
+    command: tuple[str, ...]  # exec form, never through a shell
+    description: str  # "compile markupsafe 2.1.5", for messages
+    platform: str | None = None  # "linux/amd64" | "linux/arm64"
+    # () clears the image's entrypoint: Lambda images have /lambda-entrypoint.sh.
+    entrypoint: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()  # may hold credentials: never log values
+    working_dir: str | None = None
+    user: str | None = None  # None: the invoking uid:gid, so bind-mounted outputs are not root's
+    network_mode: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContainerResult:
+    exit_code: int
+    log_tail: tuple[str, ...]  # last LOG_TAIL_LINES lines of stdout and stderr together
+    duration_s: float
+
+
+class ContainerRunner(Protocol):
+    containers_started: int
+
+    def check_engine(self) -> None: ...
+
+    def image_id(self, image: str, *, platform: str | None) -> str: ...
+
+    def run(
+        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+    ) -> ContainerResult: ...
+
+
+def host_user() -> str | None:
+    """The invoking ``uid:gid``, or None where the OS has no such thing (Windows)."""
+    if not hasattr(os, "getuid"):
+        return None
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a byte stream whose chunks split lines (and UTF-8 sequences) anywhere."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    partial: list[str] = []
+    for chunk in chunks:
+        pieces = decoder.decode(chunk).split("\n")
+        if len(pieces) > 1:
+            yield ("".join(partial) + pieces[0]).removesuffix("\r")
+            for piece in pieces[1:-1]:
+                yield piece.removesuffix("\r")
+            partial = []
+        partial.append(pieces[-1])
+    rest = "".join(partial) + decoder.decode(b"", final=True)
+    if rest:
+        yield rest.removesuffix("\r")
+
+
+def architecture_mismatch(image: str, architecture: str, platform: str | None) -> str | None:
+    """Why a local image cannot serve ``platform``, or None when it can."""
+    if platform is None or "/" not in platform:
+        return None
+    wanted = platform.split("/")[1]
+    actual = _ARCH_ALIASES.get(architecture, architecture)
+    if not actual or _ARCH_ALIASES.get(wanted, wanted) == actual:
+        return None
+    return (
+        f"Image {image!r} exists locally only for linux/{actual}, but {platform} is needed: "
+        "the classic image store keeps one architecture per name:tag."
+    )
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _DockerErrors:
+    """Map every docker SDK failure onto a NativebuildError; the one place that knows them.
+
+    A class rather than @contextmanager: its ``__exit__`` never swallows, and type checkers
+    can see that.
+    """
+
+    def __init__(
+        self,
+        action: str,
+        *,
+        engine: str,
+        image: str | None = None,
+        secrets: Iterable[str] = (),
+        pulling: bool = False,
+        connecting: bool = False,
+    ) -> None:
+        self.action = action
+        self.engine = engine
+        self.image = image
+        self.secrets = tuple(secrets)
+        self.pulling = pulling
+        self.connecting = connecting  # any failure means the engine does not answer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        mapped = None if exc is None else self._translate(exc)
+        if mapped is not None:
+            raise mapped from exc
+
+    def _translate(self, err: BaseException) -> NativebuildError | None:
+        import docker.errors
+
+        image = self.image or ""
+        # APIError first: it is also a requests error, hence an OSError.
+        if isinstance(err, docker.errors.APIError) and not self.connecting:
+            detail = _redact(str(err.explanation or err), self.secrets)
+            if self.pulling:
+                msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
+            elif isinstance(err, docker.errors.ImageNotFound):
+                msg = f"Image {image!r} was not found (trying to {self.action}): {detail}"
+            else:
+                about = f" (image {image!r})" if image else ""
+                msg = f"Docker could not {self.action}{about}: {detail}"
+                return ContainerError(msg)
+            hint = (
+                f"Check the image name; build it locally, `docker pull {image}` from a "
+                "registry you can reach, or pass --build-image to use another image."
+            )
+            return ImageNotFoundError(msg, hint=hint)
+        if isinstance(err, docker.errors.DockerException | OSError):
+            # requests/urllib3 connection errors, FileNotFoundError for a missing socket, ...
+            detail = _redact(str(err), self.secrets)
+            doing = "" if self.connecting else f" (trying to {self.action})"
+            msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
+            hint = _PERMISSION_HINT if "Permission denied" in detail else _START_HINT
+            return DockerUnavailableError(msg, hint=hint)
+        return None  # not docker's: KeyboardInterrupt, our own errors, bugs
+
+
+def _api_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+class DockerRunner:
+    """ContainerRunner on a Docker engine. The client is made on first use, never before."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], DockerClient] | None = None,
+        *,
+        keep_containers: bool = False,
+        docker_host: str | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
+
+        ``keep_containers`` (NATIVEBUILD_KEEP_CONTAINER=1) leaves finished containers for
+        debugging. ``docker_host`` (DOCKER_HOST) only names the engine in messages.
+        ``reporter`` hears about image pulls, which can take minutes.
+        """
+        self._client_factory = client_factory
+        self._client: DockerClient | None = None
+        self.keep_containers = keep_containers
+        self._engine = (
+            f"DOCKER_HOST={docker_host}"
+            if docker_host
+            else f"DOCKER_HOST, or the default socket {_DEFAULT_HOST}"
+        )
+        self._reporter = reporter
+        self.containers_started = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, reporter: Reporter | None = None) -> DockerRunner:
+        """A runner configured from ``env`` rather than ``os.environ``: DOCKER_HOST,
+        DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and NATIVEBUILD_KEEP_CONTAINER."""
+        environment = dict(env)
+
+        def factory() -> DockerClient:
+            import docker
+
+            return docker.from_env(environment=environment)
+
+        return cls(
+            factory,
+            keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
+            docker_host=env.get("DOCKER_HOST"),
+            reporter=reporter,
+        )
+
+    def check_engine(self) -> None:
+        self._client_for(platform=None)
+
+    def image_id(self, image: str, *, platform: str | None) -> str:
+        client = self._client_for(platform=platform)
+        try:
+            with _DockerErrors("inspect the image", image=image, engine=self._engine):
+                found = client.images.get(image)
+        except ImageNotFoundError:
+            found = self._pull(client, image, platform)
+        reason = architecture_mismatch(image, found.attrs.get("Architecture", ""), platform)
+        if reason is not None:
+            hint = (
+                f"Pull or build the {platform} variant under its own tag "
+                f"(`docker pull --platform {platform} ...`), or pass --build-image."
+            )
+            raise ImageNotFoundError(reason, hint=hint)
+        if not found.id:  # pragma: no cover - the engine always reports one
+            msg = f"Docker reported no id for image {image!r}."
+            raise ContainerError(msg)
+        return found.id
+
+    def run(
+        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+    ) -> ContainerResult:
+        import docker.types
+
+        client = self._client_for(platform=spec.platform)
+        for mount in spec.mounts:
+            if not mount.source.exists():
+                msg = f"Cannot {spec.description}: mount source {mount.source} does not exist."
+                raise ContainerError(msg)
+        environment = dict(spec.environment)
+        guard = functools.partial(
+            _DockerErrors, image=spec.image, engine=self._engine, secrets=environment.values()
+        )
+        name = f"nativebuild-{uuid.uuid4().hex[:12]}"
+        user = spec.user if spec.user is not None else host_user()
+        reporter.command(list(spec.command))
+        started = time.monotonic()
+        try:
+            with guard(f"create the container to {spec.description}"):
+                container = client.containers.create(
+                    spec.image,
+                    command=list(spec.command),
+                    # [""] is what `docker run --entrypoint ''` sends; None keeps the image's.
+                    entrypoint=list(spec.entrypoint) or None,
+                    platform=spec.platform,
+                    mounts=[
+                        docker.types.Mount(
+                            target=m.target,
+                            source=str(m.source.resolve()),
+                            type="bind",
+                            read_only=m.read_only,
+                        )
+                        for m in spec.mounts
+                    ],
+                    environment=environment,
+                    working_dir=spec.working_dir,
+                    user=user,
+                    name=name,
+                    labels={LABEL: "1"},
+                    detach=True,
+                    network_mode=spec.network_mode,
+                )
+        except NativebuildError:
+            raise  # the engine refused: nothing was created
+        except BaseException:
+            # Interrupted mid-request: the engine may have created it all the same.
+            self._remove(client, name, None, reporter)
+            raise
+        self.containers_started += 1
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        try:
+            with guard(f"start the container to {spec.description}"):
+                container.start()
+            chunks = _guarded(
+                container.logs(stream=True, follow=True),
+                guard(f"read the output of the container to {spec.description}"),
+            )
+            for line in iter_lines(chunks):
+                tail.append(line)
+                if verbose:
+                    reporter.output(line)
+            with guard(f"wait for the container to {spec.description}"):
+                status = container.wait()
+        finally:
+            self._remove(client, name, container, reporter)
+        return ContainerResult(
+            exit_code=int(status["StatusCode"]),
+            log_tail=tuple(tail),
+            duration_s=time.monotonic() - started,
+        )
+
+    def _client_for(self, *, platform: str | None) -> DockerClient:
+        if self._client is None:
+            with _DockerErrors("connect", engine=self._engine, connecting=True):
+                factory = self._client_factory
+                if factory is None:
+                    import docker
+
+                    factory = docker.from_env
+                client = factory()
+                try:
+                    client.ping()
+                except BaseException:
+                    client.close()
+                    raise
+            self._client = client
+        version = self._client.api.api_version
+        if platform is not None and _api_tuple(version) < MIN_PLATFORM_API:
+            wanted = ".".join(map(str, MIN_PLATFORM_API))
+            msg = (
+                f"The Docker engine at {self._engine} speaks API {version}, but choosing a "
+                f"platform ({platform}) needs API {wanted} or newer."
+            )
+            raise DockerUnavailableError(msg, hint="Upgrade Docker Engine to 20.10 or newer.")
+        return self._client
+
+    def _pull(self, client: DockerClient, image: str, platform: str | None) -> Image:
+        if self._reporter is not None:
+            self._reporter.step(f"Pulling {image} for {platform or 'the engine platform'}")
+        action = f"pull it for {platform}" if platform else "pull it"
+        with _DockerErrors(action, image=image, engine=self._engine, pulling=True):
+            return client.images.pull(image, platform=platform)
+
+    def _remove(
+        self, client: DockerClient, name: str, container: Container | None, reporter: Reporter
+    ) -> None:
+        if self.keep_containers:
+            if container is not None:
+                reporter.detail(f"Kept container {name} (remove it with `docker rm -f {name}`)")
+            return
+        import docker.errors
+
+        try:
+            with (
+                _DockerErrors(f"remove container {name}", engine=self._engine),
+                contextlib.suppress(docker.errors.NotFound),
+            ):
+                target = container if container is not None else client.containers.get(name)
+                target.remove(force=True)
+        except NativebuildError as err:
+            # Never mask the build's own outcome; the label lets users prune leftovers.
+            reporter.warning(f"{err} Remove it with `docker rm -f {name}`.")
+
+
+def _guarded(chunks: Iterable[bytes], guard: _DockerErrors) -> Iterator[bytes]:
+    # Covers reading the stream only, not what the consumer does with each chunk.
+    with guard:
+        yield from chunks

@@ -1,0 +1,78 @@
+"""Every error nativebuild raises, under one base, each with its own exit code.
+
+Messages say what failed, why, and what to do next. Only the CLI prints them.
+"""
+
+from __future__ import annotations
+
+
+class NativebuildError(Exception):
+    """Base of all nativebuild errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigError(NativebuildError):
+    """Bad settings: unknown runtime or architecture, unknown config key, bad value."""
+
+    exit_code = 2
+
+
+class RequirementsFileNotFoundError(NativebuildError):
+    exit_code = 3
+
+
+class RequirementSyntaxError(NativebuildError):
+    """A requirements file (or lock file) line that cannot be parsed."""
+
+    exit_code = 4
+
+
+class ResolutionError(NativebuildError):
+    """The requirements cannot be resolved: unknown package, conflicting pins, no file fits."""
+
+    exit_code = 5
+
+
+class CompileError(NativebuildError):
+    """Building an sdist into a wheel failed inside the build container."""
+
+    exit_code = 6
+
+
+class DockerUnavailableError(NativebuildError):
+    """The container engine does not answer."""
+
+    exit_code = 7
+
+
+class ImageNotFoundError(NativebuildError):
+    exit_code = 8
+
+
+class CacheError(NativebuildError):
+    exit_code = 9
+
+
+class DownloadError(NativebuildError):
+    """A file could not be fetched from the package index, or its hash did not match."""
+
+    exit_code = 10
+
+
+class ArchiveError(NativebuildError):
+    """The archive cannot be assembled: unsafe paths in a wheel, conflicting files, I/O failure."""
+
+    exit_code = 11
+
+
+class ContainerError(NativebuildError):
+    """A container could not be created or run for a reason other than a compile failure."""
+
+    exit_code = 12

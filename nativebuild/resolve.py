@@ -1,0 +1,193 @@
+"""Resolving requirements to exact files, with pip inside the build image.
+
+The build image runs the target's own Python, so pip there evaluates markers and picks wheels
+exactly as the runtime would. We only ask it *what* to install (``--dry-run --report``); the host
+downloads and the cache keeps the answer, so a warm rebuild needs no container to know it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from nativebuild.errors import ResolutionError
+from nativebuild.targets import Target
+
+RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
+IN_DIR = "/nativebuild/in"
+OUT_DIR = "/nativebuild/out"
+PIP_CACHE_DIR = "/nativebuild/pip-cache"
+REPORT_NAME = "report.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pin:
+    """One distribution to install, and the exact file that provides it."""
+
+    name: str  # canonical
+    version: str
+    filename: str
+    url: str  # without credentials
+    sha256: str
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Pin:
+        return cls(**{f.name: str(data[f.name]) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Resolution:
+    pins: tuple[Pin, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resolver": RESOLVER_VERSION, "pins": [p.to_json() for p in self.pins]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Resolution:
+        return cls(pins=tuple(Pin.from_json(p) for p in data["pins"]))
+
+
+def pip_environment() -> dict[str, str]:
+    """What pip needs in any of our containers, whoever they run as."""
+    return {
+        "HOME": "/tmp",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PIP_ROOT_USER_ACTION": "ignore",
+        "PIP_CACHE_DIR": PIP_CACHE_DIR,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def resolve_command(python: str, *, has_constraints: bool) -> tuple[str, ...]:
+    """pip in the build image: resolve, report, install nothing."""
+    command = [
+        python, "-m", "pip", "install",
+        "--dry-run", "--ignore-installed", "--quiet",
+        "--report", f"{OUT_DIR}/{REPORT_NAME}",
+        "-r", f"{IN_DIR}/requirements.txt",
+    ]  # fmt: skip
+    if has_constraints:
+        command += ["-c", f"{IN_DIR}/constraints.txt"]
+    return tuple(command)
+
+
+def _strip_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def _sha256_of(download_info: Mapping[str, Any]) -> str | None:
+    archive = download_info.get("archive_info", {})
+    hashes = archive.get("hashes") or {}
+    if "sha256" in hashes:
+        return str(hashes["sha256"])
+    legacy = str(archive.get("hash", ""))
+    if legacy.startswith("sha256="):
+        return legacy.removeprefix("sha256=")
+    return None
+
+
+def parse_report(report: Mapping[str, Any]) -> Resolution:
+    """Turn pip's installation report (format version 1) into pins."""
+    pins = []
+    for item in report.get("install", []):
+        metadata = item["metadata"]
+        name = canonicalize_name(metadata["name"])
+        info = item["download_info"]
+        if "dir_info" in info or "vcs_info" in info:
+            msg = f"{name} comes from a local directory or a VCS URL, which is not supported yet."
+            raise ResolutionError(msg, hint="Pin a released version from the package index.")
+        url = _strip_credentials(str(info["url"]))
+        sha256 = _sha256_of(info)
+        if sha256 is None:
+            msg = f"pip reported no sha256 for {name} {metadata['version']} ({url})."
+            raise ResolutionError(msg, hint="Use an index that publishes sha256 hashes (PEP 503).")
+        filename = unquote(posixpath.basename(urlsplit(url).path))
+        pins.append(
+            Pin(
+                name=name,
+                version=str(metadata["version"]),
+                filename=filename,
+                url=url,
+                sha256=sha256,
+            )
+        )
+    return Resolution(pins=tuple(sorted(pins, key=lambda p: p.name)))
+
+
+def check_pins(resolution: Resolution, target: Target) -> None:
+    """Every chosen file must be a wheel the target loads, or an sdist we can compile."""
+    for pin in resolution.pins:
+        if pin.is_wheel:
+            try:
+                _, _, _, tags = parse_wheel_filename(pin.filename)
+            except InvalidWheelFilename as err:
+                msg = f"{pin.name}: {pin.filename!r} is not a valid wheel file name."
+                raise ResolutionError(msg) from err
+            if not target.accepts(tags):
+                msg = (
+                    f"{pin.name} {pin.version}: pip in the build image chose {pin.filename}, which "
+                    f"{target.describe()} cannot load."
+                )
+                hint = (
+                    "The build image's glibc is newer than the declared ceiling: pass --glibc with "
+                    "the image's real glibc, or add `--no-binary "
+                    f"{pin.name}` to the requirements to compile it."
+                )
+                raise ResolutionError(msg, hint=hint)
+        else:
+            try:
+                parse_sdist_filename(pin.filename)
+            except InvalidSdistFilename as err:
+                msg = f"{pin.name}: {pin.filename!r} is neither a wheel nor an sdist."
+                raise ResolutionError(msg) from err
+
+
+def resolution_error_from_log(log_tail: Sequence[str]) -> ResolutionError:
+    """Explain why pip could not resolve, from the end of its output."""
+    text = "\n".join(log_tail)
+    lowered = text.lower()
+    if "no matching distribution found" in lowered or "could not find a version" in lowered:
+        hint = "Check the package name and version on the index, and any environment markers."
+    elif "resolutionimpossible" in lowered or "conflict" in lowered:
+        hint = "Two requirements need incompatible versions; relax one of the pins."
+    elif "hashes" in lowered and "do not match" in lowered:
+        hint = "A downloaded file did not match its --hash; check the hashes in the requirements."
+    elif "certificate" in lowered or "ssl" in lowered:
+        hint = "The container could not verify the index's TLS certificate: set PIP_CERT to your CA bundle."
+    else:
+        hint = "Run again with -v to see pip's full output."
+    msg = f"pip could not resolve the requirements in the build image:\n{text}"
+    return ResolutionError(msg, hint=hint)
+
+
+def read_report(path: Path) -> Resolution:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        msg = f"pip ran but its report {path.name} is missing or unreadable."
+        raise ResolutionError(msg, hint="Is pip in the build image at least 23.0?") from err
+    return parse_report(data)

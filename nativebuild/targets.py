@@ -1,0 +1,188 @@
+"""Lambda's Python runtimes and architectures, as data, and the wheel tags each accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import importlib.resources
+import sys
+from collections.abc import Iterator
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+from nativebuild.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class Architecture(enum.StrEnum):
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+    @property
+    def machine(self) -> str:
+        """The name in wheel tags and ``uname -m``."""
+        return "x86_64" if self is Architecture.X86_64 else "aarch64"
+
+    @property
+    def docker_platform(self) -> str:
+        return "linux/amd64" if self is Architecture.X86_64 else "linux/arm64"
+
+    @classmethod
+    def parse(cls, value: str) -> Architecture:
+        aliases = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm64", "aarch64": "arm64"}
+        try:
+            return cls(aliases[value.strip().lower()])
+        except KeyError:
+            msg = f"Unknown architecture {value!r}: Lambda supports x86_64 and arm64."
+            raise ConfigError(msg) from None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, order=True)
+class GlibcVersion:
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, value: str) -> GlibcVersion:
+        parts = value.strip().split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            msg = f"Invalid glibc version {value!r}: expected MAJOR.MINOR, for example 2.34."
+            raise ConfigError(msg)
+        return cls(major=int(parts[0]), minor=int(parts[1]))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """One row of the runtime table (``resources/runtimes.toml``)."""
+
+    name: str
+    python: str
+    os: str
+    glibc: GlibcVersion
+    deprecated: str
+    build_image: str
+    runtime_image: str
+
+    @property
+    def python_version(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")
+        return int(major), int(minor)
+
+    @property
+    def abi(self) -> str:
+        major, minor = self.python_version
+        return f"cp{major}{minor}"
+
+    @property
+    def interpreter_path(self) -> str:
+        """Where the runtime's Python lives in Lambda's images (and in our stand-ins)."""
+        return f"/var/lang/bin/python{self.python}"
+
+
+@functools.cache
+def runtimes() -> dict[str, Runtime]:
+    text = importlib.resources.files("nativebuild.resources").joinpath("runtimes.toml").read_text()
+    table = tomllib.loads(text)["runtimes"]
+    return {
+        name: Runtime(
+            name=name,
+            python=row["python"],
+            os=row["os"],
+            glibc=GlibcVersion.parse(row["glibc"]),
+            deprecated=row["deprecated"],
+            build_image=row["build-image"],
+            runtime_image=row["runtime-image"],
+        )
+        for name, row in table.items()
+    }
+
+
+@functools.cache
+def pinned_digests() -> dict[str, str]:
+    text = importlib.resources.files("nativebuild.resources").joinpath("images.toml").read_text()
+    digests: dict[str, str] = tomllib.loads(text).get("digests", {})
+    return digests
+
+
+def get_runtime(name: str) -> Runtime:
+    table = runtimes()
+    key = name.strip().lower()
+    if key in table:
+        return table[key]
+    msg = f"Unknown runtime {name!r}. Lambda's Python runtimes are: {', '.join(table)}."
+    raise ConfigError(msg)
+
+
+def expand_image(template: str, arch: Architecture) -> str:
+    """Fill ``{arch}`` in an image reference and pin it by digest when one is recorded."""
+    ref = template.replace("{arch}", arch.value)
+    if "@" not in ref and ref in pinned_digests():
+        return f"{ref}@{pinned_digests()[ref]}"
+    return ref
+
+
+# Legacy manylinux names (PEP 513/571/599) for the glibc versions PEP 600 maps them to.
+_LEGACY_ALIASES = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+# The oldest glibc each architecture has manylinux wheels for.
+_OLDEST_GLIBC = {Architecture.X86_64: 5, Architecture.ARM64: 17}
+
+
+def manylinux_platforms(arch: Architecture, glibc: GlibcVersion) -> list[str]:
+    """Every manylinux platform tag a glibc ``glibc`` machine loads, newest first.
+
+    pip and uv do not expand PEP 600 tags by themselves, so the list is written out in full,
+    legacy aliases included (manylinux2014 = 2.17, manylinux2010 = 2.12, manylinux1 = 2.5).
+    """
+    if glibc.major != 2:
+        msg = f"glibc {glibc} is not a glibc 2.x version."
+        raise ConfigError(msg)
+    platforms = []
+    for minor in range(glibc.minor, _OLDEST_GLIBC[arch] - 1, -1):
+        platforms.append(f"manylinux_2_{minor}_{arch.machine}")
+        legacy = _LEGACY_ALIASES.get((2, minor))
+        if legacy is not None and not (legacy != "manylinux2014" and arch is Architecture.ARM64):
+            platforms.append(f"{legacy}_{arch.machine}")
+    return platforms
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Target:
+    """What an archive is built for: a runtime, an architecture, and the images to use."""
+
+    runtime: Runtime
+    arch: Architecture
+    glibc: GlibcVersion
+    build_image: str
+    runtime_image: str
+
+    @property
+    def platform_tags(self) -> list[str]:
+        return manylinux_platforms(self.arch, self.glibc)
+
+    def supported_tags(self) -> Iterator[Tag]:
+        """Wheel tags the target loads, most preferred first (as pip orders them)."""
+        version = self.runtime.python_version
+        platforms = self.platform_tags
+        yield from cpython_tags(
+            version, abis=[self.runtime.abi, "abi3", "none"], platforms=platforms
+        )
+        yield from compatible_tags(version, interpreter=self.runtime.abi, platforms=platforms)
+
+    @functools.cached_property
+    def tag_priority(self) -> dict[Tag, int]:
+        return {tag: rank for rank, tag in enumerate(self.supported_tags())}
+
+    def accepts(self, tags: frozenset[Tag]) -> bool:
+        priority = self.tag_priority
+        return any(tag in priority for tag in tags)
+
+    def describe(self) -> str:
+        return f"{self.runtime.name} {self.arch.value} (glibc {self.glibc})"

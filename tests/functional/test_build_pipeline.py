@@ -1,0 +1,259 @@
+"""The whole build through the CLI, on real files, with a fake container runner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nativebuild import cli
+from tests.fakes import FakeIndex, FakeRunner
+from tests.wheelfactory import make_tree
+
+IMAGE = "example/build:{arch}"
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> FakeIndex:
+    index = FakeIndex(tmp_path / "index")
+    index.add_wheel("six", "1.16.0")
+    index.add_wheel("requests", "2.31.0", deps=("idna>=2",))
+    index.add_wheel("idna", "3.6")
+    index.add_sdist("markupsafe", "2.1.5")
+    index.add_wheel("futures", "3.0.0")  # only pulled in by an excluded marker
+    return index
+
+
+@pytest.fixture
+def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+    runner = FakeRunner(index)
+    monkeypatch.setattr("nativebuild.container.DockerRunner", lambda **_: runner)
+    return runner
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    make_tree(
+        root,
+        {
+            "requirements.txt": (
+                "markupsafe==2.1.5\nsix==1.16.0\nrequests==2.31.0\n"
+                "futures==3.0.0; python_version < '3'\n"
+            ),
+            "app/handler.py": "def handler(event, context):\n    return 1\n",
+        },
+    )
+    return root
+
+
+def run_build(
+    project: Path, cache: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    args = [
+        "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", IMAGE, "--glibc", "2.31",
+        "--cache-dir", str(cache), "-o", str(project / "dist"), "--project", str(project), "--json",
+        *extra,
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args, env={"SOURCE_DATE_EPOCH": "", **(env or {})})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cold_build_compiles_only_the_sdist_and_packs_everything(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    code, out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["containers_started"] == 2  # one resolution, one compile
+    sources = {w["name"]: w["source"] for w in result["wheels"]}
+    assert sources == {
+        "idna": "download",
+        "markupsafe": "compiled",
+        "requests": "download",
+        "six": "download",
+    }
+    [archive] = result["archives"]
+    assert archive["runtime"] == "python3.9"
+    assert archive["arch"] == "x86_64"
+    assert archive["kind"] == "function"
+    data = Path(archive["path"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == archive["sha256"]
+    assert len(data) == archive["size"]
+    names = zipfile.ZipFile(archive["path"]).namelist()
+    assert "handler.py" in names
+    assert "markupsafe/_speedups.so" in names
+    assert "six/__init__.py" in names
+    assert "idna/__init__.py" in names
+    assert not any(n.startswith("futures") for n in names), "the marker excludes futures on 3.9"
+    assert names == sorted(names)
+    compile_spec = fake.specs[1]
+    writable = [m.target for m in compile_spec.mounts if not m.read_only]
+    assert sorted(writable) == ["/nativebuild/out", "/nativebuild/pip-cache"]
+    assert compile_spec.image == "example/build:x86_64"
+    assert compile_spec.platform == "linux/amd64"
+
+
+def test_warm_rebuild_starts_no_container_and_gives_the_same_bytes(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    _, cold, _ = run_build(project, tmp_path / "cache")
+    code, warm, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    cold_result, warm_result = json.loads(cold), json.loads(warm)
+    assert warm_result["containers_started"] == 0
+    assert fake.containers_started == 2  # both from the cold build
+    assert {w["source"] for w in warm_result["wheels"]} == {"cache"}
+    assert warm_result["archives"][0]["sha256"] == cold_result["archives"][0]["sha256"]
+
+
+def test_same_inputs_in_another_directory_give_the_same_archive(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    elsewhere = tmp_path / "somewhere" / "else"
+    shutil.copytree(project, elsewhere)
+    (elsewhere / "app" / "handler.py").chmod(0o600)
+    _, first, _ = run_build(project, tmp_path / "cache-a")
+    _, second, _ = run_build(elsewhere, tmp_path / "cache-b")
+    assert json.loads(first)["archives"][0]["sha256"] == json.loads(second)["archives"][0]["sha256"]
+
+
+def test_code_change_rebuilds_without_containers(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    _, cold, _ = run_build(project, tmp_path / "cache")
+    (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 2\n")
+    _, changed, _ = run_build(project, tmp_path / "cache")
+    assert json.loads(changed)["containers_started"] == 0
+    assert json.loads(changed)["archives"][0]["sha256"] != json.loads(cold)["archives"][0]["sha256"]
+
+
+def test_new_build_image_recompiles(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    run_build(project, tmp_path / "cache")
+    fake.image = "sha256:" + "2" * 64
+    _, out, _ = run_build(project, tmp_path / "cache")
+    sources = {w["name"]: w["source"] for w in json.loads(out)["wheels"]}
+    assert sources["markupsafe"] == "compiled"
+    assert sources["six"] == "cache"
+
+
+def test_source_date_epoch_changes_timestamps(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    _, out, _ = run_build(project, tmp_path / "cache", env={"SOURCE_DATE_EPOCH": "1700000000"})
+    archive = json.loads(out)["archives"][0]["path"]
+    assert {i.date_time for i in zipfile.ZipFile(archive).infolist()} == {
+        (2023, 11, 14, 22, 13, 20)
+    }
+
+
+def test_compile_failure_names_the_package_and_leaves_nothing(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    fake.fail_compile = {"markupsafe"}
+    code, out, err = run_build(project, tmp_path / "cache")
+    assert code == 6
+    assert "markupsafe 2.1.5" in err
+    assert "Python.h" in err
+    assert "Traceback" not in err
+    assert out == ""
+    assert not (project / "dist").exists() or not any((project / "dist").iterdir())
+
+
+def test_unknown_package_is_a_resolution_error(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    (project / "requirements.txt").write_text("no-such-package==1.0\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 5
+    assert "No matching distribution found for no-such-package==1.0" in err
+    assert "Traceback" not in err
+
+
+def test_wrong_hash_is_refused_before_anything_is_built(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    (project / "requirements.txt").write_text(f"six==1.16.0 --hash=sha256:{'0' * 64}\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 5
+    assert "six-1.16.0-py3-none-any.whl" in err
+    assert not (project / "dist").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--runtime", "python2.7"], 2, "Unknown runtime"),
+        (["--arch", "mips"], 2, "Unknown architecture"),
+        (["--glibc", "two"], 2, "Invalid glibc"),
+        (["-r", "/nonexistent/requirements.txt"], 3, "not found"),
+    ],
+)
+def test_bad_input_exit_codes(
+    project: Path, tmp_path: Path, fake: FakeRunner, args: list[str], code: int, needle: str
+) -> None:
+    got, _, err = run_build(project, tmp_path / "cache", *args)
+    assert got == code, err
+    assert needle in err
+    assert "Traceback" not in err
+    assert fake.containers_started == 0
+
+
+def test_malformed_requirement_line(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    (project / "requirements.txt").write_text("six==1.16.0\nfoo[bar\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 4
+    assert "requirements.txt:2" in err
+
+
+def test_engine_down_is_a_clear_error(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    fake.engine_down = True
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 7
+    assert "Traceback" not in err
+
+
+def test_corrupt_cached_wheel_is_evicted_and_fetched_again(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    cache = tmp_path / "cache"
+    _, cold, _ = run_build(project, cache)
+    [six_wheel] = list(cache.rglob("six-1.16.0-py3-none-any.whl"))
+    six_wheel.chmod(0o644)
+    six_wheel.write_bytes(b"garbage")
+    code, warm, err = run_build(project, cache)
+    assert code == 0, err
+    assert "six" in err
+    assert "warning" in err.lower()
+    sources = {w["name"]: w["source"] for w in json.loads(warm)["wheels"]}
+    assert sources["six"] == "download"
+    assert json.loads(warm)["archives"][0]["sha256"] == json.loads(cold)["archives"][0]["sha256"]
+
+
+def test_config_file_supplies_settings_and_flags_win(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    (project / "pyproject.toml").write_text(
+        '[tool.nativebuild]\nruntime = "python3.9"\nname = "from-config"\noutput = "out"\n'
+        f'build-image = "{IMAGE}"\nglibc = "2.31"\nsrc = "app"\n'
+    )
+    args = ["build", "--project", str(project), "--cache-dir", str(tmp_path / "cache"), "--json"]
+    result = CliRunner().invoke(cli.app, [*args, "--name", "from-flag"])
+    assert result.exit_code == 0, result.stderr
+    path = Path(json.loads(result.stdout)["archives"][0]["path"])
+    assert path == project / "out" / "from-flag-python3.9-x86_64.zip"
+
+
+def test_unknown_config_key_suggests_the_nearest(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    (project / "pyproject.toml").write_text('[tool.nativebuild]\nbuild_image = "x"\n')
+    result = CliRunner().invoke(cli.app, ["build", "--project", str(project)])
+    assert result.exit_code == 2
+    assert "Perhaps you meant 'build-image'?" in result.stderr

@@ -1,0 +1,418 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from nativebuild.cache import (
+    CACHE_LAYOUT_VERSION,
+    BuiltWheelEntry,
+    LocalCache,
+    build_key,
+    default_cache_dir,
+)
+from nativebuild.errors import CacheError
+
+FIELDS = {
+    "name": "markupsafe",
+    "version": "2.1.5",
+    "sdist_sha256": "a" * 64,
+    "runtime": "python3.12",
+    "arch": "x86_64",
+    "image": "public.ecr.aws/sam/build-python3.12@sha256:" + "b" * 64,
+    "build_flags": "",
+}
+KEY = build_key(FIELDS)
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def step(self, message: str) -> None:
+        pass
+
+    def detail(self, message: str) -> None:
+        pass
+
+    def command(self, argv: list[str]) -> None:
+        pass
+
+    def output(self, line: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+@pytest.fixture
+def reporter() -> RecordingReporter:
+    return RecordingReporter()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, reporter: RecordingReporter) -> LocalCache:
+    cache = LocalCache(tmp_path / "cache", reporter=reporter)
+    cache.ensure()
+    return cache
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def wheel(tmp_path: Path, data: bytes = b"wheel bytes") -> Path:
+    return write(tmp_path / "src" / "markupsafe-2.1.5-cp312-cp312-manylinux_2_17_x86_64.whl", data)
+
+
+# ----- keys --------------------------------------------------------------------------------
+
+
+def test_build_key_is_sha256_of_canonical_json_with_layout() -> None:
+    canonical = f'{{"arch":"x86_64","layout":{CACHE_LAYOUT_VERSION},"name":"x"}}'
+    assert build_key({"name": "x", "arch": "x86_64"}) == sha(canonical.encode())
+
+
+def test_build_key_ignores_field_order() -> None:
+    assert build_key(dict(reversed(list(FIELDS.items())))) == KEY
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS))
+def test_build_key_changes_with_every_field(field: str) -> None:
+    changed = {**FIELDS, field: FIELDS[field] + "x"}
+    dropped = {k: v for k, v in FIELDS.items() if k != field}
+    assert len({KEY, build_key(changed), build_key(dropped)}) == 3
+
+
+def test_build_key_refuses_a_layout_field() -> None:
+    with pytest.raises(CacheError, match="layout"):
+        build_key({"layout": "2"})
+
+
+# ----- location and setup ------------------------------------------------------------------
+
+
+def test_default_cache_dir_env_override_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert default_cache_dir({"NATIVEBUILD_CACHE_DIR": "~/c"}) == Path("/home/someone/c")
+
+
+@pytest.mark.parametrize("env", [{}, {"NATIVEBUILD_CACHE_DIR": ""}])
+def test_default_cache_dir_falls_back_to_platform_dir(env: dict[str, str]) -> None:
+    expected = platformdirs.user_cache_path("nativebuild", appauthor=False)
+    assert default_cache_dir(env) == expected
+
+
+def test_ensure_creates_layout_and_cachedir_tag(cache: LocalCache) -> None:
+    tag = (cache.root / "CACHEDIR.TAG").read_text()
+    assert tag.splitlines()[0] == "Signature: 8a477f597d28d172789f06886806bc55"
+    for sub in ("v1/files", "v1/built", "v1/json", "tmp", "locks"):
+        assert (cache.root / sub).is_dir()
+
+
+def test_ensure_under_a_regular_file_raises_cache_error(tmp_path: Path) -> None:
+    write(tmp_path / "file", b"")
+    with pytest.raises(CacheError, match="file/cache") as info:
+        LocalCache(tmp_path / "file" / "cache").ensure()
+    assert "--cache-dir" in str(info.value.hint)
+    assert "NATIVEBUILD_CACHE_DIR" in str(info.value.hint)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores modes")
+def test_ensure_in_read_only_dir_raises_cache_error(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(CacheError, match="ro"):
+        LocalCache(tmp_path / "ro" / "cache").ensure()
+
+
+def test_ensure_removes_only_old_temp_leftovers(cache: LocalCache) -> None:
+    old_dir = write(cache.root / "tmp" / "built-old" / "x.whl", b"x").parent
+    old_file = write(cache.root / "tmp" / "file-old.part", b"x")
+    fresh = write(cache.root / "tmp" / "built-fresh" / "x.whl", b"x").parent
+    two_hours_ago = time.time() - 7200
+    for path in (old_dir, old_file):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    cache.ensure()
+    assert not old_dir.exists()
+    assert not old_file.exists()
+    assert fresh.exists()
+
+
+def test_ensure_keeps_an_old_scratch_dir_still_in_use(cache: LocalCache) -> None:
+    with cache.scratch_dir() as scratch:
+        write(scratch / "out.whl", b"x")
+        os.utime(scratch, (time.time() - 7200, time.time() - 7200))
+        LocalCache(cache.root).ensure()
+        assert (scratch / "out.whl").exists()
+    scratch.mkdir()  # now abandoned (its owner is gone) and old
+    os.utime(scratch, (time.time() - 7200, time.time() - 7200))
+    LocalCache(cache.root).ensure()
+    assert not scratch.exists()
+
+
+def test_scratch_dir_is_under_tmp_and_removed_even_on_error(cache: LocalCache) -> None:
+    seen: list[Path] = []
+
+    def use_scratch() -> None:
+        with cache.scratch_dir() as scratch:
+            seen.append(scratch)
+            write(scratch / "a" / "b", b"x")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        use_scratch()
+    assert seen[0].parent == cache.root / "tmp"
+    assert not seen[0].exists()
+
+
+# ----- files from an index -----------------------------------------------------------------
+
+
+def test_put_file_then_get_file(cache: LocalCache, tmp_path: Path) -> None:
+    data = b"sdist bytes"
+    source = write(tmp_path / "pkg-1.0.tar.gz", data)
+    stored = cache.put_file(source, sha256=sha(data), filename="pkg-1.0.tar.gz")
+    expected_path = cache.root / "v1/files" / sha(data)[:2] / sha(data) / "pkg-1.0.tar.gz"
+    assert stored.path == expected_path
+    assert stored.path.read_bytes() == data
+    assert source.exists()
+    assert cache.get_file(sha(data), "pkg-1.0.tar.gz") == stored
+    assert stored.size == len(data)
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_get_file_missing_is_none_without_warning(
+    cache: LocalCache, reporter: RecordingReporter
+) -> None:
+    assert cache.get_file("c" * 64, "x.whl") is None
+    assert reporter.warnings == []
+
+
+def test_put_file_with_wrong_sha_is_refused_and_stores_nothing(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "x.whl", b"actual")
+    with pytest.raises(CacheError) as info:
+        cache.put_file(source, sha256="d" * 64, filename="x.whl", move=True)
+    assert "d" * 64 in str(info.value)
+    assert sha(b"actual") in str(info.value)
+    assert source.read_bytes() == b"actual"
+    assert cache.get_file("d" * 64, "x.whl") is None
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_put_file_move_consumes_the_source(cache: LocalCache, tmp_path: Path) -> None:
+    source = write(tmp_path / "x.whl", b"moved")
+    stored = cache.put_file(source, sha256=sha(b"moved"), filename="x.whl", move=True)
+    assert not source.exists()
+    assert stored.path.read_bytes() == b"moved"
+
+
+def test_corrupted_file_is_evicted_and_warned_once(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path
+) -> None:
+    stored = cache.put_file(
+        write(tmp_path / "x.whl", b"good"), sha256=sha(b"good"), filename="x.whl"
+    )
+    stored.path.write_bytes(b"bad!")
+    assert cache.get_file(sha(b"good"), "x.whl") is None
+    assert cache.get_file(sha(b"good"), "x.whl") is None
+    assert len(reporter.warnings) == 1
+    assert str(stored.path) in reporter.warnings[0]
+    assert "downloaded again" in reporter.warnings[0]
+    assert not stored.path.exists()
+
+
+# ----- built wheels ------------------------------------------------------------------------
+
+
+def test_put_built_then_get_built(cache: LocalCache, tmp_path: Path) -> None:
+    source = wheel(tmp_path, b"built")
+    entry = cache.put_built(KEY, source, {"name": "markupsafe", "fields": FIELDS})
+    entry_dir = cache.root / "v1/built" / KEY[:2] / KEY
+    assert entry.wheel.path == entry_dir / source.name
+    assert entry.wheel.path.read_bytes() == b"built"
+    assert (entry.wheel.sha256, entry.wheel.size) == (sha(b"built"), 5)
+    assert entry.manifest["name"] == "markupsafe"
+    assert entry.manifest["fields"] == FIELDS
+    assert entry.manifest["wheel_filename"] == source.name
+    assert entry.manifest["wheel_sha256"] == sha(b"built")
+    assert entry.manifest["wheel_size"] == 5
+    assert entry.manifest["created"].endswith("+00:00")
+    on_disk = (entry_dir / "manifest.json").read_text()
+    assert on_disk == json.dumps(entry.manifest, sort_keys=True, indent=1) + "\n"
+    assert cache.get_built(KEY) == entry
+    assert source.exists()
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_put_built_move_consumes_the_wheel(cache: LocalCache, tmp_path: Path) -> None:
+    with cache.scratch_dir() as scratch:
+        built = write(scratch / "pkg-1.0-py3-none-any.whl", b"from scratch")
+        entry = cache.put_built(KEY, built, {}, move=True)
+        assert not built.exists()
+    assert entry.wheel.path.read_bytes() == b"from scratch"
+
+
+def test_put_built_is_write_once(cache: LocalCache, tmp_path: Path) -> None:
+    first = cache.put_built(KEY, wheel(tmp_path, b"first"), {"n": 1})
+    second = cache.put_built(KEY, wheel(tmp_path, b"second"), {"n": 2})
+    assert second == first
+    assert second.manifest["n"] == 1
+    assert first.wheel.path.read_bytes() == b"first"
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_put_built_inside_the_lock_does_not_deadlock(cache: LocalCache, tmp_path: Path) -> None:
+    results: list[BuiltWheelEntry | None] = []
+
+    def build() -> None:
+        with cache.lock(KEY):
+            assert cache.get_built(KEY) is None
+            results.append(cache.put_built(KEY, wheel(tmp_path), {}))
+
+    worker = threading.Thread(target=build, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive()
+    assert results == [cache.get_built(KEY)]
+
+
+def test_get_built_missing_is_none_without_warning(
+    cache: LocalCache, reporter: RecordingReporter
+) -> None:
+    assert cache.get_built(KEY) is None
+    assert reporter.warnings == []
+
+
+@pytest.mark.parametrize("damage", [b"XXXX", b"wheel bytez", b""])
+def test_corrupted_wheel_is_evicted_and_warned_exactly_once(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path, damage: bytes
+) -> None:
+    entry = cache.put_built(KEY, wheel(tmp_path), {})
+    entry.wheel.path.write_bytes(damage)
+    assert cache.get_built(KEY) is None
+    assert cache.get_built(KEY) is None
+    assert len(reporter.warnings) == 1
+    assert KEY in reporter.warnings[0]
+    assert "rebuilt" in reporter.warnings[0]
+    assert not entry.wheel.path.parent.exists()
+    rebuilt = cache.put_built(KEY, wheel(tmp_path), {})
+    assert cache.get_built(KEY) == rebuilt
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"wheel_filename": "x.whl"}',
+        b'{"wheel_filename": "../../x.whl", "wheel_sha256": "", "wheel_size": 0}',
+        None,
+    ],
+    ids=["garbled", "not-object", "incomplete", "escaping-name", "missing"],
+)
+def test_bad_manifest_is_evicted_and_warned_once(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path, manifest: bytes | None
+) -> None:
+    entry = cache.put_built(KEY, wheel(tmp_path), {})
+    manifest_path = entry.wheel.path.parent / "manifest.json"
+    if manifest is None:
+        manifest_path.unlink()
+    else:
+        manifest_path.write_bytes(manifest)
+    assert cache.get_built(KEY) is None
+    assert cache.get_built(KEY) is None
+    assert len(reporter.warnings) == 1
+    assert KEY in reporter.warnings[0]
+    assert not entry.wheel.path.parent.exists()
+
+
+def test_put_built_refuses_a_non_wheel(cache: LocalCache, tmp_path: Path) -> None:
+    with pytest.raises(CacheError, match=r"\.whl"):
+        cache.put_built(KEY, write(tmp_path / "pkg.tar.gz", b"x"), {})
+
+
+# ----- JSON documents ----------------------------------------------------------------------
+
+
+def test_put_json_then_get_json(cache: LocalCache) -> None:
+    document = {"b": [1, 2], "a": {"z": None}}
+    cache.put_json("resolution", KEY, document)
+    path = cache.root / "v1/json/resolution" / KEY[:2] / f"{KEY}.json"
+    assert path.read_text() == '{\n "a": {\n  "z": null\n },\n "b": [\n  1,\n  2\n ]\n}\n'
+    assert cache.get_json("resolution", KEY) == document
+    assert cache.get_json("other-kind", KEY) is None
+
+
+def test_put_json_is_write_once(cache: LocalCache) -> None:
+    cache.put_json("resolution", KEY, {"v": 1})
+    cache.put_json("resolution", KEY, {"v": 2})
+    assert cache.get_json("resolution", KEY) == {"v": 1}
+
+
+@pytest.mark.parametrize("content", [b'{"v": ', b"[]", b"\xff\xfe"])
+def test_garbled_json_is_evicted_and_warned_once(
+    cache: LocalCache, reporter: RecordingReporter, content: bytes
+) -> None:
+    cache.put_json("resolution", KEY, {"v": 1})
+    path = cache.root / "v1/json/resolution" / KEY[:2] / f"{KEY}.json"
+    path.write_bytes(content)
+    assert cache.get_json("resolution", KEY) is None
+    assert cache.get_json("resolution", KEY) is None
+    assert len(reporter.warnings) == 1
+    assert str(path) in reporter.warnings[0]
+    assert not path.exists()
+    cache.put_json("resolution", KEY, {"v": 2})
+    assert cache.get_json("resolution", KEY) == {"v": 2}
+
+
+# ----- validation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["", "../x", "a/b", "Resolution", "a.b", "x" * 65])
+def test_bad_kind_is_refused(cache: LocalCache, kind: str) -> None:
+    with pytest.raises(CacheError, match="kind"):
+        cache.put_json(kind, KEY, {})
+    with pytest.raises(CacheError, match="kind"):
+        cache.get_json(kind, KEY)
+
+
+@pytest.mark.parametrize("key", ["", "../" + KEY, KEY.upper(), "g" * 64, "ab", KEY + "/x"])
+def test_bad_key_is_refused(cache: LocalCache, tmp_path: Path, key: str) -> None:
+    with pytest.raises(CacheError, match="key"):
+        cache.get_built(key)
+    with pytest.raises(CacheError, match="key"):
+        cache.put_built(key, wheel(tmp_path), {})
+    with pytest.raises(CacheError, match="key"):
+        cache.get_json("resolution", key)
+    with pytest.raises(CacheError, match="key"):
+        cache.lock(key)
+
+
+@pytest.mark.parametrize("digest", ["", "a" * 63, "A" * 64, "../" + "a" * 61])
+def test_bad_sha256_is_refused(cache: LocalCache, tmp_path: Path, digest: str) -> None:
+    with pytest.raises(CacheError, match="sha256"):
+        cache.get_file(digest, "x.whl")
+    with pytest.raises(CacheError, match="sha256"):
+        cache.put_file(write(tmp_path / "x.whl", b"x"), sha256=digest, filename="x.whl")
+
+
+@pytest.mark.parametrize("filename", ["", ".", "..", "../x.whl", "a/x.whl", "a\\x.whl"])
+def test_bad_filename_is_refused(cache: LocalCache, tmp_path: Path, filename: str) -> None:
+    with pytest.raises(CacheError, match="file name"):
+        cache.get_file("a" * 64, filename)
+    with pytest.raises(CacheError, match="file name"):
+        cache.put_file(write(tmp_path / "x.whl", b"x"), sha256=sha(b"x"), filename=filename)
