@@ -2,8 +2,9 @@
 imports, standard library only.
 
 For each job it unpacks an sdist at a fixed path (so compiled objects never embed a random
-temporary directory) and builds it with ``pip wheel --no-deps``. It writes one result per job
-to results.json and keeps going after a failure, so that what did build can be cached.
+temporary directory) and builds it with ``pip wheel --no-deps``, several jobs at once (one per
+CPU). It writes one result per job to results.json and keeps going after a failure, so that
+what did build can be cached.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import zipfile
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 BUILD_ROOT = "/tmp/nativebuild-build"
 TAIL_LINES = 60
+_PRINT_LOCK = threading.Lock()
+
+
+def say(line: str) -> None:
+    with _PRINT_LOCK:
+        print(line, flush=True)
 
 
 def _safe_members(names: list[str], root: str) -> None:
@@ -40,13 +49,20 @@ def unpack(sdist: str, dest: str) -> str:
             members = archive.getmembers()
             _safe_members([m.name for m in members], root)
             for member in members:
-                if member.issym() or member.islnk():
+                if member.issym():
                     _safe_members(
                         [os.path.join(os.path.dirname(member.name), member.linkname)], root
                     )
+                elif member.islnk():  # a hard link names its target from the archive root
+                    _safe_members([member.linkname], root)
                 if member.isdev():
                     raise ValueError("device file in sdist: %r" % member.name)
-            archive.extractall(dest)
+            if hasattr(tarfile, "data_filter"):
+                # Python 3.12+ and patched 3.9-3.11: also refuses writes through a symlink the
+                # archive itself made (``link -> .`` then ``link/../x``), which names alone miss.
+                archive.extractall(dest, filter="data")
+            else:
+                archive.extractall(dest)
     entries = os.listdir(dest)
     # An sdist holds one top-level directory, NAME-VERSION.
     if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
@@ -71,7 +87,7 @@ def build(job: dict[str, str]) -> dict[str, object]:
             job["out"],
             source,
         ]
-        print("+ " + " ".join(command), flush=True)
+        say("[%s] + %s" % (job["name"], " ".join(command)))
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=source
         )
@@ -79,7 +95,7 @@ def build(job: dict[str, str]) -> dict[str, object]:
         for raw in process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             tail.append(line)
-            print(line, flush=True)
+            say("[%s] %s" % (job["name"], line))
         code = process.wait()
         wheels = [f for f in os.listdir(job["out"]) if f.endswith(".whl")]
         if code == 0 and len(wheels) == 1:
@@ -98,13 +114,21 @@ def main(jobs_file: str, results_file: str) -> int:
     with open(jobs_file) as handle:
         jobs = json.load(handle)
     results: list[dict[str, object]] = []
-    for job in jobs:
-        print("=== building %s %s" % (job["name"], job["version"]), flush=True)
-        results.append(build(job))
-        partial = results_file + ".part"
-        with open(partial, "w") as handle:
-            json.dump(results, handle)
-        os.replace(partial, results_file)
+    lock = threading.Lock()
+
+    def run(job: dict[str, str]) -> None:
+        say("=== building %s %s" % (job["name"], job["version"]))
+        result = build(job)
+        with lock:
+            results.append(result)
+            partial = results_file + ".part"
+            with open(partial, "w") as handle:
+                json.dump(results, handle)
+            os.replace(partial, results_file)
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(run, jobs))
     return 0 if all(r["ok"] for r in results) else 1
 
 

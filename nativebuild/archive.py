@@ -21,7 +21,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -110,13 +110,20 @@ def is_excluded(name: str) -> bool:
     return name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES)
 
 
-def plan_function_archive(wheels: Sequence[Path], src: Path | None, *, python: str) -> ArchivePlan:
+def plan_function_archive(
+    wheels: Sequence[Path],
+    src: Path | None,
+    *,
+    python: str,
+    skip_dirs: Collection[Path] = (),
+) -> ArchivePlan:
     """Decide the archive's contents: the files ``wheels`` install plus every file under ``src``.
 
     ``python`` is the runtime's version ("3.12"), for rewriting ``#!python`` in wheel scripts.
     Raises ArchiveError for unsafe wheel members, for two inputs writing one path with different
     bytes, for a path that is a file in one input and a directory in another, and for source
-    symlinks that are broken or leave ``src`` for a directory.
+    symlinks that are broken or leave ``src`` for a directory. ``skip_dirs`` are left out of
+    the source walk (the output and cache directories, when they sit inside ``src``).
     """
     if not re.fullmatch(r"3\.[0-9]+", python):
         msg = f"Invalid Python version {python!r}: expected 3.MINOR, for example 3.12."
@@ -144,7 +151,7 @@ def plan_function_archive(wheels: Sequence[Path], src: Path | None, *, python: s
         for path, found in chosen.items()
     }
     if src is not None:
-        for entry in _source_entries(src):
+        for entry in _source_entries(src, frozenset(p.resolve() for p in skip_dirs)):
             clash = chosen.get(entry.path)
             if clash is not None:
                 msg = (
@@ -181,7 +188,7 @@ def _check_file_directory_clash(entries: Sequence[ArchiveEntry]) -> None:
                 raise ArchiveError(msg, hint="Rename the file or drop one of the packages.")
 
 
-def _source_entries(src: Path) -> list[ArchiveEntry]:
+def _source_entries(src: Path, skip_dirs: frozenset[Path] = frozenset()) -> list[ArchiveEntry]:
     """Every regular file under ``src``, following symlinks that stay sensible."""
     if not src.is_dir():
         what = "does not exist" if not src.exists() else "is not a directory"
@@ -213,6 +220,8 @@ def _source_entries(src: Path) -> list[ArchiveEntry]:
                 msg = f"Cannot read {src / rel}: {err.strerror}."
                 raise ArchiveError(msg) from err
             if stat.S_ISDIR(info.st_mode):
+                if path.resolve() in skip_dirs:
+                    continue
                 if not path.is_relative_to(root):
                     msg = f"{src / rel} is a symlink to {path}, a directory outside {src}."
                     hint = "Copy the directory into your source tree, or install it as a package."

@@ -205,12 +205,13 @@ class LocalCache:
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """Hold across "check cache -> build -> put" so concurrent builders do the work once."""
-        _check(_KEY_RE, key, "key"); return contextlib.nullcontext()
+        return self._lock(_check(_KEY_RE, key, "key"))
 
     @contextlib.contextmanager
     def _lock(self, name: str) -> Iterator[None]:
         self._prepare()
-        lock = self._locks.setdefault(name, filelock.FileLock(self._locks_dir / f"{name}.lock"))
+        if (lock := self._locks.get(name)) is None:
+            lock = self._locks[name] = filelock.FileLock(self._locks_dir / f"{name}.lock")
         with lock:
             yield
 

@@ -167,7 +167,7 @@ def build(
             cwd=cwd,
         )
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
-        runner = DockerRunner(keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1")
+        runner = DockerRunner.from_env(env, reporter=reporter)
         result = run_build(settings, runner=runner, env=env, reporter=reporter, verbose=verbose)
         if json_output:
             typer.echo(dump_json(result))

@@ -304,7 +304,7 @@ class DockerRunner:
                     spec.image,
                     command=list(spec.command),
                     # [""] is what `docker run --entrypoint ''` sends; None keeps the image's.
-                    entrypoint=list(spec.entrypoint) or None,
+                    entrypoint=list(spec.entrypoint) or [""],
                     platform=spec.platform,
                     mounts=[
                         docker.types.Mount(
@@ -335,7 +335,7 @@ class DockerRunner:
             with guard(f"start the container to {spec.description}"):
                 container.start()
             chunks = _guarded(
-                container.logs(stream=True, follow=True),
+                lambda: container.logs(stream=True, follow=True),
                 guard(f"read the output of the container to {spec.description}"),
             )
             for line in iter_lines(chunks):
@@ -405,7 +405,7 @@ class DockerRunner:
             reporter.warning(f"{err} Remove it with `docker rm -f {name}`.")
 
 
-def _guarded(chunks: Iterable[bytes], guard: _DockerErrors) -> Iterator[bytes]:
-    # Covers reading the stream only, not what the consumer does with each chunk.
+def _guarded(open_stream: Callable[[], Iterable[bytes]], guard: _DockerErrors) -> Iterator[bytes]:
+    # Covers opening and reading the stream, not what the consumer does with each chunk.
     with guard:
-        yield from chunks
+        yield from open_stream()

@@ -99,7 +99,7 @@ def fetch_pin(
                         f"but {pin.sha256} was expected. The file was refused."
                     )
                     raise DownloadError(msg, hint="Check the index and the hashes you pinned.")
-                return cache.put_file(part, sha256=pin.sha256, filename=pin.filename)
+                return cache.put_file(part, sha256=pin.sha256, filename=pin.filename, move=True)
         sleep(2.0**attempt)
     msg = f"Could not download {pin.filename} from {redact(pin.url)}: {last_error}"
     hint = "Check your network, proxy and CA bundle (PIP_CERT), then run again."

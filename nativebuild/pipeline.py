@@ -101,6 +101,10 @@ def build(
     targets = settings.targets()  # validates runtime and images before any work
     containers_before = runner.containers_started
     requirements = parse_requirements(settings.requirements, env=env)
+    if requirements.no_index:
+        msg = f"{settings.requirements} says --no-index, which nativebuild cannot honour yet."
+        hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
+        raise ResolutionError(msg, hint=hint)
     index = discover(env).with_overrides(
         index_url=requirements.index_url,
         extra_index_urls=requirements.extra_index_urls,
@@ -148,6 +152,8 @@ def build_target(context: BuildContext, target: Target) -> tuple[ArchiveRecord, 
         [wheels[item.pin.name].path for item in plan.items],
         context.settings.src,
         python=target.runtime.python,
+        # With --src ., the output and cache directories must not be packed into the next build.
+        skip_dirs=(context.settings.output, context.cache.root),
     )
     info = write_zip(archive_plan, dest, epoch=context.epoch)
     reporter.detail(f"wrote {info.path} ({info.size} bytes, {time.monotonic() - started:.2f}s)")
@@ -246,8 +252,11 @@ def check_hashes(resolution: Resolution, requirements: RequirementSet) -> None:
     for pin in resolution.pins:
         hashes = allowed.get(pin.name)
         if not hashes:
-            msg = f"{pin.name} {pin.version} has no --hash in the requirements, which use hashes."
-            hint = "In hash-checking mode every package, dependencies included, needs a --hash."
+            msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."
+            hint = (
+                "In hash-checking mode every package, dependencies included, needs a "
+                "--hash=sha256:... (nativebuild verifies sha256)."
+            )
             raise ResolutionError(msg, hint=hint)
         if pin.sha256 not in hashes:
             msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
@@ -334,7 +343,7 @@ def compile_jobs(
                 "nativebuild": __version__,
                 "seconds": compiled.seconds,
             }
-            entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest)
+            entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
             built[compiled.job.pin.name] = entry.wheel
             reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
     if outcome.error is not None:

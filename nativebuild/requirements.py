@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,23 +25,15 @@ from packaging.utils import canonicalize_name
 
 from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
 
-__all__ = [
-    "RequirementLine",
-    "RequirementSet",
-    "parse_requirements",
-    "parse_requirements_text",
-    "redact_url",
-]
-
 _COMMENT_RE = re.compile(r"(^|\s+)#.*$")  # pip's: '#' at line start or after whitespace
 _ENV_VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip expands only this form
-_OPTION_START_RE = re.compile(
-    r"(?:^|\s)-"
-)  # the first token starting with '-' ends the requirement
+# pip: the first token that starts with '-' ends the requirement and starts its options
+_OPTION_START_RE = re.compile(r"(?:^|\s)-")
 _USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HASH_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}  # pip's STRONG_HASHES
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
+_NAME_RE = re.compile(r"[A-Z0-9]([A-Z0-9._-]*[A-Z0-9])?", re.IGNORECASE)  # PEP 508
 _ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz")
 _MAX_INCLUDE_DEPTH = 32  # a symlink loop makes ever-new paths; stop it like a cycle
 
@@ -275,14 +268,10 @@ def _check_hash(value: str, origin: str) -> str:
 
 
 def _looks_like_path(text: str) -> bool:
-    if any(c in text for c in "<>=!~"):
+    if any(c in text for c in "<>=!"):
         return False  # a malformed specifier, not a path
-    return (
-        text.startswith((".", "~"))
-        or "/" in text
-        or "\\" in text
-        or text.lower().endswith(_ARCHIVE_SUFFIXES)
-    )
+    path_like = text.startswith((".", "~")) or "/" in text or "\\" in text
+    return path_like or text.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
 def _refuse_unnamed(text: str, origin: str) -> None:
@@ -299,8 +288,11 @@ def _requirement_line(
     text: str, hashes: list[str], *, origin: str, constraint: bool
 ) -> RequirementLine:
     try:
-        req = Requirement(text)
-    except InvalidRequirement as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # invalid escapes in marker strings only warn
+            req = Requirement(text)
+    # packaging reads marker strings with ast.literal_eval, which can raise its own errors
+    except (InvalidRequirement, SyntaxError, ValueError, Warning) as err:
         _refuse_unnamed(text, origin)
         raise _syntax_error(origin, f"cannot parse {text!r}: {err}", _FORM_HINT) from err
     if req.url is not None:
@@ -317,8 +309,16 @@ def _requirement_line(
         raise _syntax_error(origin, f"constraint {text!r} has extras", hint)
     req.name = canonicalize_name(req.name)
     req.extras = {canonicalize_name(extra) for extra in req.extras}
+    specifier = str(req)
+    # Values from ${VARS} can hold what pip would read as a comment, option or line break.
+    if (
+        len(specifier.splitlines()) != 1
+        or specifier.endswith("\\")
+        or _COMMENT_RE.search(specifier)
+    ):
+        raise _syntax_error(origin, f"{specifier!r} cannot be written back for pip", _FORM_HINT)
     return RequirementLine(
-        name=req.name, specifier=str(req), hashes=tuple(sorted(set(hashes))), origin=origin
+        name=req.name, specifier=specifier, hashes=tuple(sorted(set(hashes))), origin=origin
     )
 
 
@@ -399,6 +399,8 @@ class _Parser:
             self._flags.add(name)
         elif value is None or name == "--use-feature":
             pass  # --use-feature changes how pip works, not what it installs
+        elif any(c.isspace() for c in value):  # only possible through quotes or ${VARS}
+            raise _syntax_error(where, f"option {name} value {value!r} contains whitespace")
         elif name == "--index-url":
             self._index_url = value
         elif name == "--extra-index-url":
@@ -408,10 +410,14 @@ class _Parser:
         elif name == "--find-links":
             relative = not _URL_RE.match(value) and not Path(value).is_absolute()
             self._find_links[str(base_dir / value) if relative else value] = None
-        elif name == "--no-binary":
-            _merge_binary(value, self._no_binary, self._only_binary)
-        elif name == "--only-binary":
-            _merge_binary(value, self._only_binary, self._no_binary)
+        elif name in ("--no-binary", "--only-binary"):
+            special = ("", ":all:", ":none:")
+            bad = [n for n in value.split(",") if n not in special and not _NAME_RE.fullmatch(n)]
+            if bad:
+                hint = "Give package names, ':all:' or ':none:', separated by commas."
+                raise _syntax_error(where, f"{name}: {bad[0]!r} is not a package name", hint)
+            sets = (self._no_binary, self._only_binary)
+            _merge_binary(value, *(sets if name == "--no-binary" else sets[::-1]))
         elif name == "--editable":
             raise _editable_error(value, where)
         elif name == "--hash":

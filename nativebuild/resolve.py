@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from nativebuild.errors import ResolutionError
+from nativebuild.errors import CompileError, NativebuildError, ResolutionError
 from nativebuild.targets import Target
 
 RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
@@ -166,11 +167,34 @@ def check_pins(resolution: Resolution, target: Target) -> None:
                 raise ResolutionError(msg) from err
 
 
-def resolution_error_from_log(log_tail: Sequence[str]) -> ResolutionError:
-    """Explain why pip could not resolve, from the end of its output."""
+_TLS_MARKERS = ("certificate_verify_failed", "certificate verify failed", "sslerror")
+_FAILED_BUILD = re.compile(r"Failed to build '?([A-Za-z0-9][A-Za-z0-9._-]*)'?")
+
+
+def resolution_error_from_log(log_tail: Sequence[str]) -> NativebuildError:
+    """Explain why pip could not resolve, from the end of its output.
+
+    pip builds an sdist's metadata to learn its dependencies; when that build fails, the
+    package cannot be compiled in this image, which is a compile failure, not a resolution one.
+    """
     text = "\n".join(log_tail)
+    failed = _FAILED_BUILD.search(text)
+    if failed is not None:
+        msg = (
+            f"pip could not prepare the sdist of {failed.group(1)} in the build image (it runs the "
+            f"package's build to learn its dependencies):\n{text}"
+        )
+        hint = (
+            "Its build needs something the image lacks (see the lines above): pin a version "
+            "with a binary wheel, or use a build image that has it (--build-image)."
+        )
+        return CompileError(msg, hint=hint)
     lowered = text.lower()
-    if "no matching distribution found" in lowered or "could not find a version" in lowered:
+    # A TLS failure also ends in "No matching distribution" (every index page failed): test it
+    # first, on pip's own words, so a package named like "pyopenssl" is not taken for one.
+    if any(marker in lowered for marker in _TLS_MARKERS):
+        hint = "The container could not verify the index's TLS certificate: set PIP_CERT to your CA bundle."
+    elif "no matching distribution found" in lowered or "could not find a version" in lowered:
         hint = "Check the package name and version on the index, and any environment markers."
     elif "resolutionimpossible" in lowered or "conflict" in lowered:
         hint = "Two requirements need incompatible versions; relax one of the pins."

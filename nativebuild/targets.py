@@ -50,7 +50,7 @@ class GlibcVersion:
     @classmethod
     def parse(cls, value: str) -> GlibcVersion:
         parts = value.strip().split(".")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
             msg = f"Invalid glibc version {value!r}: expected MAJOR.MINOR, for example 2.34."
             raise ConfigError(msg)
         return cls(major=int(parts[0]), minor=int(parts[1]))

@@ -145,7 +145,7 @@ def wheel_files(wheel: Path) -> list[WheelFile]:
     for info in infos:
         name = info.filename
         reason = unsafe_reason(name)
-        if False:
+        if reason is None and is_symlink(info):
             reason = "is a symbolic link"
         if reason is not None:
             msg = f"Wheel {wheel.name} has a member {name!r} that {reason}; refusing to install it."

@@ -32,7 +32,7 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner = FakeRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner", lambda **_: runner)
+    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
     return runner
 
 
@@ -257,3 +257,17 @@ def test_unknown_config_key_suggests_the_nearest(
     result = CliRunner().invoke(cli.app, ["build", "--project", str(project)])
     assert result.exit_code == 2
     assert "Perhaps you meant 'build-image'?" in result.stderr
+
+
+def test_src_dot_does_not_pack_the_output_or_cache(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    args = [
+        "build", "-r", str(project / "requirements.txt"), "--src", str(project),
+        "--runtime", "python3.9", "--build-image", IMAGE, "--glibc", "2.31",
+        "--cache-dir", str(project / ".cache"), "-o", str(project / "dist"), "--json",
+    ]  # fmt: skip
+    for _ in range(2):  # the second build would see the first archive if it were not skipped
+        result = CliRunner().invoke(cli.app, args)
+        assert result.exit_code == 0, result.stderr
+    names = zipfile.ZipFile(json.loads(result.stdout)["archives"][0]["path"]).namelist()
+    assert "app/handler.py" in names and "requirements.txt" in names
+    assert not any(n.startswith(("dist/", ".cache/")) for n in names)

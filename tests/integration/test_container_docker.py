@@ -39,7 +39,7 @@ def image(client: docker.DockerClient) -> Iterator[str]:
     leftovers = [
         c.name
         for c in client.containers.list(all=True, filters={"label": "org.nativebuild"})
-        if c.attrs["Config"]["Image"] == tag
+        if c.attrs["Config"]["Image"].startswith(tag)  # derived images too
     ]
     for name in leftovers:
         client.containers.get(name).remove(force=True)
@@ -142,7 +142,7 @@ def image_with_entrypoint(client: docker.DockerClient, image: str) -> Iterator[s
     dockerfile = f'FROM {image}\nENTRYPOINT ["/bin/false"]\n'.encode()
     client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True, pull=False)
     yield tag
-    client.images.remove(tag)
+    client.images.remove(tag, force=True)  # even if a container was left: `image` reports it
 
 
 def test_empty_entrypoint_overrides_the_images(image_with_entrypoint: str) -> None:

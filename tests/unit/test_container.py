@@ -423,6 +423,19 @@ def test_engine_lost_while_streaming_logs_is_docker_unavailable() -> None:
     assert client.live == {}
 
 
+def test_engine_lost_when_opening_the_log_stream_is_docker_unavailable() -> None:
+    client = FakeClient()
+
+    def unreachable() -> Iterator[bytes]:
+        msg = "Connection refused"
+        raise requests.exceptions.ConnectionError(msg)
+
+    client.log_source = lambda: list(unreachable())
+    with pytest.raises(DockerUnavailableError, match="Connection refused"):
+        make_runner(client).run(spec(), reporter=RecordingReporter())
+    assert client.live == {}
+
+
 def test_reporter_failures_are_not_blamed_on_docker() -> None:
     class BrokenPipeReporter(RecordingReporter):
         def output(self, line: str) -> None:

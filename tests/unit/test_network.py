@@ -1,0 +1,488 @@
+"""The host's pip settings, discovered from real config files in tmp_path and forwarded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from nativebuild.container import Mount
+from nativebuild.network import (
+    CA_BUNDLE_IN_CONTAINER,
+    NETRC_IN_CONTAINER,
+    PYPI_SIMPLE,
+    IndexSettings,
+    discover,
+    pip_config_files,
+    read_pip_config,
+    redact,
+)
+
+SECRET = "s3cr3t-token"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def base_env(tmp_path: Path, home: Path, **extra: str) -> dict[str, str]:
+    """HOME and the XDG directories inside tmp_path. /etc/pip.conf is still read (pip does)."""
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(exist_ok=True)
+    return {"HOME": str(home), "XDG_CONFIG_DIRS": str(xdg), **extra}
+
+
+def no_files_env(tmp_path: Path, home: Path, **extra: str) -> dict[str, str]:
+    """As above, with every pip config file switched off (the machine's too)."""
+    return base_env(tmp_path, home, PIP_CONFIG_FILE=os.devnull, **extra)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def user_config(home: Path, text: str) -> Path:
+    return write(home / ".config" / "pip" / "pip.conf", text)
+
+
+# --- pip's configuration files -------------------------------------------------------------
+
+
+def test_pip_config_files_order(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    env = {"XDG_CONFIG_DIRS": "/x1:/x2", "PIP_CONFIG_FILE": "/custom/pip.conf"}
+    assert pip_config_files(env, home) == [
+        Path("/etc/pip.conf"),
+        Path("/x2/pip/pip.conf"),
+        Path("/x1/pip/pip.conf"),
+        home / ".pip" / "pip.conf",
+        home / ".config" / "pip" / "pip.conf",
+        Path("/custom/pip.conf"),
+    ]
+
+
+def test_pip_config_files_xdg_defaults(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    files = pip_config_files({}, home)
+    assert files == [
+        Path("/etc/pip.conf"),
+        Path("/etc/xdg/pip/pip.conf"),
+        home / ".pip" / "pip.conf",
+        home / ".config" / "pip" / "pip.conf",
+    ]
+
+
+def test_pip_config_files_xdg_config_home(tmp_path: Path) -> None:
+    files = pip_config_files({"XDG_CONFIG_HOME": "/cfg"}, tmp_path)
+    assert files[-1] == Path("/cfg/pip/pip.conf")
+
+
+def test_pip_config_file_devnull_disables_every_file(tmp_path: Path) -> None:
+    assert pip_config_files({"PIP_CONFIG_FILE": os.devnull}, tmp_path) == []
+
+
+def test_read_pip_config_later_files_win_and_skip_others(tmp_path: Path) -> None:
+    low = write(
+        tmp_path / "low.conf",
+        "[global]\nindex-url = https://low.example/simple\ntrusted-host = low.example\n"
+        "find-links = /opt/wheels\nconstraint = /etc/constraints.txt\n",
+    )
+    high = write(tmp_path / "high.conf", "[global]\nindex-url = https://high.example/simple\n")
+    broken = write(tmp_path / "broken.conf", "this is not [an ini file\n")
+    config = read_pip_config([low, tmp_path / "missing.conf", broken, high])
+    assert config == {
+        "index-url": "https://high.example/simple",
+        "trusted-host": "low.example",
+    }
+
+
+def test_read_pip_config_command_section_beats_global_in_a_file(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "pip.conf",
+        "[install]\nindex-url = https://install.example/simple\n"
+        "[global]\nindex-url = https://global.example/simple\n",
+    )
+    assert read_pip_config([conf])["index-url"] == "https://install.example/simple"
+
+
+# --- discover ------------------------------------------------------------------------------
+
+
+def test_discover_defaults_to_pypi(tmp_path: Path, home: Path) -> None:
+    settings = discover(no_files_env(tmp_path, home))
+    assert settings == IndexSettings()
+    assert settings.index_url == PYPI_SIMPLE
+    assert settings.index_urls == (PYPI_SIMPLE,)
+
+
+def test_discover_reads_the_user_config_file(tmp_path: Path, home: Path) -> None:
+    user_config(
+        home,
+        "[global]\nindex-url = https://mirror.example/simple\n"
+        "extra-index-url =\n    https://a.example/simple\n    https://b.example/simple\n"
+        "trusted-host =\n    a.example\n    b.example\n",
+    )
+    settings = discover(base_env(tmp_path, home))
+    assert settings.index_url == "https://mirror.example/simple"
+    assert settings.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
+    assert settings.trusted_hosts == ("a.example", "b.example")
+
+
+def test_discover_home_from_env(tmp_path: Path, home: Path) -> None:
+    write(home / ".pip" / "pip.conf", "[global]\nindex-url = https://legacy.example/simple\n")
+    assert discover(base_env(tmp_path, home)).index_url == "https://legacy.example/simple"
+
+
+def test_discover_home_argument_beats_env(tmp_path: Path, home: Path) -> None:
+    other = tmp_path / "other-home"
+    user_config(other, "[global]\nindex-url = https://other.example/simple\n")
+    env = base_env(tmp_path, home)
+    assert discover(env, home=other).index_url == "https://other.example/simple"
+
+
+def test_discover_reads_xdg_site_files(tmp_path: Path, home: Path) -> None:
+    env = base_env(tmp_path, home)
+    write(
+        Path(env["XDG_CONFIG_DIRS"]) / "pip" / "pip.conf",
+        "[global]\nextra-index-url = https://site.example/simple\n",
+    )
+    assert discover(env).extra_index_urls == ("https://site.example/simple",)
+
+
+def test_pip_config_file_beats_user_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, "[global]\nindex-url = https://user.example/simple\n")
+    custom = write(
+        tmp_path / "custom.conf", "[global]\nindex-url = https://custom.example/simple\n"
+    )
+    settings = discover(base_env(tmp_path, home, PIP_CONFIG_FILE=str(custom)))
+    assert settings.index_url == "https://custom.example/simple"
+
+
+def test_pip_config_file_devnull_ignores_the_user_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, "[global]\nindex-url = https://user.example/simple\n")
+    assert discover(no_files_env(tmp_path, home)).index_url == PYPI_SIMPLE
+
+
+def test_environment_variables_beat_config_files(tmp_path: Path, home: Path) -> None:
+    user_config(
+        home,
+        "[global]\nindex-url = https://file.example/simple\n"
+        "extra-index-url = https://file-extra.example/simple\ntrusted-host = file.example\n",
+    )
+    env = base_env(
+        tmp_path,
+        home,
+        PIP_INDEX_URL="https://env.example/simple",
+        PIP_EXTRA_INDEX_URL="https://e1.example/simple https://e2.example/simple",
+        PIP_TRUSTED_HOST="env.example",
+    )
+    settings = discover(env)
+    assert settings.index_url == "https://env.example/simple"
+    assert settings.extra_index_urls == ("https://e1.example/simple", "https://e2.example/simple")
+    assert settings.trusted_hosts == ("env.example",)
+
+
+def test_empty_environment_variable_falls_back_to_the_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, "[global]\nindex-url = https://file.example/simple\n")
+    settings = discover(base_env(tmp_path, home, PIP_INDEX_URL=""))
+    assert settings.index_url == "https://file.example/simple"
+
+
+def test_local_indexes_are_skipped_and_listed_redacted(tmp_path: Path, home: Path) -> None:
+    env = no_files_env(
+        tmp_path,
+        home,
+        PIP_INDEX_URL="file:///opt/pypi/simple",
+        PIP_EXTRA_INDEX_URL=(
+            f"https://user:{SECRET}@private.example/simple file:///opt/more "
+            f"ftp://user:{SECRET}@mirror.example/simple"
+        ),
+    )
+    settings = discover(env)
+    assert settings.index_url == PYPI_SIMPLE
+    assert settings.extra_index_urls == (f"https://user:{SECRET}@private.example/simple",)
+    assert settings.skipped == (
+        "file:///opt/pypi/simple",
+        "file:///opt/more",
+        "ftp://***@mirror.example/simple",
+    )
+    assert SECRET not in " ".join(settings.skipped)
+
+
+def test_local_extra_index_from_a_config_file_is_skipped(tmp_path: Path, home: Path) -> None:
+    """What this very machine has in /etc/xdg/pip/pip.conf: file:// extra indexes."""
+    user_config(home, "[global]\nextra-index-url = file:///opt/pypi/simple file:///opt/b\n")
+    settings = discover(base_env(tmp_path, home))
+    assert settings.extra_index_urls == ()
+    assert settings.skipped == ("file:///opt/pypi/simple", "file:///opt/b")
+
+
+def test_find_links_and_constraints_are_never_forwarded(tmp_path: Path, home: Path) -> None:
+    user_config(home, "[global]\nfind-links = /opt/wheels\nconstraint = /etc/c.txt\n")
+    settings = discover(
+        base_env(tmp_path, home, PIP_FIND_LINKS="/opt/wheels", PIP_CONSTRAINT="/etc/c.txt")
+    )
+    rendered = json.dumps(settings.container_environment())
+    assert "/opt/wheels" not in rendered
+    assert "c.txt" not in rendered
+    assert not {"PIP_FIND_LINKS", "PIP_CONSTRAINT"} & set(settings.container_environment())
+
+
+# --- CA bundle -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bundles(tmp_path: Path) -> dict[str, Path]:
+    names = ("pip-cert", "config-cert", "requests", "ssl")
+    return {
+        name: write(tmp_path / "certs" / f"{name}.pem", "-----BEGIN CERTIFICATE-----\n")
+        for name in names
+    }
+
+
+def _cert_env(
+    tmp_path: Path, home: Path, bundles: dict[str, Path], present: set[str]
+) -> dict[str, str]:
+    """Every source set; the ones not in ``present`` point at files that do not exist."""
+
+    def path(name: str) -> str:
+        return str(bundles[name] if name in present else tmp_path / "missing" / f"{name}.pem")
+
+    user_config(home, f"[global]\ncert = {path('config-cert')}\n")
+    return base_env(
+        tmp_path,
+        home,
+        PIP_CERT=path("pip-cert"),
+        REQUESTS_CA_BUNDLE=path("requests"),
+        SSL_CERT_FILE=path("ssl"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("present", "chosen"),
+    [
+        ({"pip-cert", "config-cert", "requests", "ssl"}, "pip-cert"),
+        ({"config-cert", "requests", "ssl"}, "config-cert"),
+        ({"requests", "ssl"}, "requests"),
+        ({"ssl"}, "ssl"),
+        ({"pip-cert", "ssl"}, "pip-cert"),
+        ({"config-cert", "ssl"}, "config-cert"),
+    ],
+)
+def test_ca_bundle_precedence(
+    tmp_path: Path, home: Path, bundles: dict[str, Path], present: set[str], chosen: str
+) -> None:
+    settings = discover(_cert_env(tmp_path, home, bundles, present))
+    assert settings.ca_bundle == bundles[chosen].resolve()
+
+
+def test_no_ca_bundle_when_no_file_exists(tmp_path: Path, home: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    env = no_files_env(tmp_path, home, PIP_CERT=missing, SSL_CERT_FILE=missing)
+    settings = discover(env)
+    assert settings.ca_bundle is None
+    assert settings.container_mounts() == ()
+    assert "PIP_CERT" not in settings.container_environment()
+
+
+def test_ca_bundle_directory_is_not_a_bundle(tmp_path: Path, home: Path) -> None:
+    env = no_files_env(tmp_path, home, PIP_CERT=str(tmp_path))
+    assert discover(env).ca_bundle is None
+
+
+def test_ca_bundle_path_is_resolved(tmp_path: Path, home: Path, bundles: dict[str, Path]) -> None:
+    link = tmp_path / "link.pem"
+    link.symlink_to(bundles["ssl"])
+    settings = discover(no_files_env(tmp_path, home, SSL_CERT_FILE=str(link)))
+    assert settings.ca_bundle == bundles["ssl"].resolve()
+
+
+# --- netrc and proxies ---------------------------------------------------------------------
+
+
+def test_netrc_from_home(tmp_path: Path, home: Path) -> None:
+    netrc = write(home / ".netrc", f"machine private.example login u password {SECRET}\n")
+    assert discover(no_files_env(tmp_path, home)).netrc == netrc.resolve()
+
+
+def test_netrc_variable_beats_home(tmp_path: Path, home: Path) -> None:
+    write(home / ".netrc", "machine a login u password p\n")
+    other = write(tmp_path / "other-netrc", "machine b login u password p\n")
+    settings = discover(no_files_env(tmp_path, home, NETRC=str(other)))
+    assert settings.netrc == other.resolve()
+
+
+def test_netrc_variable_to_a_missing_file_means_none(tmp_path: Path, home: Path) -> None:
+    write(home / ".netrc", "machine a login u password p\n")
+    settings = discover(no_files_env(tmp_path, home, NETRC=str(tmp_path / "nope")))
+    assert settings.netrc is None
+
+
+def test_no_netrc(tmp_path: Path, home: Path) -> None:
+    assert discover(no_files_env(tmp_path, home)).netrc is None
+
+
+def test_proxies_forwarded_in_a_fixed_order(tmp_path: Path, home: Path) -> None:
+    env = no_files_env(
+        tmp_path,
+        home,
+        https_proxy="http://proxy.corp:3128",
+        NO_PROXY="localhost,.corp",
+        HTTP_PROXY="http://proxy.corp:3128",
+        ALL_PROXY="socks5://ignored:1080",
+        HTTPS_PROXY="",
+    )
+    settings = discover(env)
+    assert settings.proxies == (
+        ("HTTP_PROXY", "http://proxy.corp:3128"),
+        ("NO_PROXY", "localhost,.corp"),
+        ("https_proxy", "http://proxy.corp:3128"),
+    )
+    container_env = settings.container_environment()
+    assert container_env["HTTP_PROXY"] == "http://proxy.corp:3128"
+    assert container_env["https_proxy"] == "http://proxy.corp:3128"
+    assert container_env["NO_PROXY"] == "localhost,.corp"
+    assert "ALL_PROXY" not in container_env
+    assert "HTTPS_PROXY" not in container_env
+
+
+# --- what containers get -------------------------------------------------------------------
+
+
+def test_container_environment_minimal() -> None:
+    assert IndexSettings().container_environment() == {"PIP_INDEX_URL": PYPI_SIMPLE}
+    assert IndexSettings().container_mounts() == ()
+
+
+def test_container_environment_and_mounts_in_full(tmp_path: Path) -> None:
+    bundle, netrc = tmp_path / "ca.pem", tmp_path / "netrc"
+    settings = IndexSettings(
+        index_url="https://mirror.example/simple",
+        extra_index_urls=("https://a.example/simple", "https://b.example/simple"),
+        trusted_hosts=("a.example", "b.example:8080"),
+        ca_bundle=bundle,
+        netrc=netrc,
+        proxies=(("HTTPS_PROXY", "http://proxy:3128"),),
+    )
+    assert settings.container_environment() == {
+        "PIP_INDEX_URL": "https://mirror.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://a.example/simple https://b.example/simple",
+        "PIP_TRUSTED_HOST": "a.example b.example:8080",
+        "PIP_CERT": CA_BUNDLE_IN_CONTAINER,
+        "REQUESTS_CA_BUNDLE": CA_BUNDLE_IN_CONTAINER,
+        "SSL_CERT_FILE": CA_BUNDLE_IN_CONTAINER,
+        "NETRC": NETRC_IN_CONTAINER,
+        "HTTPS_PROXY": "http://proxy:3128",
+    }
+    assert settings.container_mounts() == (
+        Mount(source=bundle, target=CA_BUNDLE_IN_CONTAINER, read_only=True),
+        Mount(source=netrc, target=NETRC_IN_CONTAINER, read_only=True),
+    )
+
+
+def test_container_environment_never_names_host_paths(tmp_path: Path) -> None:
+    bundle, netrc = tmp_path / "host-ca.pem", tmp_path / "host-netrc"
+    settings = IndexSettings(ca_bundle=bundle, netrc=netrc)
+    assert str(tmp_path) not in json.dumps(settings.container_environment())
+
+
+def test_discovered_settings_round_trip_into_containers(
+    tmp_path: Path, home: Path, bundles: dict[str, Path]
+) -> None:
+    netrc = write(home / ".netrc", "machine m login u password p\n")
+    env = no_files_env(tmp_path, home, PIP_CERT=str(bundles["pip-cert"]))
+    mounts = discover(env).container_mounts()
+    assert [(m.source, m.target, m.read_only) for m in mounts] == [
+        (bundles["pip-cert"].resolve(), CA_BUNDLE_IN_CONTAINER, True),
+        (netrc.resolve(), NETRC_IN_CONTAINER, True),
+    ]
+
+
+# --- overrides, redaction, fingerprints ----------------------------------------------------
+
+
+def test_with_overrides_replaces_index_and_merges_the_rest() -> None:
+    base = IndexSettings(
+        index_url="https://host.example/simple",
+        extra_index_urls=("https://a.example/simple",),
+        trusted_hosts=("a.example",),
+    )
+    merged = base.with_overrides(
+        index_url="https://req.example/simple",
+        extra_index_urls=["https://b.example/simple", "https://a.example/simple"],
+        trusted_hosts=["a.example", "b.example"],
+    )
+    assert merged.index_url == "https://req.example/simple"
+    assert merged.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
+    assert merged.trusted_hosts == ("a.example", "b.example")
+    assert merged.index_urls == (
+        "https://req.example/simple",
+        "https://a.example/simple",
+        "https://b.example/simple",
+    )
+    assert base.index_url == "https://host.example/simple"  # frozen: a new record
+
+
+def test_with_overrides_without_index_keeps_the_host_one(tmp_path: Path) -> None:
+    base = IndexSettings(index_url="https://host.example/simple", ca_bundle=tmp_path / "ca")
+    merged = base.with_overrides(index_url=None, extra_index_urls=[], trusted_hosts=[])
+    assert merged == base
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"https://user:{SECRET}@host.example/simple", "https://***@host.example/simple"),
+        (f"https://{SECRET}@host.example/simple", "https://***@host.example/simple"),
+        (f"https://u:{SECRET}@host.example:8443/s/", "https://***@host.example:8443/s/"),
+        (f"https://u:p@ss{SECRET}@host.example/x", "https://***@host.example/x"),
+        ("https://host.example/simple", "https://host.example/simple"),
+        ("https://host.example/a@b", "https://host.example/a@b"),
+        ("file:///opt/pypi/simple", "file:///opt/pypi/simple"),
+    ],
+)
+def test_redact(url: str, expected: str) -> None:
+    assert redact(url) == expected
+
+
+def test_fingerprint_fields_never_hold_credentials() -> None:
+    settings = IndexSettings(
+        index_url=f"https://user:{SECRET}@private.example/simple",
+        extra_index_urls=(f"https://__token__:{SECRET}@extra.example/simple",),
+    )
+    fields = settings.fingerprint_fields()
+    assert SECRET not in json.dumps(fields)
+    assert fields == {
+        "index_url": "https://***@private.example/simple",
+        "extra_index_urls": "https://***@extra.example/simple",
+    }
+
+
+def test_fingerprint_follows_the_indexes_not_the_credentials() -> None:
+    one = IndexSettings(index_url="https://a:1@private.example/simple")
+    two = IndexSettings(index_url="https://b:2@private.example/simple")
+    other = IndexSettings(index_url="https://a:1@other.example/simple")
+    extra = IndexSettings(
+        index_url="https://a:1@private.example/simple",
+        extra_index_urls=("https://x.example/simple",),
+    )
+    assert one.fingerprint_fields() == two.fingerprint_fields()
+    assert one.fingerprint_fields() != other.fingerprint_fields()
+    assert one.fingerprint_fields() != extra.fingerprint_fields()
+
+
+def test_fingerprint_from_a_credentialed_environment(tmp_path: Path, home: Path) -> None:
+    env = no_files_env(
+        tmp_path,
+        home,
+        PIP_INDEX_URL=f"https://user:{SECRET}@private.example/simple",
+        PIP_EXTRA_INDEX_URL=f"https://{SECRET}@extra.example/simple",
+    )
+    assert SECRET not in json.dumps(discover(env).fingerprint_fields())
