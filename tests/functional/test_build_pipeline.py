@@ -259,7 +259,9 @@ def test_unknown_config_key_suggests_the_nearest(
     assert "Perhaps you meant 'build-image'?" in result.stderr
 
 
-def test_src_dot_does_not_pack_the_output_or_cache(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+def test_src_dot_does_not_pack_the_output_or_cache(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
     args = [
         "build", "-r", str(project / "requirements.txt"), "--src", str(project),
         "--runtime", "python3.9", "--build-image", IMAGE, "--glibc", "2.31",
@@ -269,5 +271,6 @@ def test_src_dot_does_not_pack_the_output_or_cache(project: Path, tmp_path: Path
         result = CliRunner().invoke(cli.app, args)
         assert result.exit_code == 0, result.stderr
     names = zipfile.ZipFile(json.loads(result.stdout)["archives"][0]["path"]).namelist()
-    assert "app/handler.py" in names and "requirements.txt" in names
+    assert "app/handler.py" in names
+    assert "requirements.txt" in names
     assert not any(n.startswith(("dist/", ".cache/")) for n in names)

@@ -42,7 +42,9 @@ class Build:
     stderr: str
 
 
-def nativebuild(project: Path, cache: Path, *extra: str, env: dict[str, str] | None = None) -> Build:
+def nativebuild(
+    project: Path, cache: Path, *extra: str, env: dict[str, str] | None = None
+) -> Build:
     args = [
         sys.executable, "-m", "nativebuild", "build",
         "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
@@ -51,7 +53,12 @@ def nativebuild(project: Path, cache: Path, *extra: str, env: dict[str, str] | N
         "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
     ]  # fmt: skip
     completed = subprocess.run(
-        args, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False, timeout=600
+        args,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=600,
     )
     result = json.loads(completed.stdout) if completed.returncode == 0 else {}
     return Build(completed.returncode, result, completed.stderr)
@@ -77,14 +84,18 @@ def top_level_modules(archive: Path) -> list[str]:
     return sorted(modules)
 
 
-def import_in_runtime(archive: Path, modules: list[str], workdir: Path) -> subprocess.CompletedProcess[str]:
+def import_in_runtime(
+    archive: Path, modules: list[str], workdir: Path
+) -> subprocess.CompletedProcess[str]:
     task = workdir / "task"
     shutil.rmtree(task, ignore_errors=True)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(task)
-    code = "import importlib, sys\n" + "".join(
-        f"importlib.import_module({m!r})\n" for m in modules
-    ) + "import markupsafe._speedups, handler\nprint(handler.handler({'name': '<b>'}, None))\n"
+    code = (
+        "import importlib, sys\n"
+        + "".join(f"importlib.import_module({m!r})\n" for m in modules)
+        + "import markupsafe._speedups, handler\nprint(handler.handler({'name': '<b>'}, None))\n"
+    )
     return subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-u", "65534:65534",
          "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE, "/var/lang/bin/python3.9", "-c", code],
@@ -100,11 +111,15 @@ def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Build]:
     return project, cache, nativebuild(project, cache)
 
 
-def test_cold_build_compiles_the_sdist_and_downloads_the_rest(cold: tuple[Path, Path, Build]) -> None:
+def test_cold_build_compiles_the_sdist_and_downloads_the_rest(
+    cold: tuple[Path, Path, Build],
+) -> None:
     _, _, build = cold
     assert build.code == 0, build.stderr
     wheels = {w["name"]: w for w in build.result["wheels"]}  # type: ignore[attr-defined]
-    assert set(wheels) == {"markupsafe", "charset-normalizer", "six"}, "futures is excluded by its marker"
+    assert set(wheels) == {"markupsafe", "charset-normalizer", "six"}, (
+        "futures is excluded by its marker"
+    )
     assert wheels["markupsafe"]["source"] == "compiled"
     assert wheels["markupsafe"]["filename"].endswith("-cp39-cp39-linux_x86_64.whl")
     assert wheels["charset-normalizer"]["source"] == "download"
@@ -173,14 +188,18 @@ def test_unknown_package_is_a_resolution_error(tmp_path: Path) -> None:
 
 def test_engine_not_running(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
-    build = nativebuild(project, tmp_path / "cache", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    build = nativebuild(
+        project, tmp_path / "cache", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+    )
     assert build.code == 7, build.stderr
     assert "Traceback" not in build.stderr
 
 
 def test_image_not_found(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
-    build = nativebuild(project, tmp_path / "cache", "--build-image", "nativebuild-test/no-such-image:{arch}")
+    build = nativebuild(
+        project, tmp_path / "cache", "--build-image", "nativebuild-test/no-such-image:{arch}"
+    )
     assert build.code == 8, build.stderr
     assert "nativebuild-test/no-such-image:x86_64" in build.stderr
     assert "Traceback" not in build.stderr

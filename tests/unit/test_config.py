@@ -297,7 +297,7 @@ def test_keep_container_and_foreign_variables_are_allowed(dirs: Dirs) -> None:
 
 
 def test_unknown_cli_key(dirs: Dirs) -> None:
-    with pytest.raises(ConfigError, match="Unknown setting 'runtim'.*Perhaps you meant 'runtime'"):
+    with pytest.raises(ConfigError, match=r"Unknown setting 'runtim'.*Perhaps you meant 'runtime'"):
         run(dirs, cli={"runtim": "python3.9"})
 
 

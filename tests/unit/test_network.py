@@ -20,7 +20,7 @@ from nativebuild.network import (
     redact,
 )
 
-SECRET = "s3cr3t-token"
+SECRET = "s3cr3t-token"  # noqa: S105 - a fake credential that must never leak
 
 
 @pytest.fixture

@@ -262,7 +262,7 @@ def test_read_report_missing_or_broken(tmp_path: Path, content: str | None) -> N
     path = tmp_path / "report.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    with pytest.raises(ResolutionError, match="report.json is missing or unreadable"):
+    with pytest.raises(ResolutionError, match=r"report\.json is missing or unreadable"):
         read_report(path)
 
 
@@ -360,13 +360,17 @@ def test_check_pins_checks_every_pin() -> None:
 # --- pip's failures ------------------------------------------------------------------------
 
 NO_MATCH = [
-    "ERROR: Could not find a version that satisfies the requirement nosuchpkg==1.0 "
-    "(from versions: none)",
+    (
+        "ERROR: Could not find a version that satisfies the requirement nosuchpkg==1.0 "
+        "(from versions: none)"
+    ),
     "ERROR: No matching distribution found for nosuchpkg==1.0",
 ]
 CONFLICT = [
-    "ERROR: Cannot install a==1.0 and b==2.0 because these package versions have conflicting "
-    "dependencies.",
+    (
+        "ERROR: Cannot install a==1.0 and b==2.0 because these package versions have conflicting "
+        "dependencies."
+    ),
     "",
     "The conflict is caused by:",
     "    a 1.0 depends on six==1.15.0",
@@ -376,15 +380,21 @@ CONFLICT = [
     "1. loosen the range of package versions you've specified",
     "2. remove package versions to allow pip to attempt to solve the dependency conflict",
     "",
-    "ERROR: ResolutionImpossible: for help visit "
-    "https://pip.pypa.io/en/latest/topics/dependency-resolution/#dealing-with-dependency-conflicts",
+    (
+        "ERROR: ResolutionImpossible: for help visit "
+        "https://pip.pypa.io/en/latest/topics/dependency-resolution/#dealing-with-dependency-conflicts"
+    ),
 ]
 HASH_MISMATCH = [
-    "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have "
-    "updated the package versions, please update the hashes. Otherwise, examine the package "
-    "contents carefully; someone may have tampered with them.",
-    "    six==1.16.0 from https://files.pythonhosted.org/packages/d9/5a/"
-    "six-1.16.0-py2.py3-none-any.whl:",
+    (
+        "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have "
+        "updated the package versions, please update the hashes. Otherwise, examine the package "
+        "contents carefully; someone may have tampered with them."
+    ),
+    (
+        "    six==1.16.0 from https://files.pythonhosted.org/packages/d9/5a/"
+        "six-1.16.0-py2.py3-none-any.whl:"
+    ),
     "        Expected sha256 0000000000000000000000000000000000000000000000000000000000000000",
     "             Got        8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
 ]
@@ -395,18 +405,26 @@ _SSL_CAUSE = (
 # What pip prints when the container does not trust the index: the retries, then the
 # "no version" lines, because every index page failed.
 SSL_FAILURE = [
-    "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
-    f"after connection broken by 'SSLError({_SSL_CAUSE})': /simple/six/",
-    "Could not fetch URL https://pypi.org/simple/six/: There was a problem confirming the ssl "
-    "certificate: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded with url: "
-    f"/simple/six/ {_SSL_CAUSE} - skipping",
-    "ERROR: Could not find a version that satisfies the requirement six==1.16.0 "
-    "(from versions: none)",
+    (
+        "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
+        f"after connection broken by 'SSLError({_SSL_CAUSE})': /simple/six/"
+    ),
+    (
+        "Could not fetch URL https://pypi.org/simple/six/: There was a problem confirming the ssl "
+        "certificate: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded with url: "
+        f"/simple/six/ {_SSL_CAUSE} - skipping"
+    ),
+    (
+        "ERROR: Could not find a version that satisfies the requirement six==1.16.0 "
+        "(from versions: none)"
+    ),
     "ERROR: No matching distribution found for six==1.16.0",
 ]
 SSL_ONLY = [
-    "ERROR: Could not install packages due to an OSError: HTTPSConnectionPool(host='pypi.org', "
-    f"port=443): Max retries exceeded with url: /simple/six/ {_SSL_CAUSE}",
+    (
+        "ERROR: Could not install packages due to an OSError: HTTPSConnectionPool(host='pypi.org', "
+        f"port=443): Max retries exceeded with url: /simple/six/ {_SSL_CAUSE}"
+    ),
 ]
 
 
@@ -434,8 +452,10 @@ def test_resolution_error_from_log_hints(log: list[str], hint_part: str) -> None
 
 def test_no_match_for_a_package_named_like_ssl_is_not_a_tls_problem() -> None:
     log = [
-        "ERROR: Could not find a version that satisfies the requirement pyopenssl==99 "
-        "(from versions: 23.0.0, 24.0.0)",
+        (
+            "ERROR: Could not find a version that satisfies the requirement pyopenssl==99 "
+            "(from versions: 23.0.0, 24.0.0)"
+        ),
         "ERROR: No matching distribution found for pyopenssl==99",
     ]
     error = resolution_error_from_log(log)
@@ -446,8 +466,8 @@ def test_no_match_for_a_package_named_like_ssl_is_not_a_tls_problem() -> None:
 def test_sdist_that_cannot_be_prepared_is_a_compile_error() -> None:
     log = [
         "  error: subprocess-exited-with-error",
-        "  × Getting requirements to build wheel did not run successfully.",
-        "  │ exit code: 1",
+        "  \u00d7 Getting requirements to build wheel did not run successfully.",
+        "  \u2502 exit code: 1",
         "      Error: pg_config executable not found.",
         "ERROR: Failed to build 'psycopg2' when getting requirements to build wheel",
     ]
