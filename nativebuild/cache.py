@@ -375,6 +375,15 @@ class LocalCache:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self._write_atomic(path, data)
 
+    def replace_json(self, kind: str, key: str, document: Mapping[str, Any]) -> None:
+        """Overwrite a JSON document (atomically): for facts that change, like what image a
+        tag points to. Write-once entries use put_json."""
+        path = self._json_path(kind, key)
+        data = _dump_json(document)
+        with self._lock(f"{kind}-{key}"), _writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_atomic(path, data)
+
     def _verified(
         self, load: Callable[[], _T | str | None], lock: str, path: Path, remedy: str
     ) -> _T | None:

@@ -9,17 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from nativebuild import __version__
-from nativebuild.config import load_tool_table, resolve
+from nativebuild.config import Settings, load_tool_table, resolve
 from nativebuild.errors import NativebuildError
+
+if TYPE_CHECKING:
+    from nativebuild.pipeline import PlanResult
 
 app = typer.Typer(
     name="nativebuild",
@@ -95,85 +100,167 @@ def main_options(
     """nativebuild: Lambda archives with native dependencies."""
 
 
+# Options shared by build and plan. Every default is None: the cascade supplies the value.
+RequirementsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-r",
+        "--requirements",
+        help="requirements.txt, pyproject.toml, pylock.toml, uv.lock or poetry.lock. "
+        "[default: requirements.txt]",
+    ),
+]
+RuntimeOpt = Annotated[
+    str | None, typer.Option(help="Lambda runtime, python3.9 … python3.14. [default: python3.12]")
+]
+ArchOpt = Annotated[
+    list[str] | None, typer.Option(help="x86_64 or arm64; repeat for both. [default: x86_64]")
+]
+SrcOpt = Annotated[Path | None, typer.Option(help="The function's own source directory.")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Output directory. [default: dist]")
+]
+NameOpt = Annotated[str | None, typer.Option(help="Archive base name. [default: function]")]
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Wheel cache directory.")]
+BuildImageOpt = Annotated[
+    str | None, typer.Option(help="Build image; {arch} is replaced by x86_64 or arm64.")
+]
+RuntimeImageOpt = Annotated[
+    str | None, typer.Option(help="Runtime image; {arch} is replaced by x86_64 or arm64.")
+]
+GlibcOpt = Annotated[str | None, typer.Option(help="glibc ceiling of a custom image, e.g. 2.31.")]
+ExtraOpt = Annotated[
+    list[str] | None, typer.Option("--extra", help="Optional dependencies to include; repeatable.")
+]
+GroupOpt = Annotated[
+    list[str] | None, typer.Option("--group", help="Dependency group to include; repeatable.")
+]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(help="Directory holding pyproject.toml with [tool.nativebuild]. [default: .]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="Stream container output live.")]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
+
+
+def _settings(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
+    cwd = Path.cwd()
+    project_dir = (project or cwd).resolve()
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in cli.items()}
+    return resolve(
+        cli={k: (v or None) if isinstance(v, list) else v for k, v in given.items()},
+        file_table=load_tool_table(project_dir / "pyproject.toml"),
+        env=env,
+        project_dir=project_dir,
+        cwd=cwd,
+    )
+
+
 @app.command()
 def build(
-    requirements: Annotated[
-        Path | None,
-        typer.Option("-r", "--requirements", help="Requirements file. [default: requirements.txt]"),
-    ] = None,
-    runtime: Annotated[
-        str | None,
-        typer.Option(help="Lambda runtime, python3.9 … python3.14. [default: python3.12]"),
-    ] = None,
-    arch: Annotated[
-        list[str] | None,
-        typer.Option(help="x86_64 or arm64; repeat for both. [default: x86_64]"),
-    ] = None,
-    src: Annotated[Path | None, typer.Option(help="The function's own source directory.")] = None,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Output directory. [default: dist]")
-    ] = None,
-    name: Annotated[str | None, typer.Option(help="Archive base name. [default: function]")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Wheel cache directory.")] = None,
-    build_image: Annotated[
-        str | None, typer.Option(help="Build image; {arch} is replaced by x86_64 or arm64.")
-    ] = None,
-    runtime_image: Annotated[
-        str | None, typer.Option(help="Runtime image; {arch} is replaced by x86_64 or arm64.")
-    ] = None,
-    glibc: Annotated[
-        str | None, typer.Option(help="glibc ceiling of a custom image, e.g. 2.31.")
-    ] = None,
-    project: Annotated[
-        Path | None,
-        typer.Option(help="Directory holding pyproject.toml with [tool.nativebuild]. [default: .]"),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout instead of the path.")
+    requirements: RequirementsOpt = None,
+    runtime: RuntimeOpt = None,
+    arch: ArchOpt = None,
+    src: SrcOpt = None,
+    output: OutputOpt = None,
+    name: NameOpt = None,
+    cache_dir: CacheDirOpt = None,
+    build_image: BuildImageOpt = None,
+    runtime_image: RuntimeImageOpt = None,
+    glibc: GlibcOpt = None,
+    extra: ExtraOpt = None,
+    group: GroupOpt = None,
+    project: ProjectOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Stream container output live.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Build a Lambda function archive (.zip) from requirements and source."""
+    cli = {
+        "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
+        "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
+        "runtime-image": runtime_image, "glibc": glibc, "extras": extra, "groups": group,
+    }  # fmt: skip
+    _run(cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet)
+
+
+@app.command()
+def plan(
+    requirements: RequirementsOpt = None,
+    runtime: RuntimeOpt = None,
+    arch: ArchOpt = None,
+    cache_dir: CacheDirOpt = None,
+    build_image: BuildImageOpt = None,
+    glibc: GlibcOpt = None,
+    extra: ExtraOpt = None,
+    group: GroupOpt = None,
+    project: ProjectOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show what a build would do for each package: cached, download a wheel, or compile."""
+    cli = {
+        "requirements": requirements, "runtime": runtime, "arch": arch, "cache-dir": cache_dir,
+        "build-image": build_image, "glibc": glibc, "extras": extra, "groups": group,
+    }  # fmt: skip
+    _run(cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet)
+
+
+def _run(
+    cli: dict[str, Any],
+    project: Path | None,
+    *,
+    dry_run: bool,
+    json_output: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(console):
+        from nativebuild import pipeline
         from nativebuild.container import DockerRunner
-        from nativebuild.pipeline import build as run_build
-        from nativebuild.pipeline import dump_json
 
-        cwd = Path.cwd()
-        project_dir = (project or cwd).resolve()
-        cli: dict[str, Any] = {
-            "requirements": requirements,
-            "runtime": runtime,
-            "arch": arch or None,
-            "src": src,
-            "output": output,
-            "name": name,
-            "cache-dir": cache_dir,
-            "build-image": build_image,
-            "runtime-image": runtime_image,
-            "glibc": glibc,
-        }
-        cli = {k: (str(v) if isinstance(v, Path) else v) for k, v in cli.items()}
-        settings = resolve(
-            cli=cli,
-            file_table=load_tool_table(project_dir / "pyproject.toml"),
-            env=env,
-            project_dir=project_dir,
-            cwd=cwd,
-        )
+        settings = _settings(cli, project, env)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
-        result = run_build(settings, runner=runner, env=env, reporter=reporter, verbose=verbose)
+        if dry_run:
+            planned = pipeline.plan(
+                settings, runner=runner, env=env, reporter=reporter, verbose=verbose
+            )
+            if json_output:
+                typer.echo(pipeline.dump_json(planned))
+            else:
+                print_plan(planned)
+            return
+        result = pipeline.build(
+            settings, runner=runner, env=env, reporter=reporter, verbose=verbose
+        )
         if json_output:
-            typer.echo(dump_json(result))
+            typer.echo(pipeline.dump_json(result))
         else:
             for archive in result.archives:
                 typer.echo(str(archive.path))
+
+
+def print_plan(planned: PlanResult) -> None:
+    # Wide enough for wheel file names when the output is not a terminal (a CI log, a file).
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    for target_plan in planned.targets:
+        table = Table(title=f"{target_plan.target.describe()} — {target_plan.plan.summary()}")
+        for column in ("package", "version", "action", "file", "reason"):
+            table.add_column(column)
+        for item in target_plan.plan.items:
+            table.add_row(
+                item.pin.name, item.pin.version, item.action.value, item.pin.filename, item.reason
+            )
+        console.print(table)
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ KEYS = (
     "runtime-image",
     "glibc",
     "name",
+    "extras",
+    "groups",
 )
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
 # NATIVEBUILD_* variables that are not settings but are ours all the same.
@@ -62,6 +64,8 @@ class Settings:
     runtime_image: str | None = None
     glibc: GlibcVersion | None = None  # None: the runtime's ceiling
     name: str = "function"
+    extras: tuple[str, ...] = ()  # optional dependencies of pyproject.toml / lock files
+    groups: tuple[str, ...] = ()  # dependency groups (PEP 735) of pyproject.toml / lock files
 
     def targets(self) -> tuple[Target, ...]:
         runtime = get_runtime(self.runtime)
@@ -164,9 +168,24 @@ def resolve(
     return settings
 
 
+def _as_names(value: Any, key: str, origin: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        msg = f"{key} in {origin} must be a list of names, not {value!r}."
+        raise ConfigError(msg)
+    names = [
+        _as_str(item, key, origin)
+        for item in items
+        if not (isinstance(item, str) and not item.strip())
+    ]
+    return tuple(dict.fromkeys(names))
+
+
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
     if key == "arch":
         return _as_archs(raw, origin)
+    if key in ("extras", "groups"):
+        return _as_names(raw, key, origin)
     if key == "glibc":
         return GlibcVersion.parse(_as_str(raw, key, origin))
     text = _as_str(raw, key, origin)

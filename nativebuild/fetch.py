@@ -26,13 +26,13 @@ ATTEMPTS = 3
 TIMEOUT_S = 60
 
 
-def _ssl_context(settings: IndexSettings) -> ssl.SSLContext:
+def ssl_context(settings: IndexSettings) -> ssl.SSLContext:
     if settings.ca_bundle is not None:
         return ssl.create_default_context(cafile=str(settings.ca_bundle))
     return ssl.create_default_context()
 
 
-def _credentials_for(url: str, settings: IndexSettings) -> tuple[str, str] | None:
+def credentials_for(url: str, settings: IndexSettings) -> tuple[str, str] | None:
     """Index URLs carry credentials for their host (pip's rule); netrc comes next."""
     host = urlsplit(url).hostname
     for index in settings.index_urls:
@@ -47,14 +47,18 @@ def _credentials_for(url: str, settings: IndexSettings) -> tuple[str, str] | Non
     return None
 
 
+_ssl_context = ssl_context  # the old private names, kept for existing callers
+_credentials_for = credentials_for
+
+
 def _open(url: str, settings: IndexSettings) -> IO[bytes]:
     request = urllib.request.Request(url, headers={"User-Agent": "nativebuild"})  # noqa: S310
-    credentials = _credentials_for(url, settings)
+    credentials = credentials_for(url, settings)
     if credentials is not None:
         token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     response: IO[bytes] = urllib.request.urlopen(  # noqa: S310
-        request, timeout=TIMEOUT_S, context=_ssl_context(settings)
+        request, timeout=TIMEOUT_S, context=ssl_context(settings)
     )
     return response
 

@@ -1,7 +1,8 @@
-"""The build: requirements → resolution → plan → downloads and compiles → archive.
+"""The build: inputs → resolution → plan → downloads and compiles → archive.
 
-The only orchestrator. Decisions come from pure functions (``plan.py``, ``resolve.py``,
-``compile.py``); this module does the I/O in order and reports through a Reporter.
+The only orchestrator. Decisions come from pure functions (``plan.py``, ``locked.py``,
+``compile.py``, ``archive.py``); this module does the I/O in order and reports through a
+Reporter. Resolution strategies live in ``resolver.py``.
 """
 
 from __future__ import annotations
@@ -14,31 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
-from nativebuild.archive import plan_function_archive, source_date_epoch, write_zip
-from nativebuild.cache import CachedFile, LocalCache, build_key, default_cache_dir
+from nativebuild.archive import plan_function_archive, write_zip
+from nativebuild.cache import CachedFile
 from nativebuild.compile import CompileJob, compile_key, run_compile
 from nativebuild.config import Settings
-from nativebuild.container import ContainerRunner, ContainerSpec, Mount
-from nativebuild.errors import ResolutionError
+from nativebuild.container import ContainerRunner
+from nativebuild.context import BuildContext, open_context
 from nativebuild.fetch import fetch_all
-from nativebuild.network import IndexSettings, discover
 from nativebuild.plan import Action, BuildPlan, make_plan
 from nativebuild.reporting import Reporter
-from nativebuild.requirements import RequirementSet, parse_requirements
-from nativebuild.resolve import (
-    IN_DIR,
-    OUT_DIR,
-    PIP_CACHE_DIR,
-    REPORT_NAME,
-    RESOLVER_VERSION,
-    Resolution,
-    check_pins,
-    pip_environment,
-    read_report,
-    resolution_error_from_log,
-    resolve_command,
-)
+from nativebuild.resolve import Resolution
+from nativebuild.resolver import image_identity, resolve
 from nativebuild.targets import Target
+from nativebuild.uv import UvRunner
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,17 +65,40 @@ class BuildResult:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BuildContext:
-    """What every target of one build shares."""
+class TargetPlan:
+    target: Target
+    plan: BuildPlan
 
-    settings: Settings
-    requirements: RequirementSet
-    index: IndexSettings
-    cache: LocalCache
-    runner: ContainerRunner
-    reporter: Reporter
-    verbose: bool
-    epoch: int | None
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runtime": self.target.runtime.name,
+            "arch": self.target.arch.value,
+            "glibc": str(self.target.glibc),
+            "build_image": self.target.build_image,
+            "items": [
+                {
+                    "name": item.pin.name,
+                    "version": item.pin.version,
+                    "action": item.action.value,
+                    "reason": item.reason,
+                    "file": item.pin.filename,
+                    "sha256": item.pin.sha256,
+                }
+                for item in self.plan.items
+            ],
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    targets: tuple[TargetPlan, ...]
+    containers_started: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "targets": [t.to_json() for t in self.targets],
+            "containers_started": self.containers_started,
+        }
 
 
 def build(
@@ -96,33 +108,13 @@ def build(
     env: Mapping[str, str],
     reporter: Reporter,
     verbose: bool = False,
+    uv: UvRunner | None = None,
 ) -> BuildResult:
     """Build one archive per target of ``settings``."""
     targets = settings.targets()  # validates runtime and images before any work
     containers_before = runner.containers_started
-    requirements = parse_requirements(settings.requirements, env=env)
-    if requirements.no_index:
-        msg = f"{settings.requirements} says --no-index, which nativebuild cannot honour yet."
-        hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
-        raise ResolutionError(msg, hint=hint)
-    index = discover(env).with_overrides(
-        index_url=requirements.index_url,
-        extra_index_urls=requirements.extra_index_urls,
-        trusted_hosts=requirements.trusted_hosts,
-    )
-    for skipped in index.skipped:
-        reporter.detail(f"not forwarding local index {skipped} (containers cannot see host paths)")
-    cache = LocalCache(settings.cache_dir or default_cache_dir(env), reporter=reporter)
-    cache.ensure()
-    context = BuildContext(
-        settings=settings,
-        requirements=requirements,
-        index=index,
-        cache=cache,
-        runner=runner,
-        reporter=reporter,
-        verbose=verbose,
-        epoch=source_date_epoch(env),
+    context = open_context(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
     )
     archives, wheels = [], []
     for target in targets:
@@ -136,11 +128,35 @@ def build(
     )
 
 
+def plan(
+    settings: Settings,
+    *,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+) -> PlanResult:
+    """What a build would do per target (resolving, but fetching and compiling nothing)."""
+    targets = settings.targets()
+    containers_before = runner.containers_started
+    context = open_context(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
+    )
+    plans = []
+    for target in targets:
+        resolution = resolve(context, target)
+        target_plan, _ = plan_target(context, target, resolution)
+        plans.append(TargetPlan(target=target, plan=target_plan))
+    return PlanResult(
+        targets=tuple(plans), containers_started=runner.containers_started - containers_before
+    )
+
+
 def build_target(context: BuildContext, target: Target) -> tuple[ArchiveRecord, list[WheelRecord]]:
     reporter = context.reporter
     reporter.step(f"Building for {target.describe()}")
     resolution = resolve(context, target)
-    check_hashes(resolution, context.requirements)
     plan, found = plan_target(context, target, resolution)
     reporter.detail(plan.summary())
     wheels = acquire(context, target, plan, found)
@@ -174,95 +190,6 @@ def build_target(context: BuildContext, target: Target) -> tuple[ArchiveRecord, 
     ]
 
 
-def resolution_key(context: BuildContext, target: Target) -> str:
-    return build_key(
-        {
-            "kind": "resolution",
-            "resolver": RESOLVER_VERSION,
-            "requirements": context.requirements.fingerprint(),
-            "runtime": target.runtime.name,
-            "arch": target.arch.value,
-            "glibc": str(target.glibc),
-            "build_image": target.build_image,
-            **context.index.fingerprint_fields(),
-        }
-    )
-
-
-def resolve(context: BuildContext, target: Target) -> Resolution:
-    """The pins for ``target``: from the cache, or from pip in the build image."""
-    key = resolution_key(context, target)
-    cached = context.cache.get_json("resolution", key)
-    if cached is not None:
-        context.reporter.detail("resolution: cached")
-        return Resolution.from_json(cached)
-    count = len(context.requirements.requirements)
-    context.reporter.step(f"Resolving {count} requirements in {target.build_image}")
-    context.runner.image_id(target.build_image, platform=target.arch.docker_platform)
-    with context.cache.scratch_dir() as work:
-        in_dir, out_dir = work / "in", work / "out"
-        in_dir.mkdir()
-        out_dir.mkdir()
-        reqs = context.requirements
-        (in_dir / "requirements.txt").write_text(reqs.pip_requirements_text(), encoding="utf-8")
-        constraints = reqs.pip_constraints_text()
-        if constraints:
-            (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
-        spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
-        result = context.runner.run(spec, reporter=context.reporter, verbose=context.verbose)
-        if result.exit_code != 0:
-            raise resolution_error_from_log(result.log_tail)
-        resolution = read_report(out_dir / REPORT_NAME)
-    check_pins(resolution, target)
-    context.cache.put_json("resolution", key, resolution.to_json())
-    return resolution
-
-
-def resolve_spec(
-    context: BuildContext, target: Target, in_dir: Path, out_dir: Path, *, has_constraints: bool
-) -> ContainerSpec:
-    pip_cache = context.cache.root / "pip"
-    pip_cache.mkdir(exist_ok=True)
-    environment = {**pip_environment(), **context.index.container_environment()}
-    return ContainerSpec(
-        image=target.build_image,
-        command=resolve_command(target.runtime.interpreter_path, has_constraints=has_constraints),
-        description=f"resolve requirements for {target.describe()}",
-        platform=target.arch.docker_platform,
-        mounts=(
-            Mount(source=in_dir, target=IN_DIR),
-            Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False),
-            *context.index.container_mounts(),
-        ),
-        environment=tuple(sorted(environment.items())),
-        working_dir="/tmp",
-    )
-
-
-def check_hashes(resolution: Resolution, requirements: RequirementSet) -> None:
-    """With ``--hash`` in the requirements, every chosen file must match one of them."""
-    if not requirements.require_hashes:
-        return
-    allowed: dict[str, set[str]] = {}
-    for line in requirements.requirements:
-        allowed.setdefault(line.name, set()).update(
-            h.removeprefix("sha256:") for h in line.hashes if h.startswith("sha256:")
-        )
-    for pin in resolution.pins:
-        hashes = allowed.get(pin.name)
-        if not hashes:
-            msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."
-            hint = (
-                "In hash-checking mode every package, dependencies included, needs a "
-                "--hash=sha256:... (nativebuild verifies sha256)."
-            )
-            raise ResolutionError(msg, hint=hint)
-        if pin.sha256 not in hashes:
-            msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
-            raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")
-
-
 def plan_target(
     context: BuildContext, target: Target, resolution: Resolution
 ) -> tuple[BuildPlan, dict[str, CachedFile]]:
@@ -278,7 +205,7 @@ def plan_target(
     compile_keys: dict[str, str] = {}
     sdists = [pin for pin in resolution.pins if not pin.is_wheel]
     if sdists:
-        image_id = context.runner.image_id(target.build_image, platform=target.arch.docker_platform)
+        image_id = image_identity(context, target)
         compile_keys = {
             pin.name: compile_key(pin, target, image_id=image_id, settings={}) for pin in sdists
         }
@@ -351,5 +278,5 @@ def compile_jobs(
     return built
 
 
-def dump_json(result: BuildResult) -> str:
+def dump_json(result: BuildResult | PlanResult) -> str:
     return json.dumps(result.to_json(), indent=2, sort_keys=True)

@@ -66,7 +66,7 @@ def make_plan(
             if pin.sha256 in files:
                 items.append(PlanItem(pin=pin, action=Action.CACHED_WHEEL, reason="wheel in cache"))
             else:
-                reason = f"binary wheel {pin.filename}"
+                reason = "the best wheel for the target"
                 items.append(PlanItem(pin=pin, action=Action.DOWNLOAD, reason=reason))
             continue
         key = compile_keys[pin.name]
@@ -76,6 +76,6 @@ def make_plan(
                 PlanItem(pin=pin, action=Action.CACHED_BUILD, reason=reason, compile_key=key)
             )
         else:
-            reason = f"no wheel fits the target; compile {pin.filename}"
+            reason = "no wheel fits the target (or --no-binary): compile the sdist"
             items.append(PlanItem(pin=pin, action=Action.COMPILE, reason=reason, compile_key=key))
     return BuildPlan(items=tuple(items))

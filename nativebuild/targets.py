@@ -131,6 +131,8 @@ def expand_image(template: str, arch: Architecture) -> str:
 
 # Legacy manylinux names (PEP 513/571/599) for the glibc versions PEP 600 maps them to.
 _LEGACY_ALIASES = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+# glibc minors of uv's ``--python-platform`` manylinux triples (manylinux2014 is 2_17).
+_UV_MANYLINUX_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 # The oldest glibc each architecture has manylinux wheels for.
 _OLDEST_GLIBC = {Architecture.X86_64: 5, Architecture.ARM64: 17}
 
@@ -186,3 +188,31 @@ class Target:
 
     def describe(self) -> str:
         return f"{self.runtime.name} {self.arch.value} (glibc {self.glibc})"
+
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker values as Lambda's runtime has them, whatever the host is."""
+        major, minor = self.runtime.python_version
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{major}.{minor}.0",
+            "os_name": "posix",
+            "platform_machine": self.arch.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": f"{major}.{minor}.0",
+            "python_version": f"{major}.{minor}",
+            "sys_platform": "linux",
+        }
+
+    def uv_platform(self) -> str | None:
+        """uv's ``--python-platform`` for this target: the newest manylinux it knows that the
+        target's glibc loads. uv has no 2_18…2_27 triples, so Amazon Linux 2 (2.26) resolves
+        as manylinux_2_17; nativebuild then picks files against the exact tag list."""
+        if self.glibc.major != 2:
+            return None
+        known = [m for m in _UV_MANYLINUX_MINORS if m <= self.glibc.minor]
+        if not known:
+            return None
+        return f"{self.arch.machine}-manylinux_2_{max(known)}"

@@ -1,4 +1,5 @@
-"""Test tiers: unit and functional tests run anywhere; ``docker`` tests need --run-docker.
+"""Test tiers: unit and functional tests run anywhere; the integration tier (``docker`` and
+``network`` tests: a Docker engine, the stand-ins, the real package index) needs --run-docker.
 
 With --require-docker (CI), a run in which any docker test was skipped, or none ran, fails:
 the integration tier must never be skipped silently.
@@ -28,9 +29,9 @@ def _docker_enabled(config: pytest.Config) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _docker_enabled(config):
         return
-    skip = pytest.mark.skip(reason="needs --run-docker")
+    skip = pytest.mark.skip(reason="integration tier: needs --run-docker")
     for item in items:
-        if "docker" in item.keywords:
+        if "docker" in item.keywords or "network" in item.keywords:
             item.add_marker(skip)
 
 

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -16,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from nativebuild.container import ContainerResult, ContainerSpec
 from nativebuild.reporting import Reporter
+from nativebuild.uv import UvResult
 from tests.wheelfactory import make_wheel
 
 TARGET_ENV = {"python_version": "3.9", "platform_machine": "x86_64", "sys_platform": "linux"}
@@ -45,6 +47,36 @@ class FakeIndex:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, IndexFile] = {}
+        self.sdists: dict[str, IndexFile] = {}  # an sdist beside a wheel of the same version
+
+    def resolve(self, lines: list[str]) -> tuple[dict[str, IndexFile], str | None]:
+        """What pip or uv would pick for ``lines`` on python3.9 x86_64; an error text instead
+        when a requirement cannot be met."""
+        wanted = [
+            Requirement(line.split(" --hash")[0])
+            for line in lines
+            if line and not line.startswith("-")
+        ]
+        chosen: dict[str, IndexFile] = {}
+        while wanted:
+            req = wanted.pop()
+            if req.marker is not None and not Marker(str(req.marker)).evaluate(TARGET_ENV):
+                continue
+            name = canonicalize_name(req.name)
+            entry = self.files.get(name)
+            if entry is None or entry.version not in req.specifier:
+                return {}, f"No matching distribution found for {req}"
+            if name not in chosen:
+                chosen[name] = entry
+                wanted.extend(Requirement(d) for d in entry.dependencies)
+        return chosen, None
+
+    def add_both(self, name: str, version: str) -> IndexFile:
+        """A wheel and an sdist of one version (the usual case on PyPI)."""
+        sdist = self.add_sdist(name, version)
+        wheel = self.add_wheel(name, version)
+        self.sdists[canonicalize_name(name)] = sdist
+        return wheel
 
     def add_wheel(
         self, name: str, version: str, *, deps: tuple[str, ...] = (), tag: str = "py3-none-any"
@@ -111,36 +143,27 @@ class FakeRunner:
 
     def _resolve(self, mounts: dict[str, Path]) -> ContainerResult:
         lines = (mounts["/nativebuild/in"] / "requirements.txt").read_text().splitlines()
-        wanted = [
-            Requirement(line.split(" --hash")[0])
-            for line in lines
-            if line and not line.startswith("-")
-        ]
-        chosen: dict[str, IndexFile] = {}
-        while wanted:
-            req = wanted.pop()
-            if req.marker is not None and not Marker(str(req.marker)).evaluate(TARGET_ENV):
-                continue
-            name = canonicalize_name(req.name)
-            entry = self.index.files.get(name)
-            if entry is None or entry.version not in req.specifier:
-                tail = (f"ERROR: Could not find a version that satisfies the requirement {req}",
-                        f"ERROR: No matching distribution found for {req}")  # fmt: skip
-                return ContainerResult(exit_code=1, log_tail=tail, duration_s=0.1)
-            if name not in chosen:
-                chosen[name] = entry
-                wanted.extend(Requirement(d) for d in entry.dependencies)
+        chosen, error = self.index.resolve(lines)
+        if error is not None:
+            tail = (f"ERROR: {error}",)
+            return ContainerResult(exit_code=1, log_tail=tail, duration_s=0.1)
+        no_binary = {canonicalize_name(l.split()[1]) for l in lines if l.startswith("--no-binary")}
         report = {
             "version": "1",
             "install": [
                 {
                     "metadata": {"name": e.name, "version": e.version},
                     "download_info": {
-                        "url": e.url,
-                        "archive_info": {"hashes": {"sha256": e.sha256}},
+                        "url": f.url,
+                        "archive_info": {"hashes": {"sha256": f.sha256}},
                     },
                 }
                 for e in chosen.values()
+                for f in [
+                    self.index.sdists.get(canonicalize_name(e.name), e)
+                    if canonicalize_name(e.name) in no_binary
+                    else e
+                ]
             ],
         }
         (mounts["/nativebuild/out"] / "report.json").write_text(json.dumps(report))
@@ -185,3 +208,50 @@ class FakeRunner:
         (out_root / "results.json").write_text(json.dumps(results))
         ok = all(r["ok"] for r in results)
         return ContainerResult(exit_code=0 if ok else 1, log_tail=(), duration_s=0.3)
+
+
+class FakeUv:
+    """Stands in for uv on the host: ``pip compile --no-build`` against a FakeIndex, answering
+    in PEP 751; refuses (as uv does) when only an sdist could satisfy a requirement."""
+
+    def __init__(self, index: FakeIndex) -> None:
+        self.index = index
+        self.calls: list[list[str]] = []
+        self.installed = True
+
+    def available(self) -> bool:
+        return self.installed
+
+    def run(self, args: Sequence[str], *, cwd: Path | None, env: Mapping[str, str]) -> UvResult:
+        self.calls.append(list(args))
+        assert args[:2] == ["pip", "compile"], args
+        assert "--no-build" in args, "uv must never build on the host"
+        lines = Path(args[2]).read_text().splitlines()
+        chosen, error = self.index.resolve(lines)
+        if error is not None:
+            return UvResult(returncode=1, stdout="", stderr=f"error: {error}")
+        packages = []
+        for entry in chosen.values():
+            name = canonicalize_name(entry.name)
+            sdist = self.index.sdists.get(name)
+            if entry.path.name.endswith(".tar.gz"):
+                message = (
+                    f"error: Because {name}=={entry.version} has no usable wheels ...\n"
+                    f"hint: Wheels are required for `{name}` because building from source is "
+                    "disabled for all packages (i.e., with `--no-build`)"
+                )
+                return UvResult(returncode=1, stdout="", stderr=message)
+            lines_out = [f'[[packages]]\nname = "{name}"\nversion = "{entry.version}"']
+            if sdist is not None:
+                lines_out.append(
+                    f'sdist = {{ url = "{sdist.url}", hashes = {{ sha256 = "{sdist.sha256}" }} }}'
+                )
+            lines_out.append(
+                f'wheels = [{{ url = "{entry.url}", hashes = {{ sha256 = "{entry.sha256}" }} }}]'
+            )
+            packages.append("\n".join(lines_out))
+        output = Path(args[args.index("--output-file") + 1])
+        output.write_text(
+            'lock-version = "1.0"\ncreated-by = "fake-uv"\n\n' + "\n\n".join(packages) + "\n"
+        )
+        return UvResult(returncode=0, stdout="", stderr="")

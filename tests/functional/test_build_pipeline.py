@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from tests.fakes import FakeIndex, FakeRunner
+from tests.fakes import FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
 
 IMAGE = "example/build:{arch}"
@@ -30,10 +30,17 @@ def index(tmp_path: Path) -> FakeIndex:
 
 
 @pytest.fixture
-def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch, fake_uv: FakeUv) -> FakeRunner:
     runner = FakeRunner(index)
     monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
     return runner
+
+
+@pytest.fixture
+def fake_uv(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeUv:
+    uv = FakeUv(index)
+    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    return uv
 
 
 @pytest.fixture
@@ -274,3 +281,115 @@ def test_src_dot_does_not_pack_the_output_or_cache(
     assert "app/handler.py" in names
     assert "requirements.txt" in names
     assert not any(n.startswith(("dist/", ".cache/")) for n in names)
+
+
+def test_all_binary_set_builds_without_any_engine(
+    project: Path, tmp_path: Path, fake: FakeRunner, fake_uv: FakeUv
+) -> None:
+    (project / "requirements.txt").write_text("six==1.16.0\nrequests==2.31.0\n")
+    fake.engine_down = True
+    code, out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["containers_started"] == 0
+    assert {w["name"]: w["source"] for w in result["wheels"]} == {
+        "idna": "download",
+        "requests": "download",
+        "six": "download",
+    }
+    assert len(fake_uv.calls) == 1
+
+
+def test_sdist_only_package_resolves_in_the_build_image(
+    project: Path, tmp_path: Path, fake: FakeRunner, fake_uv: FakeUv
+) -> None:
+    code, _out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "resolving in example/build:x86_64" in err
+    assert ["--dry-run" in spec.command for spec in fake.specs] == [True, False]
+
+
+def test_no_binary_with_a_wheel_available_compiles_without_a_resolution_container(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    index.add_both("pyyaml", "6.0.1")
+    (project / "requirements.txt").write_text("pyyaml==6.0.1\nsix==1.16.0\n--no-binary pyyaml\n")
+    code, out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["containers_started"] == 1
+    assert {w["name"]: w["source"] for w in result["wheels"]} == {
+        "pyyaml": "compiled",
+        "six": "download",
+    }
+
+
+def test_cached_compiles_build_without_an_engine(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    index.add_both("pyyaml", "6.0.1")
+    (project / "requirements.txt").write_text("pyyaml==6.0.1\n--no-binary pyyaml\n")
+    _, cold, _ = run_build(project, tmp_path / "cache")
+    fake.engine_down = True
+    code, warm, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert json.loads(warm)["containers_started"] == 0
+    assert json.loads(warm)["archives"][0]["sha256"] == json.loads(cold)["archives"][0]["sha256"]
+    assert "last seen" in err
+
+
+def test_plan_json_lists_each_action_with_its_reason(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    args = ["plan", "-r", str(project / "requirements.txt"), "--runtime", "python3.9", "--build-image", IMAGE,
+            "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"), "--project", str(project), "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.stderr
+    [target] = json.loads(result.stdout)["targets"]
+    actions = {item["name"]: item["action"] for item in target["items"]}
+    assert actions == {
+        "idna": "download",
+        "markupsafe": "compile",
+        "requests": "download",
+        "six": "download",
+    }
+    assert all(item["reason"] and item["sha256"] and item["file"] for item in target["items"])
+    table = CliRunner().invoke(cli.app, args[:-1])
+    assert table.exit_code == 0
+    assert "markupsafe" in table.stdout
+    assert "compile" in table.stdout
+    assert not (project / "dist").exists()
+
+
+def test_pylock_input_installs_exactly_its_pins(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner, fake_uv: FakeUv
+) -> None:
+    six, idna = index.files["six"], index.files["idna"]
+    (project / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\n\n'
+        f'[[packages]]\nname = "six"\nversion = "{six.version}"\n'
+        f'wheels = [{{ url = "{six.url}", hashes = {{ sha256 = "{six.sha256}" }} }}]\n\n'
+        f'[[packages]]\nname = "idna"\nversion = "{idna.version}"\nmarker = "sys_platform == \'win32\'"\n'
+        f'wheels = [{{ url = "{idna.url}", hashes = {{ sha256 = "{idna.sha256}" }} }}]\n'
+    )
+    fake.engine_down = True
+    code, out, err = run_build(project, tmp_path / "cache", "-r", str(project / "pylock.toml"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert [(w["name"], w["version"]) for w in result["wheels"]] == [("six", "1.16.0")]
+    assert result["containers_started"] == 0
+    assert fake_uv.calls == [], "a lock file is never re-resolved"
+
+
+def test_pyproject_input_with_an_extra(
+    project: Path, tmp_path: Path, fake: FakeRunner, fake_uv: FakeUv
+) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "fn"\nversion = "1"\ndependencies = ["six==1.16.0"]\n'
+        '[project.optional-dependencies]\nhttp = ["requests==2.31.0"]\n'
+    )
+    pyproject = str(project / "pyproject.toml")
+    _, plain, err = run_build(project, tmp_path / "cache", "-r", pyproject)
+    assert {w["name"] for w in json.loads(plain)["wheels"]} == {"six"}, err
+    _, with_extra, err = run_build(project, tmp_path / "cache", "-r", pyproject, "--extra", "http")
+    assert {w["name"] for w in json.loads(with_extra)["wheels"]} == {"six", "requests", "idna"}, err

@@ -140,6 +140,18 @@ CASCADE = [
         ),
     ),
     ("name", "name", ("from-file", "from-env", "from-cli"), ("from-file", "from-env", "from-cli")),
+    (
+        "extras",
+        "extras",
+        (["fast"], "fast,slow", ["cli"]),
+        (("fast",), ("fast", "slow"), ("cli",)),
+    ),
+    (
+        "groups",
+        "groups",
+        (["lambda"], "a,b", ["cli"]),
+        (("lambda",), ("a", "b"), ("cli",)),
+    ),
 ]
 
 

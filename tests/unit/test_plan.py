@@ -67,8 +67,9 @@ def test_reasons_say_why() -> None:
         [WHEEL, SDIST], cached_files=set(), compile_keys={SDIST.name: KEY}, cached_built=set()
     )
     download, compile_ = plan.items
-    assert WHEEL.filename in download.reason
-    assert SDIST.filename in compile_.reason
+    assert "wheel" in download.reason
+    assert "sdist" in compile_.reason
+    assert "no wheel fits" in compile_.reason
 
 
 @pytest.mark.parametrize(

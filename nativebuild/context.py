@@ -1,0 +1,133 @@
+"""What every target of one build shares: settings, inputs, index, cache and the seams."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+
+from nativebuild.archive import source_date_epoch
+from nativebuild.cache import LocalCache, default_cache_dir
+from nativebuild.config import Settings
+from nativebuild.container import ContainerRunner
+from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
+from nativebuild.locked import LockedPackage, pylock_default_groups
+from nativebuild.lockfiles import InputKind, input_kind, load_locked
+from nativebuild.network import IndexSettings, discover
+from nativebuild.reporting import Reporter
+from nativebuild.requirements import RequirementSet, parse_requirements, requirements_from_pyproject
+from nativebuild.uv import HostUv, UvRunner
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the function needs: requirements to resolve, or a lock file's exact pins."""
+
+    kind: InputKind
+    requirements: RequirementSet | None  # requirements files and pyproject.toml
+    locked: tuple[LockedPackage, ...] | None  # lock files: never re-resolved
+    fingerprint: str
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @property
+    def no_binary(self) -> tuple[str, ...]:
+        return self.requirements.no_binary if self.requirements is not None else ()
+
+    @property
+    def only_binary(self) -> tuple[str, ...]:
+        return self.requirements.only_binary if self.requirements is not None else ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildContext:
+    settings: Settings
+    inputs: Inputs
+    index: IndexSettings
+    cache: LocalCache
+    runner: ContainerRunner
+    uv: UvRunner
+    reporter: Reporter
+    verbose: bool
+    epoch: int | None
+    env: Mapping[str, str]
+
+
+def read_inputs(
+    settings: Settings,
+    *,
+    env: Mapping[str, str],
+    index: IndexSettings,
+    uv: UvRunner,
+    cache: LocalCache,
+) -> Inputs:
+    path = settings.requirements
+    kind = input_kind(path)
+    if kind == "requirements":
+        requirements = parse_requirements(path, env=env)
+    elif kind == "pyproject":
+        requirements = requirements_from_pyproject(
+            path, extras=settings.extras, groups=settings.groups, env=env
+        )
+    else:
+        if not path.is_file():
+            msg = f"lock file {path} not found"
+            raise RequirementsFileNotFoundError(msg, hint="Pass -r PATH to an existing lock file.")
+        locked = load_locked(
+            path, kind=kind, extras=settings.extras, groups=settings.groups, uv=uv, index=index,
+            env=env, cache_dir=cache.root / "uv",
+        )  # fmt: skip
+        groups = settings.groups
+        if kind == "pylock" and not groups:
+            groups = pylock_default_groups(path.read_text(encoding="utf-8"))
+        digest = hashlib.sha256(path.read_bytes())
+        digest.update(repr((kind, settings.extras, groups)).encode())
+        return Inputs(
+            kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
+            extras=settings.extras, groups=groups,
+        )  # fmt: skip
+    if requirements.no_index:
+        msg = f"{path} says --no-index, which nativebuild cannot honour yet."
+        hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
+        raise ResolutionError(msg, hint=hint)
+    return Inputs(
+        kind=kind, requirements=requirements, locked=None, fingerprint=requirements.fingerprint()
+    )
+
+
+def open_context(
+    settings: Settings,
+    *,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+) -> BuildContext:
+    """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
+    uv = uv if uv is not None else HostUv()
+    cache = LocalCache(settings.cache_dir or default_cache_dir(env), reporter=reporter)
+    cache.ensure()
+    host_index = discover(env)
+    inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
+    index = host_index
+    if inputs.requirements is not None:
+        index = host_index.with_overrides(
+            index_url=inputs.requirements.index_url,
+            extra_index_urls=inputs.requirements.extra_index_urls,
+            trusted_hosts=inputs.requirements.trusted_hosts,
+        )
+    for skipped in index.skipped:
+        reporter.detail(f"not using local index {skipped} (containers cannot see host paths)")
+    return BuildContext(
+        settings=settings,
+        inputs=inputs,
+        index=index,
+        cache=cache,
+        runner=runner,
+        uv=uv,
+        reporter=reporter,
+        verbose=verbose,
+        epoch=source_date_epoch(env),
+        env=env,
+    )

@@ -1,0 +1,189 @@
+"""Which exact files a target needs: cache → lock file → uv on the host → pip in the image.
+
+The cheapest source that can answer does: a cached answer for the same inputs; a lock file's
+own pins (never re-resolved); uv on the host, which needs no container; and only when an
+sdist's metadata is needed to resolve, pip inside the build image, which runs the target's own
+Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nativebuild.cache import build_key
+from nativebuild.container import ContainerSpec, Mount
+from nativebuild.context import BuildContext
+from nativebuild.errors import DockerUnavailableError, ResolutionError
+from nativebuild.host_resolve import HostResolutionUnavailable, resolve_on_host
+from nativebuild.locked import choose_files
+from nativebuild.resolve import (
+    IN_DIR,
+    OUT_DIR,
+    PIP_CACHE_DIR,
+    REPORT_NAME,
+    RESOLVER_VERSION,
+    Resolution,
+    check_pins,
+    pip_environment,
+    read_report,
+    resolution_error_from_log,
+    resolve_command,
+)
+from nativebuild.targets import Target
+
+
+def resolution_key(context: BuildContext, target: Target) -> str:
+    return build_key(
+        {
+            "kind": "resolution",
+            "resolver": RESOLVER_VERSION,
+            "input_kind": context.inputs.kind,
+            "inputs": context.inputs.fingerprint,
+            "runtime": target.runtime.name,
+            "arch": target.arch.value,
+            "glibc": str(target.glibc),
+            "build_image": target.build_image,
+            **context.index.fingerprint_fields(),
+        }
+    )
+
+
+def resolve(context: BuildContext, target: Target) -> Resolution:
+    """The pins for ``target``, from the cheapest source that can answer."""
+    key = resolution_key(context, target)
+    cached = context.cache.get_json("resolution", key)
+    if cached is not None:
+        context.reporter.detail("resolution: cached")
+        return Resolution.from_json(cached)
+    inputs = context.inputs
+    if inputs.locked is not None:
+        context.reporter.detail(
+            f"pins: {len(inputs.locked)} locked in {context.settings.requirements.name}"
+        )
+        pins = choose_files(inputs.locked, target, extras=inputs.extras, groups=inputs.groups)
+        resolution = Resolution(pins=pins)
+    else:
+        resolution = _resolve_requirements(context, target)
+    check_pins(resolution, target)
+    check_hashes(resolution, context)
+    context.cache.put_json("resolution", key, resolution.to_json())
+    return resolution
+
+
+def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101 - Inputs holds one or the other
+    context.reporter.step(
+        f"Resolving {len(requirements.requirements)} requirements for {target.describe()}"
+    )
+    try:
+        with context.cache.scratch_dir() as work:
+            host = resolve_on_host(
+                requirements, target, uv=context.uv, index=context.index, env=context.env,
+                workdir=work, uv_cache=context.cache.root / "uv",
+            )  # fmt: skip
+    except HostResolutionUnavailable as why:
+        first = why.reason.strip().splitlines()[-1] if why.reason.strip() else why.reason
+        context.reporter.detail(
+            f"uv on the host cannot resolve this without building ({first}): resolving in {target.build_image}"
+        )
+        return _resolve_in_image(context, target)
+    pins = choose_files(
+        host.packages,
+        target,
+        no_binary=requirements.no_binary,
+        only_binary=requirements.only_binary,
+    )
+    return Resolution(pins=pins)
+
+
+def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101
+    image_identity(context, target)  # a missing image fails here, with a clear message
+    with context.cache.scratch_dir() as work:
+        in_dir, out_dir = work / "in", work / "out"
+        in_dir.mkdir()
+        out_dir.mkdir()
+        (in_dir / "requirements.txt").write_text(
+            requirements.pip_requirements_text(), encoding="utf-8"
+        )
+        constraints = requirements.pip_constraints_text()
+        if constraints:
+            (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
+        spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
+        result = context.runner.run(spec, reporter=context.reporter, verbose=context.verbose)
+        if result.exit_code != 0:
+            raise resolution_error_from_log(result.log_tail)
+        return read_report(out_dir / REPORT_NAME)
+
+
+def resolve_spec(
+    context: BuildContext, target: Target, in_dir: Path, out_dir: Path, *, has_constraints: bool
+) -> ContainerSpec:
+    pip_cache = context.cache.root / "pip"
+    pip_cache.mkdir(exist_ok=True)
+    environment = {**pip_environment(), **context.index.container_environment()}
+    return ContainerSpec(
+        image=target.build_image,
+        command=resolve_command(target.runtime.interpreter_path, has_constraints=has_constraints),
+        description=f"resolve requirements for {target.describe()}",
+        platform=target.arch.docker_platform,
+        mounts=(
+            Mount(source=in_dir, target=IN_DIR),
+            Mount(source=out_dir, target=OUT_DIR, read_only=False),
+            Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False),
+            *context.index.container_mounts(),
+        ),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
+def check_hashes(resolution: Resolution, context: BuildContext) -> None:
+    """With ``--hash`` in the requirements, every chosen file must match one of them."""
+    requirements = context.inputs.requirements
+    if requirements is None or not requirements.require_hashes:
+        return
+    allowed: dict[str, set[str]] = {}
+    for line in requirements.requirements:
+        allowed.setdefault(line.name, set()).update(
+            h.removeprefix("sha256:") for h in line.hashes if h.startswith("sha256:")
+        )
+    for pin in resolution.pins:
+        hashes = allowed.get(pin.name)
+        if not hashes:
+            msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."
+            hint = (
+                "In hash-checking mode every package, dependencies included, needs a "
+                "--hash=sha256:... (nativebuild verifies sha256)."
+            )
+            raise ResolutionError(msg, hint=hint)
+        if pin.sha256 not in hashes:
+            msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
+            raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")
+
+
+def image_identity(context: BuildContext, target: Target) -> str:
+    """The build image's id, for cache keys. Asks the engine; when the engine is down and
+    the id was seen before, the last one seen stands (a warm build then needs no engine)."""
+    key = build_key(
+        {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
+    )
+    ref = target.build_image
+    if "@sha256:" in ref:
+        return ref.rsplit("@", 1)[1]  # pinned by digest: the reference is the identity
+    try:
+        image_id = context.runner.image_id(ref, platform=target.arch.docker_platform)
+    except DockerUnavailableError:
+        seen = context.cache.get_json("image-id", key)
+        if seen is None:
+            raise
+        context.reporter.detail(
+            f"Docker engine not reachable: using {ref} as last seen ({seen['id'][:19]})"
+        )
+        return str(seen["id"])
+    seen = context.cache.get_json("image-id", key)
+    if seen is None or seen.get("id") != image_id:
+        context.cache.replace_json("image-id", key, {"image": ref, "id": image_id})
+    return image_id
