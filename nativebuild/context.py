@@ -11,11 +11,13 @@ from nativebuild.cache import LocalCache, default_cache_dir
 from nativebuild.config import Settings
 from nativebuild.container import ContainerRunner
 from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
+from nativebuild.localpkg import pack, read_local_project
 from nativebuild.locked import LockedPackage, pylock_default_groups
 from nativebuild.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.network import IndexSettings, discover
 from nativebuild.reporting import Reporter
 from nativebuild.requirements import RequirementSet, parse_requirements, requirements_from_pyproject
+from nativebuild.resolve import Pin
 from nativebuild.uv import HostUv, UvRunner
 
 
@@ -29,6 +31,7 @@ class Inputs:
     fingerprint: str
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
 
     @property
     def no_binary(self) -> tuple[str, ...]:
@@ -86,13 +89,42 @@ def read_inputs(
             kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
             extras=settings.extras, groups=groups,
         )  # fmt: skip
+    local = pack_local_projects(requirements, cache)
+    fingerprint = requirements.fingerprint()
+    if local:
+        # The packed trees' hashes: editing a local project's code must re-resolve and rebuild.
+        digest = hashlib.sha256(fingerprint.encode())
+        for name in sorted(local):
+            digest.update(f"{name}={local[name].sha256}".encode())
+        fingerprint = digest.hexdigest()
     if requirements.no_index:
         msg = f"{path} says --no-index, which nativebuild cannot honour yet."
         hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
         raise ResolutionError(msg, hint=hint)
     return Inputs(
-        kind=kind, requirements=requirements, locked=None, fingerprint=requirements.fingerprint()
+        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local
     )
+
+
+def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:
+    """Pack each local project into a reproducible source archive kept in the cache."""
+    pins = {}
+    for line in requirements.requirements:
+        if line.local_path is None:
+            continue
+        project = read_local_project(line.local_path, origin=line.origin)
+        with cache.scratch_dir() as work:
+            packed = work / project.archive_name
+            sha256 = pack(project, packed)
+            cache.put_file(packed, sha256=sha256, filename=project.archive_name, move=True)
+        pins[project.name] = Pin(
+            name=project.name,
+            version=project.version,
+            filename=project.archive_name,
+            url=project.path.as_uri(),
+            sha256=sha256,
+        )
+    return pins
 
 
 def open_context(

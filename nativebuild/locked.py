@@ -48,6 +48,7 @@ class LockedPackage:
     wheels: tuple[FileRef, ...]
     sdist: FileRef | None
     origin: str  # where the pin comes from, for messages
+    directory: str | None = None  # a local project, packed by nativebuild (localpkg.py)
 
 
 def strip_credentials(url: str) -> str:
@@ -86,10 +87,18 @@ def read_pylock(text: str, *, origin: str) -> tuple[LockedPackage, ...]:
         if not isinstance(name, str):
             msg = f"{origin}: package #{index + 1} has no name."
             raise RequirementSyntaxError(msg)
-        for unsupported in ("directory", "vcs", "archive"):
+        for unsupported in ("vcs", "archive"):
             if unsupported in entry:
                 msg = f"{origin}: {name} comes from a {unsupported}, which is not supported yet."
                 raise ResolutionError(msg, hint="Lock a released version from a package index.")
+        if isinstance(entry.get("directory"), Mapping):
+            packages.append(
+                LockedPackage(
+                    name=canonicalize_name(name), version=str(version or ""), marker=entry.get("marker"),
+                    wheels=(), sdist=None, origin=origin, directory=str(entry["directory"].get("path", "")),
+                )
+            )  # fmt: skip
+            continue
         if not isinstance(version, str):
             msg = f"{origin}: {name} has no version."
             raise RequirementSyntaxError(msg)
@@ -179,6 +188,15 @@ def choose_file(
     )
 
 
+def _local_pin(package: LockedPackage, local: Mapping[str, Pin]) -> Pin:
+    pin = local.get(package.name)
+    if pin is None:
+        msg = f"{package.origin}: {package.name} comes from the directory {package.directory}, which nativebuild did not pack."
+        hint = "Name local projects in a requirements file (./libs/pkg); lock files cannot point at them yet."
+        raise ResolutionError(msg, hint=hint)
+    return pin
+
+
 def _no_file(
     package: LockedPackage, target: Target, *, no_binary: bool, only_binary: bool
 ) -> ResolutionError:
@@ -209,20 +227,22 @@ def choose_files(
     only_binary: Iterable[str] = (),
     extras: Iterable[str] = (),
     groups: Iterable[str] = (),
+    local: Mapping[str, Pin] | None = None,
 ) -> tuple[Pin, ...]:
-    """One pin per package that applies to ``target``, sorted by name."""
+    """One pin per package that applies to ``target``, sorted by name. ``local`` holds the
+    packed local projects by name, for the lock's directory entries."""
     nb, ob = set(no_binary), set(only_binary)
     environment = target.marker_environment()
-    pins = [
-        choose_file(
-            package,
-            target,
-            no_binary=":all:" in nb or package.name in nb,
-            only_binary=(":all:" in ob or package.name in ob) and package.name not in nb,
-        )
-        for package in packages
-        if applies(package, environment, extras=extras, groups=groups)
-    ]
+    pins = []
+    for package in packages:
+        if not applies(package, environment, extras=extras, groups=groups):
+            continue
+        if package.directory is not None:
+            pins.append(_local_pin(package, local or {}))
+            continue
+        no_bin = ":all:" in nb or package.name in nb
+        only_bin = (":all:" in ob or package.name in ob) and package.name not in nb
+        pins.append(choose_file(package, target, no_binary=no_bin, only_binary=only_bin))
     seen: dict[str, Pin] = {}
     for pin in pins:
         other = seen.setdefault(pin.name, pin)

@@ -22,13 +22,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
+from nativebuild.localpkg import read_local_project
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +83,7 @@ class RequirementLine:
     specifier: str  # normalized str(Requirement), with the canonical name
     hashes: tuple[str, ...]  # "sha256:<hex>", sorted
     origin: str  # "requirements.txt:3", for messages
+    local_path: Path | None = None  # a local project directory (``./libs/mypkg``)
 
     def pip_line(self) -> str:
         return " ".join((self.specifier, *(f"--hash={h}" for h in self.hashes)))
@@ -284,6 +286,48 @@ def _looks_like_path(text: str) -> bool:
     return path_like or text.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
+def _local_directory(text: str, base_dir: Path) -> Path | None:
+    """The directory a requirement names (``./libs/pkg``, ``pkg @ file:///...``), if any."""
+    candidate = text.split(";", 1)[0].strip()
+    if "@" in candidate and not candidate.lower().startswith("file:"):
+        candidate = candidate.split("@", 1)[1].strip()
+    if candidate.lower().startswith("file:"):
+        parts = urlsplit(candidate)
+        path = Path(unquote(parts.path))
+    elif _looks_like_path(candidate) and not candidate.lower().endswith(_ARCHIVE_SUFFIXES):
+        path = Path(candidate).expanduser()
+    else:
+        return None
+    path = path if path.is_absolute() else base_dir / path
+    return path if path.is_dir() else None
+
+
+def _local_requirement(
+    text: str,
+    base_dir: Path,
+    origin: str,
+    *,
+    constraint: bool,
+    options: list[tuple[str, str | None]],
+) -> RequirementLine | None:
+    path = _local_directory(text, base_dir)
+    if path is None:
+        return None
+    if constraint or options:
+        problem = f"local path {text!r} cannot be a constraint or carry options"
+        raise _syntax_error(origin, problem, "Name the directory on a line of its own.")
+    project = read_local_project(path, origin=origin)
+    marker = text.split(";", 1)[1].strip() if ";" in text else ""
+    specifier = f"{project.name} @ {project.path.as_uri()}" + (f" ; {marker}" if marker else "")
+    try:
+        Requirement(specifier)
+    except InvalidRequirement as err:
+        raise _syntax_error(origin, f"cannot parse {text!r}: {err}", _FORM_HINT) from err
+    return RequirementLine(
+        name=project.name, specifier=specifier, hashes=(), origin=origin, local_path=project.path
+    )
+
+
 def _refuse_unnamed(text: str, origin: str) -> None:
     """A line packaging cannot parse that is a path or URL deserves its own message."""
     candidate = text.split(";", 1)[0].strip()
@@ -378,7 +422,7 @@ class _Parser:
             requirement = (line[: match.start()] if match else line).strip()
             options = _split_options(line[match.start() :], where) if match else []
             if requirement:
-                self._requirement(requirement, options, where, constraint=constraint)
+                self._requirement(requirement, options, where, base_dir, constraint=constraint)
                 continue
             for name, value in options:
                 if name in ("--requirement", "--constraint") and value is not None:
@@ -388,8 +432,18 @@ class _Parser:
                     self._option(name, value, where, base_dir)
 
     def _requirement(
-        self, text: str, options: list[tuple[str, str | None]], where: str, *, constraint: bool
+        self,
+        text: str,
+        options: list[tuple[str, str | None]],
+        where: str,
+        base_dir: Path,
+        *,
+        constraint: bool,
     ) -> None:
+        local = _local_requirement(text, base_dir, where, constraint=constraint, options=options)
+        if local is not None:
+            self._requirements.append(local)
+            return
         hashes = []
         for name, value in options:
             if name == "--hash" and value is not None:

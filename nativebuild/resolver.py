@@ -83,6 +83,14 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
                 workdir=work, uv_cache=context.cache.root / "uv",
             )  # fmt: skip
     except HostResolutionUnavailable as why:
+        if context.inputs.local:
+            names = ", ".join(sorted(context.inputs.local))
+            msg = (
+                f"uv could not resolve on the host, and the build image cannot see the local "
+                f"projects ({names}):\n{why.reason}"
+            )
+            hint = "Give every requirement of the set a wheel or static metadata (PEP 621), or pin the sdist-only package's dependencies."
+            raise ResolutionError(msg, hint=hint) from None
         first = why.reason.strip().splitlines()[-1] if why.reason.strip() else why.reason
         context.reporter.detail(
             f"uv on the host cannot resolve this without building ({first}): resolving in {target.build_image}"
@@ -93,6 +101,7 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
         target,
         no_binary=requirements.no_binary,
         only_binary=requirements.only_binary,
+        local=context.inputs.local,
     )
     return Resolution(pins=pins)
 

@@ -227,6 +227,8 @@ class FakeUv:
         assert args[:2] == ["pip", "compile"], args
         assert "--no-build" in args, "uv must never build on the host"
         lines = Path(args[2]).read_text().splitlines()
+        local = [line for line in lines if " @ file://" in line]
+        lines = [line for line in lines if line not in local]
         chosen, error = self.index.resolve(lines)
         if error is not None:
             return UvResult(returncode=1, stdout="", stderr=f"error: {error}")
@@ -250,6 +252,11 @@ class FakeUv:
                 f'wheels = [{{ url = "{entry.url}", hashes = {{ sha256 = "{entry.sha256}" }} }}]'
             )
             packages.append("\n".join(lines_out))
+        for line in local:
+            name, url = (part.strip() for part in line.split(" @ ", 1))
+            packages.append(
+                f'[[packages]]\nname = "{name}"\ndirectory = {{ path = "{url.removeprefix("file://")}" }}'
+            )
         output = Path(args[args.index("--output-file") + 1])
         output.write_text(
             'lock-version = "1.0"\ncreated-by = "fake-uv"\n\n' + "\n\n".join(packages) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -393,3 +394,42 @@ def test_pyproject_input_with_an_extra(
     assert {w["name"] for w in json.loads(plain)["wheels"]} == {"six"}, err
     _, with_extra, err = run_build(project, tmp_path / "cache", "-r", pyproject, "--extra", "http")
     assert {w["name"] for w in json.loads(with_extra)["wheels"]} == {"six", "requests", "idna"}, err
+
+
+def test_local_path_dependency_is_packed_compiled_and_rebuilt_on_change(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    make_tree(
+        project / "libs" / "mypkg",
+        {
+            "pyproject.toml": '[project]\nname = "MyPkg"\nversion = "0.1.0"\n',
+            "src/mypkg/__init__.py": "X = 1\n",
+            "src/mypkg/__pycache__/junk.pyc": b"\x00",
+        },
+    )
+    (project / "requirements.txt").write_text("./libs/mypkg\nsix==1.16.0\n")
+    _, first, err = run_build(project, tmp_path / "cache")
+    sources = {w["name"]: w["source"] for w in json.loads(first)["wheels"]}
+    assert sources == {"mypkg": "compiled", "six": "download"}, err
+    [compile_spec] = fake.specs
+    [packed] = [m for m in compile_spec.mounts if m.target.startswith("/nativebuild/sdists/")]
+    assert packed.target == "/nativebuild/sdists/mypkg-0.1.0.tar.gz"
+    with tarfile.open(packed.source) as archive:
+        names = archive.getnames()
+    assert "mypkg-0.1.0/src/mypkg/__init__.py" in names
+    assert not any("__pycache__" in n for n in names)
+    _, again, _ = run_build(project, tmp_path / "cache")
+    assert json.loads(again)["containers_started"] == 0
+    (project / "libs" / "mypkg" / "src" / "mypkg" / "__init__.py").write_text("X = 2\n")
+    _, changed, _ = run_build(project, tmp_path / "cache")
+    assert {w["name"]: w["source"] for w in json.loads(changed)["wheels"]}["mypkg"] == "compiled"
+
+
+def test_local_path_that_does_not_exist_is_a_clear_error(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    (project / "requirements.txt").write_text("six==1.16.0\n./libs/missing\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 4
+    assert "requirements.txt:2" in err
+    assert "Traceback" not in err

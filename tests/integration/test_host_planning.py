@@ -136,3 +136,49 @@ def test_sdist_only_package_goes_to_the_container(tmp_path: Path) -> None:
     assert result["containers_started"] == 2  # resolution in the image, then the compile
     names = zipfile.ZipFile(result["archives"][0]["path"]).namelist()
     assert "docopt.py" in names
+
+
+@pytest.mark.docker
+def test_local_project_with_a_c_extension_compiles_in_the_build_image(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    lib = project / "libs" / "fastmath"
+    (lib / "src").mkdir(parents=True)
+    (project / "app").mkdir()
+    (lib / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "fastmath"\nversion = "1.0"\ndependencies = ["six==1.16.0"]\n'
+    )
+    (lib / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        "setup(ext_modules=[Extension('fastmath', ['src/fastmath.c'])])\n"
+    )
+    (lib / "src" / "fastmath.c").write_text(
+        "#include <Python.h>\n"
+        "static PyObject *twice(PyObject *self, PyObject *arg) {\n"
+        "  return PyLong_FromLong(2 * PyLong_AsLong(arg)); }\n"
+        'static PyMethodDef methods[] = {{"twice", twice, METH_O, NULL}, {NULL, NULL, 0, NULL}};\n'
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "fastmath", NULL, -1, methods};\n'
+        "PyMODINIT_FUNC PyInit_fastmath(void) { return PyModule_Create(&module); }\n"
+    )
+    (project / "requirements.txt").write_text("./libs/fastmath\n")
+    (project / "app" / "handler.py").write_text(
+        "import fastmath, six\nRESULT = fastmath.twice(21)\n"
+    )
+    done = run("build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+               "--runtime", "python3.9", "--build-image", BUILD_IMAGE, "--glibc", "2.31",
+               "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    sources = {w["name"]: (w["source"], w["filename"]) for w in result["wheels"]}
+    assert sources["fastmath"] == ("compiled", "fastmath-1.0-cp39-cp39-linux_x86_64.whl")
+    assert sources["six"][0] == "download"
+    assert result["containers_started"] == 1, "resolved on the host; one container compiles"
+    task = tmp_path / "task"
+    zipfile.ZipFile(result["archives"][0]["path"]).extractall(task)
+    imported = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE,
+         "/var/lang/bin/python3.9", "-c", "import handler; print(handler.RESULT)"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "42"
