@@ -206,7 +206,10 @@ def test_read_pylock_and_choose_per_python_version() -> None:
     [
         ("[[packages]]\nversion = '1'\n", RequirementSyntaxError),
         ("[[packages]]\nname = 'x'\n", RequirementSyntaxError),
-        ("[[packages]]\nname = 'x'\nversion = '1'\ndirectory = { path = '.' }\n", ResolutionError),
+        (
+            "[[packages]]\nname = 'x'\nversion = '1'\nvcs = { type = 'git', url = 'https://g' }\n",
+            ResolutionError,
+        ),
         (
             "[[packages]]\nname = 'x'\nversion = '1'\nwheels = [{ url = 'https://a/x-1-py3-none-any.whl' }]\n",
             RequirementSyntaxError,

@@ -11,11 +11,20 @@ from nativebuild.errors import (
     RequirementSyntaxError,
     ResolutionError,
 )
-from nativebuild.locked import FileRef, LockedPackage, applies
+from nativebuild.locked import FileRef, LockedPackage, applies, choose_files
 from nativebuild.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.network import IndexSettings
 from nativebuild.requirements import requirements_from_pyproject
+from nativebuild.targets import Architecture, Target, get_runtime
 from nativebuild.uv import UvResult
+
+X86_TARGET = Target(
+    runtime=get_runtime("python3.12"),
+    arch=Architecture.X86_64,
+    glibc=get_runtime("python3.12").glibc,
+    build_image="b",
+    runtime_image="r",
+)
 
 LINUX_39 = {
     "python_version": "3.9",
@@ -205,8 +214,12 @@ def test_uv_failure_is_a_resolution_error_with_redacted_stderr(tmp_path: Path) -
 
 def test_uv_lock_with_a_local_path_dependency_is_not_supported(tmp_path: Path) -> None:
     output = PYLOCK + '\n[[packages]]\nname = "lib"\ndirectory = { path = "../lib" }\n'
-    with pytest.raises(ResolutionError, match="not supported yet"):
-        load(uv_project(tmp_path), kind="uv-lock", uv=FakeUv(output))
+    packages = load(uv_project(tmp_path), kind="uv-lock", uv=FakeUv(output))
+    [lib] = [p for p in packages if p.name == "lib"]
+    assert lib.directory == "../lib"
+    # Only local projects named in a requirements file are packed; a lock's own cannot be built.
+    with pytest.raises(ResolutionError, match="did not pack"):
+        choose_files([lib], X86_TARGET)
 
 
 def test_uv_lock_without_uv_installed_says_so(tmp_path: Path) -> None:
