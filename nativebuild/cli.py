@@ -142,6 +142,9 @@ ProjectOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="Stream container output live.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
+JobsOpt = Annotated[
+    int | None, typer.Option("-j", "--jobs", help="Targets built at once. [default: CPU count]")
+]
 
 
 def _settings(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
@@ -172,6 +175,7 @@ def build(
     extra: ExtraOpt = None,
     group: GroupOpt = None,
     project: ProjectOpt = None,
+    jobs: JobsOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -185,6 +189,7 @@ def build(
         "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
         "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
         "runtime-image": runtime_image, "glibc": glibc, "extras": extra, "groups": group,
+        "jobs": jobs,
     }  # fmt: skip
     _run(cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet)
 

@@ -11,7 +11,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativebuild.cache import build_key
 from nativebuild.container import ContainerResult, ContainerRunner, ContainerSpec, Mount
-from nativebuild.errors import CompileError
+from nativebuild.errors import CompileError, EmulationUnavailableError
 from nativebuild.network import IndexSettings
 from nativebuild.reporting import Reporter
 from nativebuild.resolve import PIP_CACHE_DIR, Pin, pip_environment
@@ -216,3 +216,29 @@ def _compile_failure(
         "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
     )
     return CompileError(msg, hint=hint)
+
+
+EMULATION_HINT = (
+    "Register QEMU for the architecture with the engine, for example "
+    "`docker run --privileged --rm tonistiigi/binfmt --install arm64` "
+    "(or `apt-get install qemu-user-static binfmt-support` on Debian and Ubuntu), "
+    "or build on a native engine of that architecture."
+)
+
+
+def probe_spec(target: Target) -> ContainerSpec:
+    """The smallest container that proves the engine can run the target's architecture."""
+    return ContainerSpec(
+        image=target.build_image,
+        command=("uname", "-m"),
+        description=f"check that {target.arch} containers run",
+        platform=target.arch.docker_platform,
+    )
+
+
+def emulation_error(target: Target, engine_machine: str, detail: str) -> EmulationUnavailableError:
+    msg = (
+        f"The Docker engine ({engine_machine}) cannot run {target.arch} containers, which "
+        f"compiling for {target.describe()} needs: {detail}"
+    )
+    return EmulationUnavailableError(msg, hint=EMULATION_HINT)

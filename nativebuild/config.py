@@ -40,6 +40,7 @@ KEYS = (
     "name",
     "extras",
     "groups",
+    "jobs",
 )
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
 # NATIVEBUILD_* variables that are not settings but are ours all the same.
@@ -66,6 +67,7 @@ class Settings:
     name: str = "function"
     extras: tuple[str, ...] = ()  # optional dependencies of pyproject.toml / lock files
     groups: tuple[str, ...] = ()  # dependency groups (PEP 735) of pyproject.toml / lock files
+    jobs: int | None = None  # targets built at once; None: the CPU count
 
     def targets(self) -> tuple[Target, ...]:
         runtime = get_runtime(self.runtime)
@@ -181,11 +183,24 @@ def _as_names(value: Any, key: str, origin: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _as_jobs(value: Any, origin: str) -> int:
+    try:
+        jobs = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else 0
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        msg = f"jobs in {origin} must be a whole number of at least 1, not {value!r}."
+        raise ConfigError(msg)
+    return jobs
+
+
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
     if key == "arch":
         return _as_archs(raw, origin)
     if key in ("extras", "groups"):
         return _as_names(raw, key, origin)
+    if key == "jobs":
+        return _as_jobs(raw, origin)
     if key == "glibc":
         return GlibcVersion.parse(_as_str(raw, key, origin))
     text = _as_str(raw, key, origin)

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -90,6 +91,10 @@ class ContainerRunner(Protocol):
     def check_engine(self) -> None: ...
 
     def image_id(self, image: str, *, platform: str | None) -> str: ...
+
+    def engine_architecture(self) -> str: ...
+
+    def cancel(self) -> None: ...
 
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
@@ -239,6 +244,8 @@ class DockerRunner:
         )
         self._reporter = reporter
         self.containers_started = 0
+        self._active: set[str] = set()  # containers running now, for cancel()
+        self._active_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, reporter: Reporter | None = None) -> DockerRunner:
@@ -260,6 +267,26 @@ class DockerRunner:
 
     def check_engine(self) -> None:
         self._client_for(platform=None)
+
+    def engine_architecture(self) -> str:
+        """The engine's own machine (``x86_64``, ``aarch64``): what runs without emulation."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("ask the engine for its architecture", engine=self._engine):
+            machine = str(client.info().get("Architecture", ""))
+        return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+    def cancel(self) -> None:
+        """Kill and remove every container this runner has running (Ctrl-C from another
+        thread): their runs then end, and nothing is left behind."""
+        with self._active_lock:
+            names = list(self._active)
+        if not names or self._client is None:
+            return
+        import docker.errors
+
+        for name in names:
+            with contextlib.suppress(docker.errors.DockerException):
+                self._client.containers.get(name).remove(force=True)
 
     def image_id(self, image: str, *, platform: str | None) -> str:
         client = self._client_for(platform=platform)
@@ -330,6 +357,8 @@ class DockerRunner:
             self._remove(client, name, None, reporter)
             raise
         self.containers_started += 1
+        with self._active_lock:
+            self._active.add(name)
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
             with guard(f"start the container to {spec.description}"):
@@ -387,6 +416,8 @@ class DockerRunner:
     def _remove(
         self, client: DockerClient, name: str, container: Container | None, reporter: Reporter
     ) -> None:
+        with self._active_lock:
+            self._active.discard(name)
         if self.keep_containers:
             if container is not None:
                 reporter.detail(f"Kept container {name} (remove it with `docker rm -f {name}`)")

@@ -76,3 +76,9 @@ class ContainerError(NativebuildError):
     """A container could not be created or run for a reason other than a compile failure."""
 
     exit_code = 12
+
+
+class EmulationUnavailableError(NativebuildError):
+    """The engine cannot run containers of the target's architecture (no binfmt/QEMU)."""
+
+    exit_code = 15

@@ -118,7 +118,8 @@ def fetch_all(
     reporter: Reporter,
     workers: int = 4,
 ) -> dict[str, CachedFile]:
-    """Fetch several pins at once (bounded), keyed by pin name."""
+    """Fetch several pins at once (bounded), keyed by sha256 (names repeat across targets:
+    one wheel per architecture)."""
     if not pins:
         return {}
 
@@ -128,7 +129,7 @@ def fetch_all(
         reporter.detail(
             f"downloaded {pin.filename} ({_size(cached.size)}, {time.monotonic() - started:.1f}s)"
         )
-        return pin.name, cached
+        return pin.sha256, cached
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pins)))) as pool:
         return dict(pool.map(one, pins))

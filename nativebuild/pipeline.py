@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
 from nativebuild.archive import plan_function_archive, write_zip
 from nativebuild.cache import CachedFile
-from nativebuild.compile import CompileJob, compile_key, run_compile
+from nativebuild.compile import CompileJob, compile_key, emulation_error, probe_spec, run_compile
 from nativebuild.config import Settings
 from nativebuild.container import ContainerRunner
 from nativebuild.context import BuildContext, open_context
+from nativebuild.errors import ContainerError
 from nativebuild.fetch import fetch_all
 from nativebuild.plan import Action, BuildPlan, make_plan
 from nativebuild.reporting import Reporter
-from nativebuild.resolve import Resolution
+from nativebuild.resolve import Pin, Resolution
 from nativebuild.resolver import image_identity, resolve
 from nativebuild.targets import Target
 from nativebuild.uv import UvRunner
@@ -110,22 +113,81 @@ def build(
     verbose: bool = False,
     uv: UvRunner | None = None,
 ) -> BuildResult:
-    """Build one archive per target of ``settings``."""
+    """Build one archive per target of ``settings``.
+
+    Resolving and planning run target by target (they are quick); downloads are shared by all
+    targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
+    """
     targets = settings.targets()  # validates runtime and images before any work
     containers_before = runner.containers_started
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
     )
-    archives, wheels = [], []
-    for target in targets:
-        archive, target_wheels = build_target(context, target)
-        archives.append(archive)
-        wheels.extend(target_wheels)
+    staged = [stage_target(context, target) for target in targets]
+    downloaded = prefetch(context, staged)
+    outcomes = run_all(context, staged, downloaded, settings.jobs or os.cpu_count() or 1)
+    archives = tuple(archive for archive, _ in outcomes)
+    wheels = tuple(wheel for _, target_wheels in outcomes for wheel in target_wheels)
     return BuildResult(
-        archives=tuple(archives),
-        wheels=tuple(wheels),
+        archives=archives,
+        wheels=wheels,
         containers_started=runner.containers_started - containers_before,
     )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StagedTarget:
+    target: Target
+    plan: BuildPlan
+    found: dict[str, CachedFile]
+
+
+def stage_target(context: BuildContext, target: Target) -> StagedTarget:
+    context.reporter.step(f"Planning {target.describe()}")
+    resolution = resolve(context, target)
+    target_plan, found = plan_target(context, target, resolution)
+    context.reporter.detail(target_plan.summary())
+    return StagedTarget(target=target, plan=target_plan, found=found)
+
+
+def prefetch(context: BuildContext, staged: Sequence[StagedTarget]) -> dict[str, CachedFile]:
+    """Download what every target needs, once per file, before any compile starts; the
+    files by sha256."""
+    wanted: dict[str, Pin] = {}
+    for stage in staged:
+        for item in stage.plan.items:
+            if item.action in (Action.DOWNLOAD, Action.COMPILE):
+                wanted.setdefault(item.pin.sha256, item.pin)
+    if not wanted:
+        return {}
+    context.reporter.step(f"Downloading {len(wanted)} files")
+    by_name = fetch_all(
+        list(wanted.values()),
+        cache=context.cache,
+        settings=context.index,
+        reporter=context.reporter,
+    )
+    return {cached.sha256: cached for cached in by_name.values()}
+
+
+def run_all(
+    context: BuildContext,
+    staged: Sequence[StagedTarget],
+    downloaded: Mapping[str, CachedFile],
+    jobs: int,
+) -> list[tuple[ArchiveRecord, list[WheelRecord]]]:
+    """Finish every target, several at once; the first failure (in target order) is raised
+    after the others have stopped, and Ctrl-C removes every container still running."""
+    if len(staged) == 1 or jobs <= 1:
+        return [build_target(context, stage, downloaded) for stage in staged]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(staged))) as pool:
+        futures = [pool.submit(build_target, context, stage, downloaded) for stage in staged]
+        try:
+            wait(futures)
+        except BaseException:
+            context.runner.cancel()
+            raise
+    return [future.result() for future in futures]
 
 
 def plan(
@@ -153,13 +215,11 @@ def plan(
     )
 
 
-def build_target(context: BuildContext, target: Target) -> tuple[ArchiveRecord, list[WheelRecord]]:
-    reporter = context.reporter
-    reporter.step(f"Building for {target.describe()}")
-    resolution = resolve(context, target)
-    plan, found = plan_target(context, target, resolution)
-    reporter.detail(plan.summary())
-    wheels = acquire(context, target, plan, found)
+def build_target(
+    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
+) -> tuple[ArchiveRecord, list[WheelRecord]]:
+    reporter, target, plan = context.reporter, stage.target, stage.plan
+    wheels = acquire(context, target, plan, stage.found, downloaded)
     dest = (
         context.settings.output / f"{context.settings.name}-{target.runtime.name}-{target.arch}.zip"
     )
@@ -222,15 +282,19 @@ def plan_target(
 
 
 def acquire(
-    context: BuildContext, target: Target, plan: BuildPlan, found: dict[str, CachedFile]
+    context: BuildContext,
+    target: Target,
+    plan: BuildPlan,
+    found: dict[str, CachedFile],
+    downloaded: Mapping[str, CachedFile],
 ) -> dict[str, CachedFile]:
-    """Every wheel of the plan as a verified file in the cache, keyed by distribution name."""
-    to_fetch = [item.pin for item in plan.items if item.action in (Action.DOWNLOAD, Action.COMPILE)]
-    if to_fetch:
-        context.reporter.step(f"Downloading {len(to_fetch)} files")
-    fetched = fetch_all(
-        to_fetch, cache=context.cache, settings=context.index, reporter=context.reporter
-    )
+    """Every wheel of the plan as a verified file in the cache, keyed by distribution name.
+    ``downloaded`` holds what prefetch() fetched for all targets, by sha256."""
+    fetched = {
+        item.pin.name: downloaded[item.pin.sha256]
+        for item in plan.items
+        if item.action in (Action.DOWNLOAD, Action.COMPILE)
+    }
     wheels: dict[str, CachedFile] = {}
     jobs = []
     for item in plan.items:
@@ -251,7 +315,15 @@ def compile_jobs(
 ) -> dict[str, CachedFile]:
     reporter = context.reporter
     names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
-    reporter.step(f"Compiling {names} in {target.build_image}")
+    engine = context.runner.engine_architecture()
+    if engine != target.arch.machine:
+        ensure_emulation(context, target, engine)
+        reporter.step(
+            f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "
+            f"expect about ten times the native time) in {target.build_image}"
+        )
+    else:
+        reporter.step(f"Compiling {names} in {target.build_image}")
     with context.cache.scratch_dir() as work:
         outcome = run_compile(
             jobs, target, runner=context.runner, reporter=reporter, verbose=context.verbose,
@@ -276,6 +348,17 @@ def compile_jobs(
     if outcome.error is not None:
         raise outcome.error
     return built
+
+
+def ensure_emulation(context: BuildContext, target: Target, engine: str) -> None:
+    """Fail at once, with the fix, when the engine cannot run the target's architecture:
+    never an `exec format error` halfway through a build, never a hang."""
+    try:
+        result = context.runner.run(probe_spec(target), reporter=context.reporter)
+    except ContainerError as err:
+        raise emulation_error(target, engine, str(err)) from err
+    if result.exit_code != 0 or target.arch.machine not in result.log_tail:
+        raise emulation_error(target, engine, " ".join(result.log_tail[-3:]) or "no output")
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

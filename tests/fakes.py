@@ -114,9 +114,18 @@ class FakeRunner:
         self.specs: list[ContainerSpec] = []
         self.fail_compile: set[str] = set()
         self.engine_down = False
+        self.machine = "x86_64"
+        self.emulates: set[str] = {"aarch64"}  # what binfmt lets the fake engine run
+        self.cancelled = False
 
     def check_engine(self) -> None:
         pass
+
+    def engine_architecture(self) -> str:
+        return self.machine
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def image_id(self, image: str, *, platform: str | None) -> str:
         from nativebuild.errors import DockerUnavailableError
@@ -136,10 +145,17 @@ class FakeRunner:
             raise DockerUnavailableError(msg)
         self.containers_started += 1
         self.specs.append(spec)
+        if spec.command == ("uname", "-m"):
+            machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+            if machine == self.machine or machine in self.emulates:
+                return ContainerResult(exit_code=0, log_tail=(machine,), duration_s=0.1)
+            return ContainerResult(
+                exit_code=1, log_tail=("exec /usr/bin/uname: exec format error",), duration_s=0.1
+            )
         mounts = {m.target: m.source for m in spec.mounts}
         if "--dry-run" in spec.command:
             return self._resolve(mounts)
-        return self._compile(mounts)
+        return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
 
     def _resolve(self, mounts: dict[str, Path]) -> ContainerResult:
         lines = (mounts["/nativebuild/in"] / "requirements.txt").read_text().splitlines()
@@ -169,7 +185,7 @@ class FakeRunner:
         (mounts["/nativebuild/out"] / "report.json").write_text(json.dumps(report))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
-    def _compile(self, mounts: dict[str, Path]) -> ContainerResult:
+    def _compile(self, mounts: dict[str, Path], machine: str) -> ContainerResult:
         jobs = json.loads((mounts["/nativebuild/in"] / "jobs.json").read_text())
         out_root = mounts["/nativebuild/out"]
         results = []
@@ -194,7 +210,7 @@ class FakeRunner:
             wheel = make_wheel(
                 out, job["name"], job["version"],
                 {f"{module}/__init__.py": "COMPILED = True\n", f"{module}/_speedups.so": b"\x7fELF fake"},
-                tag="cp39-cp39-linux_x86_64",
+                tag=f"cp39-cp39-linux_{machine}",
             )  # fmt: skip
             results.append(
                 {

@@ -433,3 +433,41 @@ def test_local_path_that_does_not_exist_is_a_clear_error(
     assert code == 4
     assert "requirements.txt:2" in err
     assert "Traceback" not in err
+
+
+def test_two_architectures_give_two_archives_sharing_downloads(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    code, out, err = run_build(project, tmp_path / "cache", "--arch", "arm64")
+    assert code == 0, err
+    result = json.loads(out)
+    assert sorted(a["arch"] for a in result["archives"]) == ["arm64", "x86_64"]
+    for archive in result["archives"]:
+        names = zipfile.ZipFile(archive["path"]).namelist()
+        machine = "aarch64" if archive["arch"] == "arm64" else "x86_64"
+        assert "markupsafe-2.1.5.dist-info/WHEEL" in names
+        wheel = next(n for n in names if n == "markupsafe-2.1.5.dist-info/WHEEL")
+        assert f"linux_{machine}" in zipfile.ZipFile(archive["path"]).read(wheel).decode()
+    compiled = {w["arch"] for w in result["wheels"] if w["source"] == "compiled"}
+    assert compiled == {"x86_64", "arm64"}
+    assert "under emulation" in err
+    probes = [s for s in fake.specs if s.command == ("uname", "-m")]
+    assert [p.platform for p in probes] == ["linux/arm64"], (
+        "only the foreign architecture is probed"
+    )
+
+
+def test_no_emulation_fails_fast_with_the_fix(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    fake.emulates = set()
+    args = ("--arch", "arm64")
+    code, _, err = run_build(project, tmp_path / "cache", *args)
+    assert code == 15, err
+    assert "tonistiigi/binfmt --install arm64" in err
+    assert "Traceback" not in err
+    assert not any(
+        s.command[-2:] == ("/nativebuild/in/jobs.json", "/nativebuild/out/results.json")
+        and s.platform == "linux/arm64"
+        for s in fake.specs
+    )
