@@ -142,6 +142,14 @@ ProjectOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="Stream container output live.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
+BuilderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--builder",
+        help="ARCH=ENGINE: compile that architecture on its own engine (ssh://, tcp://, unix:// "
+        "or a docker context name); repeatable.",
+    ),
+]
 JobsOpt = Annotated[
     int | None, typer.Option("-j", "--jobs", help="Targets built at once. [default: CPU count]")
 ]
@@ -176,6 +184,7 @@ def build(
     group: GroupOpt = None,
     project: ProjectOpt = None,
     jobs: JobsOpt = None,
+    builder: BuilderOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -189,7 +198,7 @@ def build(
         "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
         "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
         "runtime-image": runtime_image, "glibc": glibc, "extras": extra, "groups": group,
-        "jobs": jobs,
+        "jobs": jobs, "builders": builder,
     }  # fmt: skip
     _run(cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet)
 
@@ -230,23 +239,27 @@ def _run(
     env = dict(os.environ)
     with handle_errors(console):
         from nativebuild import pipeline
+        from nativebuild.builders import make_builders
         from nativebuild.container import DockerRunner
 
         settings = _settings(cli, project, env)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
+        builders = make_builders(settings, env, reporter)
         if dry_run:
             planned = pipeline.plan(
-                settings, runner=runner, env=env, reporter=reporter, verbose=verbose
-            )
+                settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+                builders=builders,
+            )  # fmt: skip
             if json_output:
                 typer.echo(pipeline.dump_json(planned))
             else:
                 print_plan(planned)
             return
         result = pipeline.build(
-            settings, runner=runner, env=env, reporter=reporter, verbose=verbose
-        )
+            settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+            builders=builders,
+        )  # fmt: skip
         if json_output:
             typer.echo(pipeline.dump_json(result))
         else:

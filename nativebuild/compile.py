@@ -76,7 +76,7 @@ def compile_spec(
         Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
         Mount(source=in_dir, target=IN_DIR),
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
-        Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False),
+        Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False, optional=True),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *index.container_mounts(),
     ]

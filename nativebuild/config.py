@@ -41,6 +41,7 @@ KEYS = (
     "extras",
     "groups",
     "jobs",
+    "builders",
 )
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
 # NATIVEBUILD_* variables that are not settings but are ours all the same.
@@ -49,6 +50,15 @@ OTHER_VARIABLES = frozenset({"NATIVEBUILD_KEEP_CONTAINER"})
 
 def env_name(key: str) -> str:
     return "NATIVEBUILD_" + key.upper().replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Builder:
+    """An engine that compiles one architecture natively (``--builder arm64=ssh://host``)."""
+
+    arch: Architecture
+    host: str  # a Docker host URL (ssh://, tcp://, unix://) or a docker context name
+    network: str | None = None  # network mode for its containers ("host" on some setups)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +78,7 @@ class Settings:
     extras: tuple[str, ...] = ()  # optional dependencies of pyproject.toml / lock files
     groups: tuple[str, ...] = ()  # dependency groups (PEP 735) of pyproject.toml / lock files
     jobs: int | None = None  # targets built at once; None: the CPU count
+    builders: tuple[Builder, ...] = ()  # engines of their own per architecture
 
     def targets(self) -> tuple[Target, ...]:
         runtime = get_runtime(self.runtime)
@@ -194,6 +205,38 @@ def _as_jobs(value: Any, origin: str) -> int:
     return jobs
 
 
+def _as_builders(value: Any, origin: str) -> tuple[Builder, ...]:
+    """A table {arch = "URL" | {host = "URL", network = "host"}}, or "arm64=URL,..." strings."""
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    if isinstance(value, list | tuple):
+        table: dict[str, Any] = {}
+        for item in value:
+            arch, sep, host = str(item).partition("=")
+            if not sep or not host.strip():
+                msg = f"builder {item!r} in {origin} must look like ARCH=URL, e.g. arm64=ssh://user@host."
+                raise ConfigError(msg)
+            table[arch] = host.strip()
+        value = table
+    if not isinstance(value, dict):
+        msg = f"builders in {origin} must map architectures to engines, not {value!r}."
+        raise ConfigError(msg)
+    builders = []
+    for arch, spec in value.items():
+        entry = {"host": spec} if isinstance(spec, str) else spec
+        if not isinstance(entry, dict) or not isinstance(entry.get("host"), str):
+            msg = f"builder for {arch} in {origin} needs a host (a Docker URL or context name)."
+            raise ConfigError(msg)
+        unknown = set(entry) - {"host", "network"}
+        if unknown:
+            msg = f"builder for {arch} in {origin}: unknown keys {sorted(unknown)}; use host and network."
+            raise ConfigError(msg)
+        builders.append(
+            Builder(arch=Architecture.parse(arch), host=entry["host"], network=entry.get("network"))
+        )
+    return tuple(builders)
+
+
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
     if key == "arch":
         return _as_archs(raw, origin)
@@ -201,6 +244,8 @@ def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
         return _as_names(raw, key, origin)
     if key == "jobs":
         return _as_jobs(raw, origin)
+    if key == "builders":
+        return _as_builders(raw, origin)
     if key == "glibc":
         return GlibcVersion.parse(_as_str(raw, key, origin))
     text = _as_str(raw, key, origin)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from docker.models.images import Image
 
     from nativebuild.reporting import Reporter
+from nativebuild.transfer import pack_inputs, unpack_output
 
 LOG_TAIL_LINES = 60
 LABEL = "org.nativebuild"
@@ -61,6 +62,7 @@ class Mount:
     source: Path
     target: str
     read_only: bool = True
+    optional: bool = False  # only a speed-up (a download cache): left out on remote engines
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,6 +101,42 @@ class ContainerRunner(Protocol):
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
     ) -> ContainerResult: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """A local image, as ``docker image inspect`` describes it."""
+
+    id: str
+    tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    labels: Mapping[str, str]
+    architecture: str
+    created: str
+    size: int
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, object]) -> ImageInfo:
+        config = attrs.get("Config")
+        labels = config.get("Labels") if isinstance(config, dict) else None
+        tags, digests, size = attrs.get("RepoTags"), attrs.get("RepoDigests"), attrs.get("Size")
+        return cls(
+            id=str(attrs.get("Id", "")),
+            tags=tuple(map(str, tags)) if isinstance(tags, list) else (),
+            repo_digests=tuple(map(str, digests)) if isinstance(digests, list) else (),
+            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            architecture=str(attrs.get("Architecture", "")),
+            created=str(attrs.get("Created", "")),
+            size=size if isinstance(size, int) else 0,
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    architecture: str  # the engine's machine: x86_64 | aarch64
+    root_dir: str  # DockerRootDir, a path on the engine's machine
 
 
 def host_user() -> str | None:
@@ -227,13 +265,19 @@ class DockerRunner:
         keep_containers: bool = False,
         docker_host: str | None = None,
         reporter: Reporter | None = None,
+        copy_files: bool = False,
+        network_mode: str | None = None,
     ) -> None:
         """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
 
         ``keep_containers`` (NATIVEBUILD_KEEP_CONTAINER=1) leaves finished containers for
         debugging. ``docker_host`` (DOCKER_HOST) only names the engine in messages.
-        ``reporter`` hears about image pulls, which can take minutes.
+        ``reporter`` hears about image pulls, which can take minutes. ``copy_files`` sends
+        mounts through the API instead of binding host paths (a remote engine cannot see
+        them); ``network_mode`` applies to every container (a builder may need "host").
         """
+        self.copy_files = copy_files
+        self._network_mode = network_mode
         self._client_factory = client_factory
         self._client: DockerClient | None = None
         self.keep_containers = keep_containers
@@ -264,6 +308,28 @@ class DockerRunner:
             docker_host=env.get("DOCKER_HOST"),
             reporter=reporter,
         )
+
+    @classmethod
+    def for_builder(
+        cls,
+        host: str,
+        *,
+        network_mode: str | None = None,
+        keep_containers: bool = False,
+        reporter: Reporter | None = None,
+    ) -> DockerRunner:
+        """A runner on another engine (``ssh://``, ``tcp://``, ``unix://``): files travel
+        through the Docker API, never as bind mounts."""
+
+        def factory() -> DockerClient:
+            import docker
+
+            return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+        return cls(
+            factory, keep_containers=keep_containers, docker_host=host, reporter=reporter,
+            copy_files=True, network_mode=network_mode,
+        )  # fmt: skip
 
     def check_engine(self) -> None:
         self._client_for(platform=None)
@@ -313,7 +379,8 @@ class DockerRunner:
         import docker.types
 
         client = self._client_for(platform=spec.platform)
-        for mount in spec.mounts:
+        mounts = [m for m in spec.mounts if not (self.copy_files and m.optional)]
+        for mount in mounts:
             if not mount.source.exists():
                 msg = f"Cannot {spec.description}: mount source {mount.source} does not exist."
                 raise ContainerError(msg)
@@ -333,14 +400,16 @@ class DockerRunner:
                     # [""] is what `docker run --entrypoint ''` sends; None keeps the image's.
                     entrypoint=list(spec.entrypoint) or [""],
                     platform=spec.platform,
-                    mounts=[
+                    mounts=[]
+                    if self.copy_files
+                    else [
                         docker.types.Mount(
                             target=m.target,
                             source=str(m.source.resolve()),
                             type="bind",
                             read_only=m.read_only,
                         )
-                        for m in spec.mounts
+                        for m in mounts
                     ],
                     environment=environment,
                     working_dir=spec.working_dir,
@@ -348,7 +417,7 @@ class DockerRunner:
                     name=name,
                     labels={LABEL: "1"},
                     detach=True,
-                    network_mode=spec.network_mode,
+                    network_mode=spec.network_mode or self._network_mode,
                 )
         except NativebuildError:
             raise  # the engine refused: nothing was created
@@ -361,6 +430,10 @@ class DockerRunner:
             self._active.add(name)
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
+            if self.copy_files:
+                with guard(f"copy the inputs to {spec.description}"):
+                    data = pack_inputs([(m.source, m.target) for m in mounts], user=user)
+                    container.put_archive("/", data)
             with guard(f"start the container to {spec.description}"):
                 container.start()
             chunks = _guarded(
@@ -373,6 +446,11 @@ class DockerRunner:
                     reporter.output(line)
             with guard(f"wait for the container to {spec.description}"):
                 status = container.wait()
+            if self.copy_files:
+                for mount in (m for m in mounts if not m.read_only):
+                    with guard(f"copy back the outputs to {spec.description}"):
+                        chunks, _ = container.get_archive(mount.target)
+                        unpack_output(chunks, mount.source)
         finally:
             self._remove(client, name, container, reporter)
         return ContainerResult(
@@ -380,6 +458,101 @@ class DockerRunner:
             log_tail=tuple(tail),
             duration_s=time.monotonic() - started,
         )
+
+    # Images: `nativebuild images` and `nativebuild doctor`.
+
+    def engine_info(self) -> EngineInfo:
+        client = self._client_for(platform=None)
+        with _DockerErrors("ask the engine for its version", engine=self._engine):
+            version, info = client.version(), client.info()
+        machine = str(info.get("Architecture", ""))
+        return EngineInfo(
+            version=str(version.get("Version", "")),
+            api_version=str(client.api.api_version),
+            architecture={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+            root_dir=str(info.get("DockerRootDir", "")),
+        )
+
+    def local_image(self, image: str) -> ImageInfo | None:
+        """The local image ``image``, or None when there is none; never pulls."""
+        import docker.errors
+
+        client = self._client_for(platform=None)
+        with _DockerErrors("inspect the image", image=image, engine=self._engine):
+            try:
+                return ImageInfo.from_attrs(client.images.get(image).attrs)
+            except docker.errors.ImageNotFound:
+                return None
+
+    def list_images(self, prefix: str) -> list[ImageInfo]:
+        """Local images with a tag that starts with ``prefix``."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("list images", engine=self._engine):
+            images = client.images.list()
+        return [
+            ImageInfo.from_attrs(image.attrs)
+            for image in images
+            if any(tag.startswith(prefix) for tag in image.tags)
+        ]
+
+    def registry_digest(self, image: str) -> str:
+        """The digest the registry serves for ``image`` now; nothing is pulled."""
+        client = self._client_for(platform=None)
+        action = "ask the registry for the image's digest"
+        with _DockerErrors(action, image=image, engine=self._engine):
+            return str(client.images.get_registry_data(image).id)
+
+    def build_image(
+        self,
+        *,
+        context_dir: Path,
+        tag: str,
+        buildargs: Mapping[str, str],
+        platform: str | None,
+        reporter: Reporter,
+        secrets: Iterable[str] = (),
+    ) -> str:
+        """Build ``context_dir``/Dockerfile with the classic builder and tag it ``tag``;
+        returns the image id. The log goes to ``reporter.output``, ``secrets`` redacted."""
+        client = self._client_for(platform=platform)
+        hidden = tuple(secrets)
+        reporter.command(
+            ["docker", "build", *(["--platform", platform] if platform else []),
+             *(f"--build-arg={name}" for name in sorted(buildargs)), "--tag", tag, str(context_dir)]
+        )  # fmt: skip
+        found: dict[str, str] = {}
+
+        def stream() -> Iterator[bytes]:
+            for chunk in client.api.build(
+                path=str(context_dir), tag=tag, buildargs=dict(buildargs), platform=platform,
+                decode=True, rm=True, forcerm=True, pull=False,
+            ):  # fmt: skip
+                if "error" in chunk:
+                    found["error"] = str(chunk["error"])
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and "ID" in aux:
+                    found["id"] = str(aux["ID"])
+                yield str(chunk.get("stream", "")).encode()
+
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        guard = _DockerErrors(f"build image {tag}", image=tag, engine=self._engine, secrets=hidden)
+        for raw in iter_lines(_guarded(stream, guard)):
+            line = _redact(raw, hidden)
+            tail.append(line)
+            reporter.output(line)
+        if "error" in found:
+            log = "\n".join(tail)
+            msg = f"Building image {tag} failed: {_redact(found['error'], hidden)}\n{log}"
+            hint = (
+                "The lines above end at the failing step. A package index or registry that "
+                "cannot be reached usually means proxy or CA settings: see `nativebuild doctor`."
+            )
+            raise ContainerError(msg, hint=hint)
+        built = found.get("id") or (info.id if (info := self.local_image(tag)) else "")
+        if not built:  # pragma: no cover - the classic builder always reports the id
+            msg = f"Building image {tag} reported no image id."
+            raise ContainerError(msg)
+        return built
 
     def _client_for(self, *, platform: str | None) -> DockerClient:
         if self._client is None:

@@ -18,6 +18,7 @@ from nativebuild.network import IndexSettings, discover
 from nativebuild.reporting import Reporter
 from nativebuild.requirements import RequirementSet, parse_requirements, requirements_from_pyproject
 from nativebuild.resolve import Pin
+from nativebuild.targets import Architecture
 from nativebuild.uv import HostUv, UvRunner
 
 
@@ -54,6 +55,18 @@ class BuildContext:
     verbose: bool
     epoch: int | None
     env: Mapping[str, str]
+    builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
+
+    def runner_for(self, arch: Architecture) -> ContainerRunner:
+        """The engine that runs this architecture's containers: its builder, or the default."""
+        return self.builders.get(arch, self.runner)
+
+    @property
+    def all_runners(self) -> tuple[ContainerRunner, ...]:
+        return (self.runner, *self.builders.values())
+
+    def containers_started(self) -> int:
+        return sum(runner.containers_started for runner in self.all_runners)
 
 
 def read_inputs(
@@ -135,6 +148,7 @@ def open_context(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
+    builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
     uv = uv if uv is not None else HostUv()
@@ -162,4 +176,5 @@ def open_context(
         verbose=verbose,
         epoch=source_date_epoch(env),
         env=env,
+        builders=dict(builders or {}),
     )

@@ -82,3 +82,10 @@ class EmulationUnavailableError(NativebuildError):
     """The engine cannot run containers of the target's architecture (no binfmt/QEMU)."""
 
     exit_code = 15
+
+
+class AbiError(NativebuildError):
+    """A binary of the archive cannot load in the runtime: wrong machine, a Mach-O or PE file,
+    a symbol version newer than the runtime has, or a shared library found nowhere."""
+
+    exit_code = 14

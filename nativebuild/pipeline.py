@@ -29,7 +29,7 @@ from nativebuild.plan import Action, BuildPlan, make_plan
 from nativebuild.reporting import Reporter
 from nativebuild.resolve import Pin, Resolution
 from nativebuild.resolver import image_identity, resolve
-from nativebuild.targets import Target
+from nativebuild.targets import Architecture, Target
 from nativebuild.uv import UvRunner
 
 
@@ -112,6 +112,7 @@ def build(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
+    builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> BuildResult:
     """Build one archive per target of ``settings``.
 
@@ -119,10 +120,13 @@ def build(
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
     """
     targets = settings.targets()  # validates runtime and images before any work
-    containers_before = runner.containers_started
-    context = open_context(
-        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
+    containers_before = runner.containers_started + sum(
+        b.containers_started for b in (builders or {}).values()
     )
+    context = open_context(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+        builders=builders,
+    )  # fmt: skip
     staged = [stage_target(context, target) for target in targets]
     downloaded = prefetch(context, staged)
     outcomes = run_all(context, staged, downloaded, settings.jobs or os.cpu_count() or 1)
@@ -131,7 +135,7 @@ def build(
     return BuildResult(
         archives=archives,
         wheels=wheels,
-        containers_started=runner.containers_started - containers_before,
+        containers_started=context.containers_started() - containers_before,
     )
 
 
@@ -185,7 +189,8 @@ def run_all(
         try:
             wait(futures)
         except BaseException:
-            context.runner.cancel()
+            for runner in context.all_runners:
+                runner.cancel()
             raise
     return [future.result() for future in futures]
 
@@ -198,20 +203,24 @@ def plan(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
+    builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> PlanResult:
     """What a build would do per target (resolving, but fetching and compiling nothing)."""
     targets = settings.targets()
-    containers_before = runner.containers_started
-    context = open_context(
-        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
+    containers_before = runner.containers_started + sum(
+        b.containers_started for b in (builders or {}).values()
     )
+    context = open_context(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+        builders=builders,
+    )  # fmt: skip
     plans = []
     for target in targets:
         resolution = resolve(context, target)
         target_plan, _ = plan_target(context, target, resolution)
         plans.append(TargetPlan(target=target, plan=target_plan))
     return PlanResult(
-        targets=tuple(plans), containers_started=runner.containers_started - containers_before
+        targets=tuple(plans), containers_started=context.containers_started() - containers_before
     )
 
 
@@ -315,7 +324,8 @@ def compile_jobs(
 ) -> dict[str, CachedFile]:
     reporter = context.reporter
     names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
-    engine = context.runner.engine_architecture()
+    runner = context.runner_for(target.arch)
+    engine = runner.engine_architecture()
     if engine != target.arch.machine:
         ensure_emulation(context, target, engine)
         reporter.step(
@@ -326,7 +336,7 @@ def compile_jobs(
         reporter.step(f"Compiling {names} in {target.build_image}")
     with context.cache.scratch_dir() as work:
         outcome = run_compile(
-            jobs, target, runner=context.runner, reporter=reporter, verbose=context.verbose,
+            jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
             workdir=work, pip_cache=context.cache.root / "pip", index=context.index,
             source_date_epoch=context.epoch,
         )  # fmt: skip
@@ -354,7 +364,7 @@ def ensure_emulation(context: BuildContext, target: Target, engine: str) -> None
     """Fail at once, with the fix, when the engine cannot run the target's architecture:
     never an `exec format error` halfway through a build, never a hang."""
     try:
-        result = context.runner.run(probe_spec(target), reporter=context.reporter)
+        result = context.runner_for(target.arch).run(probe_spec(target), reporter=context.reporter)
     except ContainerError as err:
         raise emulation_error(target, engine, str(err)) from err
     if result.exit_code != 0 or target.arch.machine not in result.log_tail:

@@ -121,7 +121,8 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
         if constraints:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
         spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
-        result = context.runner.run(spec, reporter=context.reporter, verbose=context.verbose)
+        runner = context.runner_for(target.arch)
+        result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
             raise resolution_error_from_log(result.log_tail)
         return read_report(out_dir / REPORT_NAME)
@@ -141,7 +142,7 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False),
+            Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False, optional=True),
             *context.index.container_mounts(),
         ),
         environment=tuple(sorted(environment.items())),
@@ -183,7 +184,9 @@ def image_identity(context: BuildContext, target: Target) -> str:
     if "@sha256:" in ref:
         return ref.rsplit("@", 1)[1]  # pinned by digest: the reference is the identity
     try:
-        image_id = context.runner.image_id(ref, platform=target.arch.docker_platform)
+        image_id = context.runner_for(target.arch).image_id(
+            ref, platform=target.arch.docker_platform
+        )
     except DockerUnavailableError:
         seen = context.cache.get_json("image-id", key)
         if seen is None:

@@ -91,3 +91,57 @@ def test_without_emulation_the_build_fails_fast_with_the_fix(tmp_path: Path) -> 
     assert "tonistiigi/binfmt --install arm64" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (project / "dist").exists()
+
+
+SECOND_ENGINE = "unix:///run/nb2.sock"  # started by tests/images/second-engine
+
+
+def containers(host: str | None) -> list[dict[str, object]]:
+    env = {**os.environ, "DOCKER_HOST": host} if host else dict(os.environ)
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=org.nativebuild"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    ids = listed.stdout.split()
+    if not ids:
+        return []
+    inspected = subprocess.run(
+        ["docker", "inspect", *ids], capture_output=True, text=True, env=env, check=True
+    )
+    found: list[dict[str, object]] = json.loads(inspected.stdout)
+    return found
+
+
+def test_arm64_compiles_on_its_own_builder_without_bind_mounts(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    (project / "app").mkdir(parents=True)
+    (project / "requirements.txt").write_text("markupsafe==2.1.5\n--no-binary markupsafe\n")
+    (project / "app" / "handler.py").write_text("import markupsafe._speedups\n")
+    # The stand-in builder's bridge has no NAT: its containers reach PyPI on the host network.
+    (project / "pyproject.toml").write_text(
+        f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
+    )
+    local_before = {str(c["Id"]) for c in containers(None)}
+    done = subprocess.run(
+        [sys.executable, "-m", "nativebuild", "build", "--project", str(project),
+         "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+         "--runtime", "python3.9", "--arch", "arm64", "--build-image", BUILD_IMAGE,
+         "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json"],
+        capture_output=True, text=True, env={**os.environ, "NATIVEBUILD_KEEP_CONTAINER": "1"},
+        check=False, timeout=900,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        kept = containers(SECOND_ENGINE)
+        assert kept, "the arm64 containers ran on the builder"
+        for container in kept:
+            assert container["Mounts"] == [], "no host path is bind-mounted on a remote engine"
+            assert container["Config"]["Image"] == "nativebuild-test/build-python3.9:arm64"  # type: ignore[index]
+        assert {str(c["Id"]) for c in containers(None)} == local_before, "nothing ran locally"
+        archive = Path(json.loads(done.stdout)["archives"][0]["path"])
+        assert elf_machines(archive) == {EM_AARCH64}
+    finally:
+        ids = [str(c["Id"]) for c in containers(SECOND_ENGINE)]
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], env={**os.environ, "DOCKER_HOST": SECOND_ENGINE},
+                           capture_output=True, check=False)  # fmt: skip

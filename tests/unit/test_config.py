@@ -12,6 +12,7 @@ import pytest
 from nativebuild import targets
 from nativebuild.config import (
     KEYS,
+    Builder,
     Settings,
     env_name,
     load_tool_table,
@@ -153,6 +154,20 @@ CASCADE = [
         (("lambda",), ("a", "b"), ("cli",)),
     ),
     ("jobs", "jobs", (3, "2", 1), (3, 2, 1)),
+    (
+        "builders",
+        "builders",
+        (
+            {"arm64": {"host": "ssh://g", "network": "host"}},
+            "arm64=tcp://e:2376",
+            ["x86_64=unix:///run/x.sock"],
+        ),
+        (
+            (Builder(arch=ARM, host="ssh://g", network="host"),),
+            (Builder(arch=ARM, host="tcp://e:2376"),),
+            (Builder(arch=X86, host="unix:///run/x.sock"),),
+        ),
+    ),
 ]
 
 
