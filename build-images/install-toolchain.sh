@@ -142,7 +142,8 @@ check() {
     printf '#include <Python.h>\nint main(void) { return Py_IsInitialized(); }\n' >"$work/t.c"
     printf '#include <vector>\nint main() { std::vector<int> v(1); return v[0]; }\n' >"$work/t.cc"
     gcc -I"$include" -c "$work/t.c" -o "$work/t.o" || die "gcc cannot compile against $include"
-    g++ "$work/t.cc" -o "$work/t" && "$work/t" || die "g++ cannot build a working program"
+    g++ "$work/t.cc" -o "$work/t" || die "g++ cannot build a program"
+    "$work/t" || die "a program g++ built does not run"
     rm -rf "$work"
     for command in gcc cmake patchelf auditwheel; do
         log "$("$command" --version 2>&1 | head -n 1)"

@@ -1,9 +1,12 @@
-"""Plan and write a Lambda function .zip from wheels and a source directory, byte-reproducibly.
+"""Plan and write Lambda archives (function .zip or layer .zip) from wheels and source, byte for
+byte reproducibly.
 
 Planning reads only zip central directories and the source tree listing, and returns an
-:class:`ArchivePlan`. :func:`write_zip` then streams each member from its wheel (or file)
-straight into the output zip with fixed timestamps, modes and compression, so the same inputs
-always give the same bytes, and so the same ``CodeSha256``. There is no staging directory.
+:class:`ArchivePlan`: every file, where it goes, and where its bytes come from. :func:`write_zip`
+then streams each member from its wheel (or file) straight into the output zip with fixed
+timestamps, modes and compression, so the same inputs always give the same bytes, and so the
+same ``CodeSha256``. There is no staging directory. A layer is the same plan with the
+importable files moved under ``python/`` (see :mod:`nativebuild.layout`).
 """
 
 from __future__ import annotations
@@ -12,21 +15,28 @@ import base64
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import os
 import re
-import shutil
-import stat
-import sys
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 from nativebuild.errors import ArchiveError, ConfigError
-from nativebuild.wheels import WheelFile, WheelMember, merge_duplicate, rewrite_shebang, wheel_files
+from nativebuild.sourcetree import SourceFile, is_excluded, source_files
+from nativebuild.wheels import (
+    Scheme,
+    WheelFile,
+    WheelMember,
+    merge_duplicate,
+    rewrite_shebang,
+    unsafe_reason,
+    wheel_files,
+    wheel_owner,
+)
+from nativebuild.zipwriter import ZipFormatError, ZipWriter, raw_member_data
 
 __all__ = [
     "ArchiveEntry",
@@ -35,27 +45,13 @@ __all__ = [
     "SourceFile",
     "WheelMember",
     "is_excluded",
+    "plan_archive",
     "plan_function_archive",
     "source_date_epoch",
+    "with_entries",
     "write_zip",
     "zip_datetime",
 ]
-
-# Names skipped anywhere in the source tree: caches, VCS and tool state, build leftovers.
-EXCLUDED_NAMES = frozenset(
-    {
-        "__pycache__",
-        ".git",
-        ".hg",
-        ".svn",
-        ".DS_Store",
-        ".venv",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-    }
-)
-EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 DateTime = tuple[int, int, int, int, int, int]
 
@@ -63,14 +59,8 @@ DOS_EPOCH: DateTime = (1980, 1, 1, 0, 0, 0)
 _MIN_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip header can hold
 _MAX_EPOCH = 4354819199  # 2107-12-31T23:59:59Z, the latest
 _EPOCH_RE = re.compile(r"-?[0-9]+")
-_CHUNK = 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SourceFile:
-    """A file of the user's source tree (a symlink's target when the tree had a link)."""
-
-    path: Path
+_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9_.-]+/)*")
+SOURCE_OWNER = ""  # the owner of the user's own files
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,6 +68,8 @@ class ArchiveEntry:
     path: str
     mode: int
     source: WheelMember | SourceFile
+    owner: str = SOURCE_OWNER  # "name version" of the distribution; "" for the user's source
+    size: int = 0  # uncompressed bytes (before a shebang rewrite)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,6 +79,10 @@ class ArchivePlan:
     entries: tuple[ArchiveEntry, ...]
     interpreter: str
 
+    @property
+    def unzipped_size(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ArchiveInfo:
@@ -95,6 +91,7 @@ class ArchiveInfo:
     size: int
     entries: int
     uncompressed_size: int
+    compressed_sizes: tuple[int, ...] = ()  # per entry, in plan order
 
     @property
     def code_sha256(self) -> str:
@@ -105,11 +102,6 @@ class ArchiveInfo:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def is_excluded(name: str) -> bool:
-    """Whether a file or directory called ``name`` is left out of the source tree."""
-    return name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES)
-
-
 def plan_function_archive(
     wheels: Sequence[Path],
     src: Path | None,
@@ -117,8 +109,39 @@ def plan_function_archive(
     python: str,
     skip_dirs: Collection[Path] = (),
 ) -> ArchivePlan:
+    """A function archive: what ``wheels`` install and every file under ``src``, at the root.
+    See :func:`plan_archive`."""
+    return plan_archive(wheels, src, python=python, skip_dirs=skip_dirs)
+
+
+def _check_prefix(prefix: str, what: str) -> str:
+    if prefix and (not prefix.endswith("/") or not _PREFIX_RE.fullmatch(prefix)):
+        msg = f"Invalid {what} {prefix!r}: expected relative directories ending in '/'."
+        raise ConfigError(msg)
+    if any(part in {".", ".."} for part in prefix.split("/")):
+        msg = f"Invalid {what} {prefix!r}: '.' and '..' are not allowed."
+        raise ConfigError(msg)
+    return prefix
+
+
+def placed_path(found: WheelFile, site_prefix: str) -> str:
+    """Importable files go under ``site_prefix``; scripts, data and headers at the root."""
+    return f"{site_prefix}{found.path}" if found.scheme is Scheme.SITE else found.path
+
+
+def plan_archive(
+    wheels: Sequence[Path],
+    src: Path | None,
+    *,
+    python: str,
+    site_prefix: str = "",
+    src_prefix: str = "",
+    skip_dirs: Collection[Path] = (),
+) -> ArchivePlan:
     """Decide the archive's contents: the files ``wheels`` install plus every file under ``src``.
 
+    Importable wheel files go under ``site_prefix`` ("" for a function, "python/" for a layer);
+    scripts (bin/), data and headers stay at the root. ``src`` goes under ``src_prefix``.
     ``python`` is the runtime's version ("3.12"), for rewriting ``#!python`` in wheel scripts.
     Raises ArchiveError for unsafe wheel members, for two inputs writing one path with different
     bytes, for a path that is a file in one input and a directory in another, and for source
@@ -128,43 +151,75 @@ def plan_function_archive(
     if not re.fullmatch(r"3\.[0-9]+", python):
         msg = f"Invalid Python version {python!r}: expected 3.MINOR, for example 3.12."
         raise ConfigError(msg)
+    _check_prefix(site_prefix, "site prefix")
+    _check_prefix(src_prefix, "source prefix")
 
     chosen: dict[str, WheelFile] = {}
     # Sorted so the plan does not depend on the order wheels were given in.
     for wheel in sorted(wheels, key=lambda p: (p.name, str(p))):
         for found in wheel_files(wheel):
-            kept = chosen.get(found.path)
+            path = placed_path(found, site_prefix)
+            kept = chosen.get(path)
             if kept is None:
-                chosen[found.path] = found
+                chosen[path] = found
             elif kept.same_bytes(found):
-                chosen[found.path] = merge_duplicate(kept, found)
+                chosen[path] = merge_duplicate(kept, found)
             else:
                 msg = (
                     f"Wheels {kept.source.wheel.name} and {wheel.name} both install "
-                    f"{found.path}, with different contents."
+                    f"{path}, with different contents."
                 )
                 hint = "Pin versions that do not overlap, or drop one of the two packages."
                 raise ArchiveError(msg, hint=hint)
 
     entries = {
-        path: ArchiveEntry(path=path, mode=found.mode, source=found.source)
+        path: ArchiveEntry(
+            path=path,
+            mode=found.mode,
+            source=found.source,
+            owner=wheel_owner(found.source.wheel),
+            size=found.size,
+        )
         for path, found in chosen.items()
     }
     if src is not None:
-        for entry in _source_entries(src, frozenset(p.resolve() for p in skip_dirs)):
-            clash = chosen.get(entry.path)
+        for tree_file in source_files(src, frozenset(p.resolve() for p in skip_dirs)):
+            path = f"{src_prefix}{tree_file.path}"
+            clash = chosen.get(path)
             if clash is not None:
-                msg = (
-                    f"Your source has {entry.path} which the wheel "
-                    f"{clash.source.wheel.name} also installs."
-                )
-                hint = f"Rename or remove {entry.path} in {src}, or drop the dependency."
+                msg = f"Your source has {tree_file.path} which the wheel {clash.source.wheel.name} also installs."
+                hint = f"Rename or remove {tree_file.path} in {src}, or drop the dependency."
                 raise ArchiveError(msg, hint=hint)
-            entries[entry.path] = entry
+            entries[path] = ArchiveEntry(
+                path=path, mode=tree_file.mode, source=tree_file.source, size=tree_file.size
+            )
 
     ordered = tuple(entries[path] for path in sorted(entries))
     _check_file_directory_clash(ordered)
     return ArchivePlan(entries=ordered, interpreter=f"/var/lang/bin/python{python}")
+
+
+def with_entries(
+    plan: ArchivePlan, added: Iterable[ArchiveEntry], *, replace: bool = False
+) -> ArchivePlan:
+    """``plan`` plus ``added``, sorted again. A path already planned is an ArchiveError, unless
+    ``replace`` (compiled bytecode replacing a wheel's own ``.pyc``)."""
+    entries = {entry.path: entry for entry in plan.entries}
+    for entry in added:
+        if entry.path in entries and not replace:
+            msg = f"{entry.path} would be added twice to the archive."
+            raise ArchiveError(msg)
+        entries[entry.path] = entry
+    ordered = tuple(entries[path] for path in sorted(entries))
+    _check_file_directory_clash(ordered)
+    return dataclasses.replace(plan, entries=ordered)
+
+
+def without(plan: ArchivePlan, paths: Collection[str]) -> ArchivePlan:
+    """``plan`` without the entries at ``paths``."""
+    return dataclasses.replace(
+        plan, entries=tuple(entry for entry in plan.entries if entry.path not in paths)
+    )
 
 
 def _origin(entry: ArchiveEntry) -> str:
@@ -186,74 +241,6 @@ def _check_file_directory_clash(entries: Sequence[ArchiveEntry]) -> None:
                     f"{_origin(entry)} (which has {entry.path})."
                 )
                 raise ArchiveError(msg, hint="Rename the file or drop one of the packages.")
-
-
-def _source_entries(src: Path, skip_dirs: frozenset[Path] = frozenset()) -> list[ArchiveEntry]:
-    """Every regular file under ``src``, following symlinks that stay sensible."""
-    if not src.is_dir():
-        what = "does not exist" if not src.exists() else "is not a directory"
-        msg = f"Source directory {src} {what}."
-        raise ArchiveError(msg, hint="Point the source option at your function's code directory.")
-    root = src.resolve()
-    found: list[ArchiveEntry] = []
-    # (real directory, its path in the archive, the real directories above it)
-    stack: list[tuple[Path, str, frozenset[Path]]] = [(root, "", frozenset({root}))]
-    while stack:
-        directory, prefix, above = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as err:
-            msg = f"Cannot list {directory}: {err.strerror}."
-            raise ArchiveError(msg) from err
-        for child in children:
-            if is_excluded(child.name):
-                continue
-            rel = f"{prefix}{child.name}"
-            _check_encodable(rel, src)
-            path = Path(child.path)
-            try:
-                if child.is_symlink():
-                    path = _resolve_link(path, rel, src)
-                info = path.stat()
-            except OSError as err:
-                msg = f"Cannot read {src / rel}: {err.strerror}."
-                raise ArchiveError(msg) from err
-            if stat.S_ISDIR(info.st_mode):
-                if path.resolve() in skip_dirs:
-                    continue
-                if not path.is_relative_to(root):
-                    msg = f"{src / rel} is a symlink to {path}, a directory outside {src}."
-                    hint = "Copy the directory into your source tree, or install it as a package."
-                    raise ArchiveError(msg, hint=hint)
-                if path in above:
-                    msg = f"{src / rel} is a symlink to {path}, which contains it (a loop)."
-                    raise ArchiveError(msg, hint="Remove the symlink.")
-                stack.append((path, f"{rel}/", above | {path}))
-            elif stat.S_ISREG(info.st_mode):
-                mode = 0o755 if info.st_mode & stat.S_IXUSR else 0o644
-                found.append(ArchiveEntry(path=rel, mode=mode, source=SourceFile(path=path)))
-            else:
-                msg = f"{src / rel} is not a regular file, directory or symlink to one."
-                raise ArchiveError(msg, hint="Move it out of your source directory.")
-    return found
-
-
-def _resolve_link(link: Path, rel: str, src: Path) -> Path:
-    try:
-        return link.resolve(strict=True)
-    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop before Python 3.13
-        msg = f"{src / rel} is a broken or looping symlink (to {link.readlink()})."
-        raise ArchiveError(msg, hint="Fix or remove the symlink.") from err
-
-
-def _check_encodable(rel: str, src: Path) -> None:
-    # Names a zip cannot store (undecodable bytes on disk surface as surrogates).
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError as err:
-        msg = f"{src / rel!r} has a name that is not valid UTF-8."
-        raise ArchiveError(msg, hint="Rename the file.") from err
 
 
 # --- timestamps --------------------------------------------------------------------------------
@@ -282,67 +269,68 @@ def source_date_epoch(env: Mapping[str, str]) -> int | None:
 # --- writing -----------------------------------------------------------------------------------
 
 
-def _zipinfo(entry: ArchiveEntry, date_time: DateTime, size: int, level: int) -> zipfile.ZipInfo:
-    zinfo = zipfile.ZipInfo(entry.path, date_time=date_time)
-    zinfo.create_system = 3  # Unix, so external_attr carries the mode on every host
-    zinfo.external_attr = (stat.S_IFREG | entry.mode) << 16
-    zinfo.compress_type = zipfile.ZIP_DEFLATED
-    # Known up front so the zip64 decision depends on the data only, never on a guess.
-    zinfo.file_size = size
-    if sys.version_info >= (3, 13):
-        zinfo.compress_level = level
-    else:
-        zinfo._compresslevel = level  # type: ignore[attr-defined]
-    return zinfo
-
-
 class _Writer:
-    """Copies plan entries into an open output zip, opening each wheel once."""
+    """Copies plan entries into the output zip, opening each wheel once."""
 
     def __init__(
-        self, out: zipfile.ZipFile, stack: contextlib.ExitStack, plan: ArchivePlan
+        self, out: ZipWriter, stack: contextlib.ExitStack, plan: ArchivePlan, *, reuse: bool
     ) -> None:
         self.out = out
+        self.reuse = reuse  # copy deflated wheel members as they are
         self.stack = stack
         self.plan = plan
-        self.wheels: dict[Path, zipfile.ZipFile] = {}
-        self.uncompressed = 0
+        self.wheels: dict[Path, tuple[zipfile.ZipFile, IO[bytes]]] = {}
+
+    def _wheel(self, path: Path) -> tuple[zipfile.ZipFile, IO[bytes]]:
+        opened = self.wheels.get(path)
+        if opened is None:
+            archive = self.stack.enter_context(zipfile.ZipFile(path))
+            raw = self.stack.enter_context(path.open("rb"))
+            opened = self.wheels[path] = (archive, raw)
+        return opened
 
     def add(self, entry: ArchiveEntry, date_time: DateTime, level: int) -> None:
+        reason = unsafe_reason(entry.path)
+        if reason is not None:
+            msg = f"archive path {entry.path!r} {reason}"
+            raise ZipFormatError(msg)
         source = entry.source
         if isinstance(source, SourceFile):
             with source.path.open("rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                self._copy(fh, _zipinfo(entry, date_time, size, level))
+                self.out.add_stream(entry.path, entry.mode, date_time, fh, level)
             return
-        wheel = self.wheels.get(source.wheel)
-        if wheel is None:
-            wheel = self.stack.enter_context(zipfile.ZipFile(source.wheel))
-            self.wheels[source.wheel] = wheel
-        info = wheel.getinfo(source.member)
-        with wheel.open(info) as fh:
-            if source.rewrite_shebang:
+        archive, raw = self._wheel(source.wheel)
+        info = archive.getinfo(source.member)
+        if source.rewrite_shebang:
+            with archive.open(info) as fh:
                 data = rewrite_shebang(fh.read(), self.plan.interpreter)
-                with self.out.open(_zipinfo(entry, date_time, len(data), level), "w") as dst:
-                    dst.write(data)
-                self.uncompressed += len(data)
-            else:
-                self._copy(fh, _zipinfo(entry, date_time, info.file_size, level))
+            self.out.add_bytes(entry.path, entry.mode, date_time, data, level)
+        elif self.reuse and info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 1:
+            # Already deflated in the wheel: copy those bytes (checked), do not recompress.
+            raw_member_data(raw, info.header_offset)
+            self.out.add_deflated(
+                entry.path, entry.mode, date_time, raw,
+                crc=info.CRC, compress_size=info.compress_size, file_size=info.file_size,
+            )  # fmt: skip
+        else:
+            with archive.open(info) as fh:
+                self.out.add_stream(entry.path, entry.mode, date_time, fh, level)
 
-    def _copy(self, fh: IO[bytes], zinfo: zipfile.ZipInfo) -> None:
-        with self.out.open(zinfo, "w") as dst:
-            shutil.copyfileobj(fh, dst, _CHUNK)
-        self.uncompressed += zinfo.file_size
+
+DEFAULT_LEVEL = 6
 
 
 def write_zip(
-    plan: ArchivePlan, dest: Path, *, epoch: int | None = None, compresslevel: int = 6
+    plan: ArchivePlan, dest: Path, *, epoch: int | None = None, compresslevel: int | None = None
 ) -> ArchiveInfo:
     """Write ``plan`` to ``dest`` atomically; the same plan contents always give the same bytes.
 
     Entries go in plan order, with the ``epoch`` timestamp (see :func:`zip_datetime`), mode 0o644
-    or 0o755, Unix ``create_system``, deflate at ``compresslevel``, no directory entries and no
-    extra fields. On any failure (KeyboardInterrupt included) ``dest`` is left as it was.
+    or 0o755, Unix ``create_system``, deflate, no directory entries and no extra fields. With
+    ``compresslevel`` None, members a wheel already deflated are copied as they are (after
+    checking their CRC: the wheel's sha256 pins those bytes) and the rest is deflated at level
+    6; a level given recompresses every file at that level. On any failure (KeyboardInterrupt
+    included) ``dest`` is left as it was.
     """
     date_time = zip_datetime(epoch)
     try:
@@ -353,24 +341,24 @@ def write_zip(
         raise ArchiveError(msg, hint="Choose an output path you can write to.") from err
     tmp = Path(tmp_name)
     current = ""
-    uncompressed = 0
     try:
-        with os.fdopen(fd, "w+b") as raw:
+        with os.fdopen(fd, "wb") as raw:
+            out = ZipWriter(raw)
             with contextlib.ExitStack() as stack:
-                writer = _Writer(stack.enter_context(zipfile.ZipFile(raw, "w")), stack, plan)
+                writer = _Writer(out, stack, plan, reuse=compresslevel is None)
+                level = DEFAULT_LEVEL if compresslevel is None else compresslevel
                 for entry in plan.entries:
                     current = entry.path
-                    writer.add(entry, date_time, compresslevel)
+                    writer.add(entry, date_time, level)
                 current = ""
-                uncompressed = writer.uncompressed
+            digest, size = out.finish()
             raw.flush()
             os.fsync(raw.fileno())
-            digest, size = _sha256(raw)
         tmp.chmod(0o644)  # mkstemp makes it 0o600
         tmp.replace(dest)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
-        if isinstance(err, (OSError, zipfile.BadZipFile, zlib.error, KeyError)):
+        if isinstance(err, (OSError, zipfile.BadZipFile, zlib.error, KeyError, ZipFormatError)):
             where = f" while adding {current}" if current else ""
             msg = f"Cannot write {dest}{where}: {err}."
             raise ArchiveError(msg, hint="Check the input files and free disk space.") from err
@@ -381,18 +369,9 @@ def write_zip(
         sha256=digest,
         size=size,
         entries=len(plan.entries),
-        uncompressed_size=uncompressed,
+        uncompressed_size=out.uncompressed,
+        compressed_sizes=tuple(out.compressed_sizes),
     )
-
-
-def _sha256(fh: IO[bytes]) -> tuple[str, int]:
-    fh.seek(0)
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := fh.read(_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _fsync_dir(directory: Path) -> None:

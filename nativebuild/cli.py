@@ -20,8 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from nativebuild import __version__
+from nativebuild.cache_cli import cache_app
 from nativebuild.config import Settings, load_tool_table, resolve
+from nativebuild.doctor_cli import doctor
 from nativebuild.errors import NativebuildError
+from nativebuild.images_cli import images_app
+from nativebuild.verify_cli import verify
 
 if TYPE_CHECKING:
     from nativebuild.pipeline import PlanResult
@@ -153,6 +157,71 @@ BuilderOpt = Annotated[
 JobsOpt = Annotated[
     int | None, typer.Option("-j", "--jobs", help="Targets built at once. [default: CPU count]")
 ]
+CacheOpt = Annotated[
+    str | None,
+    typer.Option("--cache", help="A shared remote cache behind the local one: s3://bucket/prefix."),
+]
+CacheOnlyOpt = Annotated[
+    bool | None,
+    typer.Option("--cache-only", help="Fail, naming the packages, if anything would be compiled."),
+]
+NoCacheOpt = Annotated[
+    bool | None,
+    typer.Option("--no-cache", help="Read no cache, local or remote (a throwaway one is used)."),
+]
+CacheReadonlyOpt = Annotated[
+    bool | None,
+    typer.Option("--cache-readonly", help="Pull from the remote cache, never push to it."),
+]
+
+# Archives and layers (nativebuild.layout, .slim, .bytecode, .budget).
+KindOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        help="function (dependencies + --src), layer, or split (a dependencies layer plus a "
+        "code-only function). [default: function]",
+    ),
+]
+LayerLayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer-layout",
+        help="Layer directory: python (python/) or site-packages "
+        "(python/lib/python3.X/site-packages/). [default: python]",
+    ),
+]
+CompileOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--compile/--no-compile",
+        help="Ship .pyc files (PEP 552 checked-hash), compiled by the target's Python.",
+    ),
+]
+SlimOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slim",
+        help="Opt-in slimming: tests, docs, examples, runtime-provided, strip, or all; "
+        "repeatable or comma-separated.",
+    ),
+]
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--include", help="Glob kept whatever --slim/--exclude say; repeatable."),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Glob left out of the archives (never .dist-info); repeatable."),
+]
+WithLayerOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--with-layer",
+        help="A layer .zip built elsewhere that the function uses: counted in the size budget; "
+        "repeatable.",
+    ),
+]
 
 
 def _settings(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
@@ -185,6 +254,17 @@ def build(
     project: ProjectOpt = None,
     jobs: JobsOpt = None,
     builder: BuilderOpt = None,
+    cache: CacheOpt = None,
+    cache_only: CacheOnlyOpt = None,
+    no_cache: NoCacheOpt = None,
+    cache_readonly: CacheReadonlyOpt = None,
+    kind: KindOpt = None,
+    layer_layout: LayerLayoutOpt = None,
+    compile_: CompileOpt = None,
+    slim: SlimOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    with_layer: WithLayerOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -198,7 +278,11 @@ def build(
         "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
         "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
         "runtime-image": runtime_image, "glibc": glibc, "extras": extra, "groups": group,
-        "jobs": jobs, "builders": builder,
+        "jobs": jobs, "builders": builder, "cache": cache, "cache-only": cache_only,
+        "no-cache": no_cache, "cache-readonly": cache_readonly,
+        "kind": kind, "layer-layout": layer_layout, "compile": compile_, "slim": slim,
+        "include": include, "exclude": exclude,
+        "with-layers": [str(p) for p in with_layer] if with_layer else None,
     }  # fmt: skip
     _run(cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet)
 
@@ -214,6 +298,10 @@ def plan(
     extra: ExtraOpt = None,
     group: GroupOpt = None,
     project: ProjectOpt = None,
+    cache: CacheOpt = None,
+    cache_only: CacheOnlyOpt = None,
+    no_cache: NoCacheOpt = None,
+    cache_readonly: CacheReadonlyOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
@@ -222,6 +310,8 @@ def plan(
     cli = {
         "requirements": requirements, "runtime": runtime, "arch": arch, "cache-dir": cache_dir,
         "build-image": build_image, "glibc": glibc, "extras": extra, "groups": group,
+        "cache": cache, "cache-only": cache_only, "no-cache": no_cache,
+        "cache-readonly": cache_readonly,
     }  # fmt: skip
     _run(cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet)
 
@@ -241,13 +331,14 @@ def _run(
         from nativebuild import pipeline
         from nativebuild.builders import make_builders
         from nativebuild.container import DockerRunner
+        from nativebuild.project import build_project, plan_project
 
         settings = _settings(cli, project, env)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
         builders = make_builders(settings, env, reporter)
         if dry_run:
-            planned = pipeline.plan(
+            planned = plan_project(
                 settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
                 builders=builders,
             )  # fmt: skip
@@ -256,7 +347,7 @@ def _run(
             else:
                 print_plan(planned)
             return
-        result = pipeline.build(
+        result = build_project(
             settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
             builders=builders,
         )  # fmt: skip
@@ -279,6 +370,12 @@ def print_plan(planned: PlanResult) -> None:
                 item.pin.name, item.pin.version, item.action.value, item.pin.filename, item.reason
             )
         console.print(table)
+
+
+app.add_typer(images_app, name="images")
+app.add_typer(cache_app, name="cache")
+app.command()(doctor)
+app.command()(verify)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativebuild.cache import build_key
@@ -126,29 +127,49 @@ class CompileOutcome:
 
 
 def check_built_wheel(job: CompileJob, filename: str, target: Target) -> None:
-    """A wheel built in the image must be for the target's Python and architecture."""
+    """A wheel built in the image must be for the target's Python and architecture.
+
+    One of its tags must be CPython of the target version (its own ABI, ``abi3`` or ``none``),
+    an older CPython's ``abi3``, or pure Python ``py3``/``py3X``; on ``any``, ``linux_<machine>``
+    or ``manylinux*_<machine>``.
+    """
     try:
         _, _, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as err:
         msg = f"Building {job.pin.name} produced {filename!r}, which is not a valid wheel name."
         raise CompileError(msg) from err
-    machine = target.arch.machine
-    for tag in tags:
-        python_ok = tag.interpreter in (
-            target.runtime.abi,
-            "py3",
-            f"py{target.runtime.python_version[0]}",
-        )
-        python_ok = python_ok or tag.abi == "abi3"
-        arch_ok = tag.platform == "any" or tag.platform.endswith(machine)
-        if python_ok and arch_ok:
-            return
+    if any(_built_tag_fits(tag, target) for tag in tags):
+        return
     msg = (
         f"Building {job.pin.name} {job.pin.version} in {target.build_image} produced {filename}, "
-        f"which is not for {target.runtime.abi} on {machine}."
+        f"which is not for {target.runtime.abi} on linux {target.arch.machine}."
     )
     hint = "The build image's Python or architecture does not match the target runtime: check --build-image."
     raise CompileError(msg, hint=hint)
+
+
+def _built_tag_fits(tag: Tag, target: Target) -> bool:
+    machine = target.arch.machine
+    platform_ok = tag.platform in ("any", f"linux_{machine}") or (
+        tag.platform.startswith("manylinux") and tag.platform.endswith(f"_{machine}")
+    )
+    if not platform_ok:
+        return False
+    major, minor = target.runtime.python_version
+    if tag.interpreter == target.runtime.abi and tag.abi in (target.runtime.abi, "abi3", "none"):
+        return True
+    if tag.abi == "abi3":
+        version = _cpython_version(tag.interpreter)
+        return version is not None and version[0] == major and version <= (major, minor)
+    return tag.abi == "none" and tag.interpreter in (f"py{major}", f"py{major}{minor}")
+
+
+def _cpython_version(interpreter: str) -> tuple[int, int] | None:
+    """``cp310`` → (3, 10); anything else → None."""
+    digits = interpreter.removeprefix("cp")
+    if digits == interpreter or len(digits) < 2 or not digits.isdigit():
+        return None
+    return int(digits[0]), int(digits[1:])
 
 
 def run_compile(

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nativebuild import archive_options
 from nativebuild.errors import ConfigError
+from nativebuild.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
 
 if sys.version_info >= (3, 11):
@@ -42,7 +44,14 @@ KEYS = (
     "groups",
     "jobs",
     "builders",
+    "cache",
+    "cache-endpoint-url",
+    "cache-only",
+    "cache-readonly",
+    "no-cache",
+    *archive_options.KEYS,
 )
+BOOL_KEYS = frozenset({"cache-only", "cache-readonly", "no-cache"})
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
 # NATIVEBUILD_* variables that are not settings but are ours all the same.
 OTHER_VARIABLES = frozenset({"NATIVEBUILD_KEEP_CONTAINER"})
@@ -79,6 +88,19 @@ class Settings:
     groups: tuple[str, ...] = ()  # dependency groups (PEP 735) of pyproject.toml / lock files
     jobs: int | None = None  # targets built at once; None: the CPU count
     builders: tuple[Builder, ...] = ()  # engines of their own per architecture
+    cache: str | None = None  # a shared remote cache, s3://bucket/prefix
+    cache_endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL_S3, ...)
+    cache_only: bool = False  # fail rather than compile anything
+    cache_readonly: bool = False  # pull from the remote cache, never push
+    no_cache: bool = False  # read no cache at all: a throwaway one for this build
+    kind: Kind = Kind.FUNCTION  # function | layer | split (nativebuild.layout)
+    layer_layout: LayerLayout = LayerLayout.PYTHON
+    compile: bool = False  # ship .pyc files (checked-hash, PEP 552)
+    slim: tuple[str, ...] = ()  # opt-in rules of nativebuild.slim
+    include: tuple[str, ...] = ()  # globs kept whatever slim or exclude say
+    exclude: tuple[str, ...] = ()  # globs left out of the archives
+    with_layers: tuple[Path, ...] = ()  # layer zips built elsewhere, counted in the budget
+    functions: tuple[FunctionSpec, ...] = ()  # [[tool.nativebuild.functions]]
 
     def targets(self) -> tuple[Target, ...]:
         runtime = get_runtime(self.runtime)
@@ -237,7 +259,35 @@ def _as_builders(value: Any, origin: str) -> tuple[Builder, ...]:
     return tuple(builders)
 
 
+def _as_bool(value: Any, key: str, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    msg = f"{key} in {origin} must be true or false (1/0, yes/no), not {value!r}."
+    raise ConfigError(msg)
+
+
+def _as_url(value: Any, key: str, origin: str, schemes: tuple[str, ...]) -> str:
+    text = _as_str(value, key, origin)
+    if not text.startswith(tuple(f"{s}://" for s in schemes)) or text.endswith("://"):
+        msg = f"{key} in {origin} must be a {' or '.join(schemes)}:// URL, not {value!r}."
+        raise ConfigError(msg, hint='For example "s3://my-bucket/nativebuild" for cache.')
+    return text
+
+
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
+    if key in archive_options.KEYS:
+        return archive_options.convert(key, raw, origin, base)
+    if key in BOOL_KEYS:
+        return _as_bool(raw, key, origin)
+    if key == "cache":
+        return _as_url(raw, key, origin, ("s3",))
+    if key == "cache-endpoint-url":
+        return _as_url(raw, key, origin, ("http", "https"))
     if key == "arch":
         return _as_archs(raw, origin)
     if key in ("extras", "groups"):

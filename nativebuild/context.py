@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Mapping
 
 from nativebuild.archive import source_date_epoch
-from nativebuild.cache import LocalCache, default_cache_dir
+from nativebuild.cache import LocalCache
 from nativebuild.config import Settings
 from nativebuild.container import ContainerRunner
 from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
@@ -19,6 +19,7 @@ from nativebuild.reporting import Reporter
 from nativebuild.requirements import RequirementSet, parse_requirements, requirements_from_pyproject
 from nativebuild.resolve import Pin
 from nativebuild.targets import Architecture
+from nativebuild.tiered_cache import open_cache
 from nativebuild.uv import HostUv, UvRunner
 
 
@@ -152,8 +153,8 @@ def open_context(
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
     uv = uv if uv is not None else HostUv()
-    cache = LocalCache(settings.cache_dir or default_cache_dir(env), reporter=reporter)
-    cache.ensure()
+    # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
+    cache = open_cache(settings, env=env, reporter=reporter)
     host_index = discover(env)
     inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
     index = host_index

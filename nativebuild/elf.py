@@ -3,35 +3,54 @@
 :func:`sniff` tells ELF, Mach-O and PE files apart from their first bytes (file names and wheel
 tags say nothing reliable); :func:`read_elf` returns the loader-relevant facts of an ELF file:
 machine, class, ``DT_NEEDED``, ``RPATH``/``RUNPATH``, and the symbol versions it requires
-(``.gnu.version_r``) and defines (``.gnu.version_d``).
+(``.gnu.version_r``) and defines (``.gnu.version_d``). :func:`scan_archive_plan` and
+:func:`scan_zip` do that for every file of an archive, planned or written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
 import enum
 import io
 import re
 import struct
+import zipfile
 from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
 
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
-from elftools.elf.sections import SymbolTableSection
+from elftools.elf.sections import Section, SymbolTableSection
 from elftools.elf.segments import InterpSegment
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from nativebuild.errors import AbiError
+from nativebuild.archive import ArchivePlan, SourceFile
+from nativebuild.errors import AbiError, ArchiveError
+from nativebuild.wheels import install_path
 
 __all__ = [
+    "ARCHIVE_ROOT",
+    "LAYER_ROOT",
     "SNIFF_BYTES",
+    "Binary",
     "BinaryKind",
     "ElfFacts",
+    "Mounted",
     "VersionNeed",
     "parse_version",
     "read_elf",
+    "scan_archive_plan",
+    "scan_zip",
     "sniff",
+    "zip_owners",
 ]
+
+ARCHIVE_ROOT = "/var/task"  # where Lambda extracts the function archive
+LAYER_ROOT = "/opt"  # and its layers
 
 # Enough for the ELF and Mach-O magics and for a PE header at any usual e_lfanew offset.
 SNIFF_BYTES = 1024
@@ -126,7 +145,7 @@ def parse_version(name: str) -> tuple[str, tuple[int, ...]] | None:
 def read_elf(data: bytes) -> ElfFacts:
     """The loader-relevant facts of an ELF file. Raises AbiError when it cannot be parsed."""
     try:
-        return _read(ELFFile(io.BytesIO(data)))
+        return _read(ELFFile(io.BytesIO(data)), data)
     except Exception as err:  # pyelftools raises many types on corrupt input
         msg = f"not a readable ELF file ({type(err).__name__}: {err})"
         raise AbiError(msg) from err
@@ -139,7 +158,7 @@ def _machine(elf: ELFFile) -> str:
     return _MACHINES.get(raw, raw)
 
 
-def _read(elf: ELFFile) -> ElfFacts:
+def _read(elf: ELFFile, data: bytes) -> ElfFacts:
     dynamic: DynamicSection | DynamicSegment | None = None
     need_section: GNUVerNeedSection | None = None
     def_section: GNUVerDefSection | None = None
@@ -185,7 +204,7 @@ def _read(elf: ELFFile) -> ElfFacts:
         needed=tuple(needed),
         rpath=tuple(rpath),
         runpath=tuple(runpath),
-        version_needs=_version_needs(elf, need_section, versym),
+        version_needs=_version_needs(elf, data, need_section, versym),
         version_definitions=_version_definitions(def_section),
         interpreter=interpreter,
     )
@@ -195,33 +214,61 @@ def _split_path(value: str) -> Iterable[str]:
     return (part for part in value.split(":") if part)
 
 
-def _symbols_by_version(elf: ELFFile, versym: GNUVerSymSection | None) -> dict[int, list[str]]:
-    """Undefined dynamic symbols grouped by their version index (``vna_other``)."""
+def _section_bytes(data: bytes, section: Section) -> bytes:
+    offset = int(section["sh_offset"])
+    return data[offset : offset + int(section["sh_size"])]
+
+
+def _symbols_by_version(
+    elf: ELFFile, data: bytes, versym: GNUVerSymSection | None
+) -> dict[int, set[str]]:
+    """Undefined dynamic symbols grouped by their version index (``vna_other``).
+
+    Read with struct rather than pyelftools' per-symbol parser: libraries such as libtorch
+    have hundreds of thousands of symbols, and the parser takes seconds over them.
+    """
     if versym is None:
         return {}
-    dynsym = elf.get_section(versym["sh_link"])
+    dynsym = elf.get_section(int(versym["sh_link"]))
     if not isinstance(dynsym, SymbolTableSection):
         return {}
-    found: dict[int, list[str]] = {}
-    for index, symbol in enumerate(dynsym.iter_symbols()):
-        if symbol["st_shndx"] != "SHN_UNDEF" or not symbol.name:
+    strings = _section_bytes(data, elf.get_section(int(dynsym["sh_link"])))
+    end = "<" if elf.little_endian else ">"
+    # Elf64_Sym: name, info, other, shndx, value, size; Elf32_Sym: name, value, size, info,
+    # other, shndx.
+    layout, shndx_at = (f"{end}IBBHQQ", 3) if elf.elfclass == 64 else (f"{end}IIIBBH", 5)
+    table = _section_bytes(data, dynsym)
+    size = struct.calcsize(layout)
+    if int(dynsym["sh_entsize"]) != size or len(table) % size:
+        return {}
+    raw_versions = _section_bytes(data, versym)
+    versions = struct.unpack(
+        f"{end}{len(raw_versions) // 2}H", raw_versions[: len(raw_versions) // 2 * 2]
+    )
+    found: dict[int, set[str]] = {}
+    for index, entry in enumerate(struct.iter_unpack(layout, table)):
+        if entry[shndx_at] != 0 or index >= len(versions):  # defined here, or no version entry
             continue
-        ndx = versym.get_symbol(index)["ndx"]
-        if isinstance(ndx, int):
-            found.setdefault(ndx & ~_VERSYM_HIDDEN, []).append(symbol.name)
+        ndx = versions[index] & ~_VERSYM_HIDDEN
+        if ndx < 2:  # local or global: not bound to a needed version
+            continue
+        start = entry[0]
+        name = strings[start : strings.find(b"\0", start)].decode("utf-8", "replace")
+        if name:
+            found.setdefault(ndx, set()).add(name)
     return found
 
 
 def _version_needs(
-    elf: ELFFile, section: GNUVerNeedSection | None, versym: GNUVerSymSection | None
+    elf: ELFFile, data: bytes, section: GNUVerNeedSection | None, versym: GNUVerSymSection | None
 ) -> tuple[VersionNeed, ...]:
     if section is None:
         return ()
-    symbols = _symbols_by_version(elf, versym)
+    symbols = _symbols_by_version(elf, data, versym)
     needs = []
     for verneed, auxiliaries in section.iter_versions():
         for aux in auxiliaries:
-            names = sorted(set(symbols.get(int(aux["vna_other"]), ())))
+            names = sorted(symbols.get(int(aux["vna_other"]), ()))
             needs.append(
                 VersionNeed(
                     library=str(verneed.name),
@@ -244,3 +291,114 @@ def _version_definitions(section: GNUVerDefSection | None) -> tuple[str, ...]:
         if first is not None:
             names.append(str(first.name))
     return tuple(names)
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Binary:
+    """A file of an archive whose first bytes are those of a binary format."""
+
+    path: str  # inside its archive
+    kind: BinaryKind
+    package: str | None = None  # "bcrypt 4.0.1"; None: the user's source
+    wheel: str | None = None  # the wheel file it came from, when known
+    elf: ElfFacts | None = None
+    error: str | None = None  # why an ELF file could not be read
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mounted:
+    """An archive as the runtime sees it: extracted at ``root`` (/var/task, or /opt for layers)."""
+
+    root: str
+    files: frozenset[str]
+    binaries: tuple[Binary, ...]
+
+
+def _package(wheel: str) -> str:
+    try:
+        name, version, _, _ = parse_wheel_filename(wheel)
+    except InvalidWheelFilename:
+        return wheel
+    return f"{name} {version}"
+
+
+def _binary(path: str, fh: IO[bytes], package: str | None, wheel: str | None) -> Binary | None:
+    head = fh.read(SNIFF_BYTES)
+    kind = sniff(head)
+    if kind is None:
+        return None
+    if kind is not BinaryKind.ELF:
+        return Binary(path=path, kind=kind, package=package, wheel=wheel)
+    try:
+        facts = read_elf(head + fh.read())
+    except AbiError as err:
+        return Binary(path=path, kind=kind, package=package, wheel=wheel, error=str(err))
+    return Binary(path=path, kind=kind, package=package, wheel=wheel, elf=facts)
+
+
+def scan_archive_plan(plan: ArchivePlan, *, root: str = ARCHIVE_ROOT) -> Mounted:
+    """Read the binaries of a planned archive from its wheels and source files."""
+    binaries = []
+    current = ""
+    try:
+        with contextlib.ExitStack() as stack:
+            wheels: dict[Path, zipfile.ZipFile] = {}
+            for entry in plan.entries:
+                current = entry.path
+                source = entry.source
+                if isinstance(source, SourceFile):
+                    with source.path.open("rb") as fh:
+                        found = _binary(entry.path, fh, None, None)
+                else:
+                    if source.wheel not in wheels:
+                        wheels[source.wheel] = stack.enter_context(zipfile.ZipFile(source.wheel))
+                    name = source.wheel.name
+                    with wheels[source.wheel].open(source.member) as fh:
+                        found = _binary(entry.path, fh, _package(name), name)
+                if found is not None:
+                    binaries.append(found)
+    except (OSError, zipfile.BadZipFile, KeyError) as err:
+        msg = f"Cannot read {current} to check it: {err}."
+        raise ArchiveError(msg, hint="Check the input files, then build again.") from err
+    files = frozenset(entry.path for entry in plan.entries)
+    return Mounted(root=root, files=files, binaries=tuple(binaries))
+
+
+def zip_owners(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Archive path → "name version" of the distribution whose RECORD lists it."""
+    owners: dict[str, str] = {}
+    for record in archive.namelist():
+        top, _, leaf = record.partition("/")
+        if leaf != "RECORD" or not top.endswith(".dist-info"):
+            continue
+        stem = top.removesuffix(".dist-info")
+        name, _, version = stem.partition("-")
+        text = archive.read(record).decode("utf-8", errors="replace")
+        for row in csv.reader(io.StringIO(text)):
+            if not row or not row[0]:
+                continue
+            with contextlib.suppress(ArchiveError):  # a .data path outside the known keys
+                path, _ = install_path(row[0], data_dir=f"{stem}.data", dist_name=name)
+                owners[path] = f"{name} {version}"
+    return owners
+
+
+def scan_zip(path: Path, *, root: str = ARCHIVE_ROOT) -> Mounted:
+    """Read the binaries of a built archive (or layer) zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            owners = zip_owners(archive)
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+            binaries = []
+            for name in names:
+                with archive.open(name) as fh:
+                    found = _binary(name, fh, owners.get(name), None)
+                if found is not None:
+                    binaries.append(found)
+    except (OSError, zipfile.BadZipFile) as err:
+        msg = f"Cannot read the archive {path}: {err}."
+        raise ArchiveError(msg, hint="Check the path; build the archive again.") from err
+    return Mounted(root=root, files=frozenset(names), binaries=tuple(binaries))

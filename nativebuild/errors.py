@@ -78,6 +78,12 @@ class ContainerError(NativebuildError):
     exit_code = 12
 
 
+class CacheOnlyError(NativebuildError):
+    """--cache-only, and some packages are not in the cache: they would need compiling."""
+
+    exit_code = 13
+
+
 class EmulationUnavailableError(NativebuildError):
     """The engine cannot run containers of the target's architecture (no binfmt/QEMU)."""
 

@@ -44,7 +44,7 @@ LABEL_RUNTIME = "org.nativebuild.runtime"
 LABEL_ARCH = "org.nativebuild.arch"
 HASH_LENGTH = 12
 CA_BUNDLE_NAME = "ca-bundle.crt"
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Build arguments that only reach the throw-away tools stage; proxies are Docker's predefined
 # build arguments, which never enter an image's history.
 _NETWORK_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
@@ -219,7 +219,7 @@ def build_image(
             buildargs={**plan.buildargs(), **network},
             platform=plan.platform,
             reporter=reporter,
-            secrets=network.values(),
+            secrets=[value for value in network.values() if "@" in value],  # user:pass@host
         )
 
 
@@ -230,9 +230,10 @@ def ensure_build_image(
     *,
     index: IndexSettings | None = None,
     recipe: Recipe | None = None,
+    force: bool = False,
 ) -> str:
     """nativebuild's build image for ``target`` (FROM its runtime image): the tag of the local
-    one when it exists, else built now (minutes, once per recipe and base)."""
+    one when it exists, else built now (minutes, once per recipe and base; ``force``: always)."""
     recipe = recipe if recipe is not None else Recipe.load()
     platform = target.arch.docker_platform
     digest = base_digest(target.runtime_image, runner, platform=platform)
@@ -243,7 +244,7 @@ def ensure_build_image(
         base=target.runtime_image,
         base_digest=digest,
     )
-    if runner.local_image(plan.tag) is not None:
+    if not force and runner.local_image(plan.tag) is not None:
         return plan.tag
     reporter.detail(f"First use of the build image for {target.describe()}: building {plan.tag}")
     build_image(plan, runner=runner, reporter=reporter, recipe=recipe, index=index)
@@ -347,7 +348,7 @@ def render_digests(text: str, digests: Mapping[str, str]) -> str:
             msg = f"images.toml has content after [digests] that `images pin` cannot keep: {line!r}"
             raise ConfigError(msg, hint="Move it above the [digests] table.")
     for ref, digest in digests.items():
-        if not _DIGEST.match(digest):
+        if not DIGEST_PATTERN.match(digest):
             msg = f"Refusing to pin {ref} to {digest!r}: not a sha256 digest."
             raise ConfigError(msg)
     body = [f"{json.dumps(ref)} = {json.dumps(digests[ref])}" for ref in sorted(digests)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +30,9 @@ _PROXY_VARIABLES = (
     "https_proxy",
     "no_proxy",
 )
+# pip applies [global] first and then the running command's section, whatever file each is in.
 _PIP_SECTIONS = ("global", "install", "download", "wheel")
+_FORWARDED_KEYS = ("index-url", "extra-index-url", "trusted-host", "cert")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,12 +54,20 @@ class IndexSettings:
         extra_index_urls: Sequence[str],
         trusted_hosts: Sequence[str],
     ) -> IndexSettings:
-        """Apply a requirements file's own ``--index-url`` and friends (they win, as in pip)."""
+        """Apply a requirements file's own ``--index-url`` and friends (they win, as in pip).
+
+        Local indexes (``file://``, paths) are dropped and noted, as :func:`discover` does for
+        the host's: containers cannot see host paths.
+        """
+        local = [u for u in (index_url or "", *extra_index_urls) if u and not _is_remote(u)]
         return dataclasses.replace(
             self,
-            index_url=index_url or self.index_url,
-            extra_index_urls=_unique((*self.extra_index_urls, *extra_index_urls)),
+            index_url=index_url if index_url and _is_remote(index_url) else self.index_url,
+            extra_index_urls=_unique(
+                (*self.extra_index_urls, *(u for u in extra_index_urls if _is_remote(u)))
+            ),
             trusted_hosts=_unique((*self.trusted_hosts, *trusted_hosts)),
+            skipped=_unique((*self.skipped, *(redact(u) for u in local))),
         )
 
     @property
@@ -111,41 +122,86 @@ def _is_remote(url: str) -> bool:
     return urlsplit(url).scheme in ("http", "https")
 
 
-def pip_config_files(env: Mapping[str, str], home: Path) -> list[Path]:
-    """pip's configuration files, lowest precedence first (as pip documents them)."""
-    if env.get("PIP_CONFIG_FILE") == os.devnull:
+def _running_venv() -> Path | None:
+    """The virtualenv this Python runs in, whose ``pip.conf`` is pip's "site" file."""
+    return Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+
+
+_RUNNING_VENV = _running_venv()
+
+
+def pip_config_files(
+    env: Mapping[str, str],
+    home: Path,
+    *,
+    site_prefix: Path | None = _RUNNING_VENV,
+    global_files: Sequence[Path] | None = None,
+) -> list[Path]:
+    """pip's configuration files in pip's load order: global, user, site, ``PIP_CONFIG_FILE``.
+
+    Later files win. ``global_files`` replaces the system-wide ones (for tests).
+    """
+    config_file = env.get("PIP_CONFIG_FILE", "")
+    if config_file == os.devnull:
         return []
-    xdg_dirs = env.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":")
-    files = [Path("/etc/pip.conf")]
-    files += [Path(d) / "pip" / "pip.conf" for d in reversed(xdg_dirs) if d]
-    files += [home / ".pip" / "pip.conf"]
-    files += [Path(env.get("XDG_CONFIG_HOME", str(home / ".config"))) / "pip" / "pip.conf"]
-    if "PIP_CONFIG_FILE" in env:
-        files.append(Path(env["PIP_CONFIG_FILE"]))
+    if global_files is None:
+        xdg_dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")
+        global_files = [
+            *(Path(d) / "pip" / "pip.conf" for d in xdg_dirs if d),
+            Path("/etc/pip.conf"),
+        ]
+    files = list(global_files)
+    # pip reads no user file when PIP_CONFIG_FILE names one that exists.
+    if not (config_file and Path(config_file).exists()):
+        config_home = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]
+    if site_prefix is not None:
+        files.append(site_prefix / "pip.conf")
+    if config_file:
+        files.append(Path(config_file))
     return files
 
 
+def _normalize_key(name: str) -> str:
+    """As pip does: ``index_url``, ``Index-URL`` and ``--index-url`` are one setting."""
+    return name.lower().replace("_", "-").removeprefix("--")
+
+
 def read_pip_config(files: Sequence[Path]) -> dict[str, str]:
-    """The keys we forward, merged in precedence order (later files win)."""
-    merged: dict[str, str] = {}
+    """The keys we forward, merged as pip merges them.
+
+    Later files win per section; then a command section beats ``[global]`` whichever file
+    each came from; empty values are ignored (pip's default applies).
+    """
+    values: dict[tuple[str, str], str] = {}
     for path in files:
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")
-        except (OSError, configparser.Error):
+        except (OSError, UnicodeDecodeError, configparser.Error):
             continue
-        for section in _PIP_SECTIONS:
-            if parser.has_section(section):
-                for key in ("index-url", "extra-index-url", "trusted-host", "cert"):
-                    if parser.has_option(section, key):
-                        merged[key] = parser.get(section, key)
+        for section in parser.sections():
+            for name, value in parser.items(section):
+                values[section, _normalize_key(name)] = value
+    merged: dict[str, str] = {}
+    for section in _PIP_SECTIONS:
+        for key in _FORWARDED_KEYS:
+            if values.get((section, key)):
+                merged[key] = values[section, key]
     return merged
 
 
-def discover(env: Mapping[str, str], *, home: Path | None = None) -> IndexSettings:
+def discover(
+    env: Mapping[str, str],
+    *,
+    home: Path | None = None,
+    site_prefix: Path | None = _RUNNING_VENV,
+    global_files: Sequence[Path] | None = None,
+) -> IndexSettings:
     """The host's pip index settings: config files < ``PIP_*`` variables."""
     home = home if home is not None else Path(env.get("HOME", str(Path.home())))
-    config = read_pip_config(pip_config_files(env, home))
+    files = pip_config_files(env, home, site_prefix=site_prefix, global_files=global_files)
+    config = read_pip_config(files)
     index_url = env.get("PIP_INDEX_URL") or config.get("index-url") or PYPI_SIMPLE
     extra = (env.get("PIP_EXTRA_INDEX_URL") or config.get("extra-index-url") or "").split()
     trusted = (env.get("PIP_TRUSTED_HOST") or config.get("trusted-host") or "").split()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
-from nativebuild.archive import plan_function_archive, write_zip
+from nativebuild.assemble import PlanCheck, assemble_target
 from nativebuild.cache import CachedFile
 from nativebuild.compile import CompileJob, compile_key, emulation_error, probe_spec, run_compile
 from nativebuild.config import Settings
@@ -25,11 +24,13 @@ from nativebuild.container import ContainerRunner
 from nativebuild.context import BuildContext, open_context
 from nativebuild.errors import ContainerError
 from nativebuild.fetch import fetch_all
+from nativebuild.manifest import ArchiveRecord, write_manifest
 from nativebuild.plan import Action, BuildPlan, make_plan
 from nativebuild.reporting import Reporter
 from nativebuild.resolve import Pin, Resolution
 from nativebuild.resolver import image_identity, resolve
 from nativebuild.targets import Architecture, Target
+from nativebuild.tiered_cache import check_cache_only
 from nativebuild.uv import UvRunner
 
 
@@ -44,26 +45,18 @@ class WheelRecord:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ArchiveRecord:
-    path: Path
-    sha256: str
-    size: int
-    runtime: str
-    arch: str
-    kind: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class BuildResult:
     archives: tuple[ArchiveRecord, ...]
     wheels: tuple[WheelRecord, ...]
     containers_started: int
+    manifest: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "archives": [{**dataclasses.asdict(a), "path": str(a.path)} for a in self.archives],
             "wheels": [dataclasses.asdict(w) for w in self.wheels],
             "containers_started": self.containers_started,
+            "manifest": str(self.manifest) if self.manifest else None,
         }
 
 
@@ -128,14 +121,17 @@ def build(
         builders=builders,
     )  # fmt: skip
     staged = [stage_target(context, target) for target in targets]
+    if settings.cache_only:  # before any download or compile container
+        check_cache_only((stage.target, stage.plan) for stage in staged)
     downloaded = prefetch(context, staged)
     outcomes = run_all(context, staged, downloaded, settings.jobs or os.cpu_count() or 1)
-    archives = tuple(archive for archive, _ in outcomes)
+    archives = tuple(archive for target_archives, _ in outcomes for archive in target_archives)
     wheels = tuple(wheel for _, target_wheels in outcomes for wheel in target_wheels)
     return BuildResult(
         archives=archives,
         wheels=wheels,
         containers_started=context.containers_started() - containers_before,
+        manifest=write_manifest(archives, settings.output),
     )
 
 
@@ -179,7 +175,7 @@ def run_all(
     staged: Sequence[StagedTarget],
     downloaded: Mapping[str, CachedFile],
     jobs: int,
-) -> list[tuple[ArchiveRecord, list[WheelRecord]]]:
+) -> list[tuple[tuple[ArchiveRecord, ...], list[WheelRecord]]]:
     """Finish every target, several at once; the first failure (in target order) is raised
     after the others have stopped, and Ctrl-C removes every container still running."""
     if len(staged) == 1 or jobs <= 1:
@@ -219,34 +215,25 @@ def plan(
         resolution = resolve(context, target)
         target_plan, _ = plan_target(context, target, resolution)
         plans.append(TargetPlan(target=target, plan=target_plan))
+    if settings.cache_only:
+        check_cache_only((p.target, p.plan) for p in plans)
     return PlanResult(
         targets=tuple(plans), containers_started=context.containers_started() - containers_before
     )
 
 
 def build_target(
-    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
-) -> tuple[ArchiveRecord, list[WheelRecord]]:
-    reporter, target, plan = context.reporter, stage.target, stage.plan
+    context: BuildContext,
+    stage: StagedTarget,
+    downloaded: Mapping[str, CachedFile],
+    check: PlanCheck | None = None,
+) -> tuple[tuple[ArchiveRecord, ...], list[WheelRecord]]:
+    """The archives of one target (function, layer, or both: see nativebuild.layout);
+    ``check`` sees each final plan, and where Lambda mounts it, before it is written."""
+    target, plan = stage.target, stage.plan
     wheels = acquire(context, target, plan, stage.found, downloaded)
-    dest = (
-        context.settings.output / f"{context.settings.name}-{target.runtime.name}-{target.arch}.zip"
-    )
-    started = time.monotonic()
-    archive_plan = plan_function_archive(
-        [wheels[item.pin.name].path for item in plan.items],
-        context.settings.src,
-        python=target.runtime.python,
-        # With --src ., the output and cache directories must not be packed into the next build.
-        skip_dirs=(context.settings.output, context.cache.root),
-    )
-    info = write_zip(archive_plan, dest, epoch=context.epoch)
-    reporter.detail(f"wrote {info.path} ({info.size} bytes, {time.monotonic() - started:.2f}s)")
-    record = ArchiveRecord(
-        path=info.path, sha256=info.sha256, size=info.size,
-        runtime=target.runtime.name, arch=target.arch.value, kind="function",
-    )  # fmt: skip
-    return record, [
+    records = assemble_target(context, target, plan, wheels, check=check)
+    return records, [
         WheelRecord(
             name=item.pin.name,
             version=item.pin.version,

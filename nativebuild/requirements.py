@@ -295,11 +295,15 @@ def _local_directory(text: str, base_dir: Path) -> Path | None:
         parts = urlsplit(candidate)
         path = Path(unquote(parts.path))
     elif _looks_like_path(candidate) and not candidate.lower().endswith(_ARCHIVE_SUFFIXES):
-        path = Path(candidate).expanduser()
+        path = Path(candidate)
     else:
         return None
-    path = path if path.is_absolute() else base_dir / path
-    return path if path.is_dir() else None
+    try:  # "~nobody", NUL bytes, names too long: not a directory of ours
+        path = path.expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        return path if path.is_dir() else None
+    except (RuntimeError, OSError, ValueError):
+        return None
 
 
 def _local_requirement(

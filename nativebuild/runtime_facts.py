@@ -63,7 +63,7 @@ PREFIX_LIBRARY = {
 class RuntimeFacts:
     """A runtime image as the loader sees it."""
 
-    description: str  # "Amazon Linux 2023 (nativebuild data)", "image X (probed)"
+    description: str  # "Amazon Linux 2023 for python3.12 (nativebuild's data)", "image X (...)"
     source: Literal["data", "probe"]
     machine: str  # x86_64 | aarch64
     glibc: GlibcVersion
@@ -136,17 +136,20 @@ def known_facts(target: Target) -> RuntimeFacts:
         raise ConfigError(msg, hint="Probe the runtime image instead (nativebuild verify).")
     machine = target.arch.machine
     lib_dirs = tuple(table["default-dirs"])
-    libraries: dict[str, tuple[str, ...]] = {
-        name: lib_dirs for name in [*table["libraries"], *table[f"{machine}-libraries"]]
-    }
+    libraries: dict[str, tuple[str, ...]] = dict.fromkeys(
+        [*table["libraries"], *table[f"{machine}-libraries"]], lib_dirs
+    )
     for name in [*table["var-lang-lib"], f"libpython{target.runtime.python}.so.1.0"]:
         libraries[name] = ("/var/lang/lib", *libraries.get(name, ()))
+    ceilings = {k: _numbers(v) for k, v in table["ceilings"].items()}
+    # A --glibc given for the target (a custom image's ceiling) wins over the data.
+    ceilings["GLIBC"] = (target.glibc.major, target.glibc.minor)
     return RuntimeFacts(
-        description=f"{target.runtime.os} ({target.runtime.name}, nativebuild data)",
+        description=f"{target.runtime.os} for {target.runtime.name} (nativebuild's data)",
         source="data",
         machine=machine,
-        glibc=GlibcVersion.parse(table["glibc"]),
-        ceilings={k: _numbers(v) for k, v in table["ceilings"].items()},
+        glibc=target.glibc,
+        ceilings=ceilings,
         libraries=libraries,
         ld_library_path=tuple(table["ld-library-path"]),
         default_dirs=lib_dirs,
@@ -172,7 +175,9 @@ def facts_from_probe(document: Mapping[str, Any], *, image: str) -> RuntimeFacts
         glibc = GlibcVersion(major=ceilings["GLIBC"][0], minor=ceilings["GLIBC"][1])
     else:
         msg = f"Image {image} has no glibc (is it musl-based?): Lambda's runtimes all use glibc."
-        raise ContainerError(msg, hint="Use an image based on Amazon Linux or another glibc distro.")
+        raise ContainerError(
+            msg, hint="Use an image based on Amazon Linux or another glibc distro."
+        )
     os_name = document.get("os") or "unknown OS"
     return RuntimeFacts(
         description=f"image {image} ({os_name}, glibc {glibc}, probed)",

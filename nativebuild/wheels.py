@@ -8,10 +8,13 @@ central directory is read here; member bytes are streamed later by :mod:`nativeb
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 import stat
 import zipfile
 from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativebuild.errors import ArchiveError
 
@@ -22,9 +25,24 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHEBANG = re.compile(rb"#!pythonw?(?=[ \t\r\n]|\Z)")
 
 
+class Scheme(enum.StrEnum):
+    """Where a wheel file is installed, as the install scheme names it.
+
+    A function archive puts all of them at its root; a layer puts SITE files under
+    ``python/`` and the others at the layer root, so ``lib/`` and ``bin/`` land on
+    ``/opt/lib`` (LD_LIBRARY_PATH) and ``/opt/bin`` (PATH).
+    """
+
+    SITE = "site"  # the wheel root, .data/purelib and .data/platlib: importable files
+    SCRIPTS = "scripts"  # .data/scripts -> bin/
+    DATA = "data"  # .data/data -> the prefix root (share/, lib/, ...)
+    HEADERS = "headers"  # .data/headers -> include/<dist>/
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WheelMember:
-    """Bytes to copy from a member of a wheel; scripts may need their ``#!python`` rewritten."""
+    """Bytes to copy from a member of a zip (a wheel, or a bundle of files nativebuild made);
+    scripts may need their ``#!python`` rewritten."""
 
     wheel: Path
     member: str
@@ -35,11 +53,12 @@ class WheelMember:
 class WheelFile:
     """One file a wheel installs: where it goes, its mode, and what identifies its bytes."""
 
-    path: str
+    path: str  # relative to where its scheme lands (see Scheme)
     mode: int
     source: WheelMember
     crc: int
     size: int
+    scheme: Scheme = Scheme.SITE
 
     def same_bytes(self, other: WheelFile) -> bool:
         """Whether both would write identical bytes (a shebang rewrite changes them alike)."""
@@ -75,15 +94,17 @@ def member_mode(info: zipfile.ZipInfo) -> int:
     return 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
 
 
-def install_path(member: str, *, data_dir: str, dist_name: str) -> tuple[str, bool]:
-    """Where ``member`` goes in the archive, and whether it is a script.
+def install_target(member: str, *, data_dir: str, dist_name: str) -> tuple[str, Scheme]:
+    """Where ``member`` goes, relative to its scheme's directory, and that scheme.
 
-    ``data_dir`` is the wheel's ``<name>-<version>.data`` directory; ``dist_name`` names the
-    headers directory. Raises ArchiveError for a ``.data`` entry outside the known keys.
+    SCRIPTS paths start with ``bin/`` and HEADERS paths with ``include/<dist_name>/``: both,
+    like DATA paths, are relative to the archive (or layer) root. ``data_dir`` is the wheel's
+    ``<name>-<version>.data`` directory. Raises ArchiveError for a ``.data`` entry outside the
+    known keys.
     """
     top, _, rest = member.partition("/")
     if top != data_dir:
-        return member, False
+        return member, Scheme.SITE
     key, _, tail = rest.partition("/")
     if key not in DATA_KEYS or not tail:
         msg = (
@@ -92,10 +113,29 @@ def install_path(member: str, *, data_dir: str, dist_name: str) -> tuple[str, bo
         )
         raise ArchiveError(msg)
     if key == "scripts":
-        return f"bin/{tail}", True
+        return f"bin/{tail}", Scheme.SCRIPTS
     if key == "headers":
-        return f"include/{dist_name}/{tail}", False
-    return tail, False
+        return f"include/{dist_name}/{tail}", Scheme.HEADERS
+    if key == "data":
+        return tail, Scheme.DATA
+    return tail, Scheme.SITE
+
+
+def install_path(member: str, *, data_dir: str, dist_name: str) -> tuple[str, bool]:
+    """Where ``member`` goes in a function archive (all schemes at its root), and whether it is
+    a script. See :func:`install_target`."""
+    path, scheme = install_target(member, data_dir=data_dir, dist_name=dist_name)
+    return path, scheme is Scheme.SCRIPTS
+
+
+def wheel_owner(wheel: Path) -> str:
+    """``"name version"`` of a wheel file, from its name; the file name when it is not a
+    wheel's (a bundle of compiled files)."""
+    try:
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+    except InvalidWheelFilename:
+        return wheel.name
+    return f"{name} {version}"
 
 
 def rewrite_shebang(data: bytes, interpreter: str) -> bytes:
@@ -153,25 +193,27 @@ def wheel_files(wheel: Path) -> list[WheelFile]:
         if info.is_dir():
             continue
         try:
-            path, script = install_path(name, data_dir=data_dir, dist_name=dist_name)
+            path, scheme = install_target(name, data_dir=data_dir, dist_name=dist_name)
         except ArchiveError as err:
             msg = f"Wheel {wheel.name}: {err}"
             raise ArchiveError(msg, hint="The file is not a valid wheel.") from err
+        script = scheme is Scheme.SCRIPTS
         found = WheelFile(
             path=path,
             mode=0o755 if script else member_mode(info),
             source=WheelMember(wheel=wheel, member=name, rewrite_shebang=script),
             crc=info.CRC,
             size=info.file_size,
+            scheme=scheme,
         )
-        previous = files.get(path)
+        previous = files.get(f"{scheme}:{path}")
         if previous is not None and not previous.same_bytes(found):
             msg = (
                 f"Wheel {wheel.name} installs {path} twice with different contents "
                 f"(members {previous.source.member!r} and {name!r})."
             )
             raise ArchiveError(msg, hint="The file is not a valid wheel.")
-        files[path] = merge_duplicate(previous, found) if previous else found
+        files[f"{scheme}:{path}"] = merge_duplicate(previous, found) if previous else found
     return list(files.values())
 
 

@@ -316,6 +316,14 @@ JOB = CompileJob(pin=PIN, key="k", sdist=Path("/cache/MarkupSafe-2.1.5.tar.gz"))
         ("python3.9", ARM, "MarkupSafe-2.1.5-cp39-cp39-linux_aarch64.whl"),
         ("python3.12", ARM, "MarkupSafe-2.1.5-cp312-cp312-linux_aarch64.whl"),
         ("python3.12", X86, "markupsafe-2.1.5-py3-none-any.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-py39-none-any.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-none-any.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-py3-none-linux_x86_64.whl"),
+        ("python3.10", X86, "markupsafe-2.1.5-cp39-abi3-linux_x86_64.whl"),
+        ("python3.12", ARM, "markupsafe-2.1.5-cp37-abi3-manylinux2014_aarch64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-cp39-manylinux1_x86_64.whl"),
+        # a compressed tag set fits when any one of its tags does
+        ("python3.9", X86, "markupsafe-2.1.5-cp38.cp39-cp38.cp39-linux_x86_64.whl"),
     ],
 )
 def test_check_built_wheel_accepts(runtime: str, arch: Architecture, filename: str) -> None:
@@ -331,6 +339,22 @@ def test_check_built_wheel_accepts(runtime: str, arch: Architecture, filename: s
         ("python3.9", ARM, "MarkupSafe-2.1.5-cp39-cp39-linux_x86_64.whl"),
         ("python3.9", X86, "MarkupSafe-2.1.5-pp39-pypy39_pp73-linux_x86_64.whl"),
         ("python3.12", X86, "MarkupSafe-2.1.5-cp39-cp39-linux_x86_64.whl"),
+        # the platform must be Linux on the target's machine, whatever its suffix says
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-cp39-macosx_10_9_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-abi3-macosx_11_0_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-cp39-win_amd64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-cp39-musllinux_1_1_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-py3-none-macosx_10_9_x86_64.whl"),
+        # abi3 only from the target's Python or older, and only from CPython
+        ("python3.9", X86, "markupsafe-2.1.5-cp310-abi3-linux_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-pp39-abi3-linux_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-cp27-abi3-linux_x86_64.whl"),
+        # another ABI of the right interpreter (a debug build), or pure Python with an ABI
+        ("python3.9", X86, "markupsafe-2.1.5-cp39-cp39d-linux_x86_64.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-py3-cp39-linux_x86_64.whl"),
+        # pure Python for another Python
+        ("python3.9", X86, "markupsafe-2.1.5-py2-none-any.whl"),
+        ("python3.9", X86, "markupsafe-2.1.5-py310-none-any.whl"),
     ],
 )
 def test_check_built_wheel_refuses(runtime: str, arch: Architecture, filename: str) -> None:

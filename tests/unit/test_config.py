@@ -155,6 +155,21 @@ CASCADE = [
     ),
     ("jobs", "jobs", (3, "2", 1), (3, 2, 1)),
     (
+        "cache",
+        "cache",
+        ("s3://file-bucket/p", "s3://env-bucket", "s3://cli-bucket/x/y"),
+        ("s3://file-bucket/p", "s3://env-bucket", "s3://cli-bucket/x/y"),
+    ),
+    (
+        "cache-endpoint-url",
+        "cache_endpoint_url",
+        ("http://127.0.0.1:9000", "https://r2.example.com", "http://minio:9000"),
+        ("http://127.0.0.1:9000", "https://r2.example.com", "http://minio:9000"),
+    ),
+    ("cache-only", "cache_only", (True, "0", True), (True, False, True)),
+    ("cache-readonly", "cache_readonly", (True, "false", "yes"), (True, False, True)),
+    ("no-cache", "no_cache", (True, "off", True), (True, False, True)),
+    (
         "builders",
         "builders",
         (

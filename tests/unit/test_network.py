@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+import nativebuild
 from nativebuild.container import Mount
 from nativebuild.network import (
     CA_BUNDLE_IN_CONTAINER,
@@ -31,15 +35,30 @@ def home(tmp_path: Path) -> Path:
 
 
 def base_env(tmp_path: Path, home: Path, **extra: str) -> dict[str, str]:
-    """HOME and the XDG directories inside tmp_path. /etc/pip.conf is still read (pip does)."""
+    """HOME and the XDG directories inside tmp_path."""
     xdg = tmp_path / "xdg"
     xdg.mkdir(exist_ok=True)
     return {"HOME": str(home), "XDG_CONFIG_DIRS": str(xdg), **extra}
 
 
 def no_files_env(tmp_path: Path, home: Path, **extra: str) -> dict[str, str]:
-    """As above, with every pip config file switched off (the machine's too)."""
+    """As above, with every pip config file switched off."""
     return base_env(tmp_path, home, PIP_CONFIG_FILE=os.devnull, **extra)
+
+
+def global_files(tmp_path: Path) -> list[Path]:
+    """Stand-ins for XDG_CONFIG_DIRS' and /etc's pip.conf, so this machine's stay out."""
+    return [tmp_path / "xdg" / "pip" / "pip.conf", tmp_path / "etc" / "pip.conf"]
+
+
+def find(
+    tmp_path: Path,
+    env: Mapping[str, str],
+    *,
+    home: Path | None = None,
+    site_prefix: Path | None = None,
+) -> IndexSettings:
+    return discover(env, home=home, site_prefix=site_prefix, global_files=global_files(tmp_path))
 
 
 def write(path: Path, text: str) -> Path:
@@ -52,40 +71,88 @@ def user_config(home: Path, text: str) -> Path:
     return write(home / ".config" / "pip" / "pip.conf", text)
 
 
+def index(url: str) -> str:
+    return f"[global]\nindex-url = {url}\n"
+
+
 # --- pip's configuration files -------------------------------------------------------------
 
 
-def test_pip_config_files_order(tmp_path: Path) -> None:
+def test_pip_config_files_in_pips_load_order(tmp_path: Path) -> None:
     home = tmp_path / "h"
-    env = {"XDG_CONFIG_DIRS": "/x1:/x2", "PIP_CONFIG_FILE": "/custom/pip.conf"}
-    assert pip_config_files(env, home) == [
-        Path("/etc/pip.conf"),
-        Path("/x2/pip/pip.conf"),
+    env = {
+        "XDG_CONFIG_DIRS": "/x1:/x2",
+        "XDG_CONFIG_HOME": "/cfg",
+        "PIP_CONFIG_FILE": str(tmp_path / "absent.conf"),
+    }
+    assert pip_config_files(env, home, site_prefix=Path("/venv")) == [
         Path("/x1/pip/pip.conf"),
-        home / ".pip" / "pip.conf",
-        home / ".config" / "pip" / "pip.conf",
-        Path("/custom/pip.conf"),
-    ]
-
-
-def test_pip_config_files_xdg_defaults(tmp_path: Path) -> None:
-    home = tmp_path / "h"
-    files = pip_config_files({}, home)
-    assert files == [
+        Path("/x2/pip/pip.conf"),
         Path("/etc/pip.conf"),
+        home / ".pip" / "pip.conf",
+        Path("/cfg/pip/pip.conf"),
+        Path("/venv/pip.conf"),
+        tmp_path / "absent.conf",
+    ]
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CONFIG_DIRS": "", "XDG_CONFIG_HOME": ""}])
+def test_pip_config_files_xdg_defaults(tmp_path: Path, env: dict[str, str]) -> None:
+    home = tmp_path / "h"
+    assert pip_config_files(env, home, site_prefix=None) == [
         Path("/etc/xdg/pip/pip.conf"),
+        Path("/etc/pip.conf"),
         home / ".pip" / "pip.conf",
         home / ".config" / "pip" / "pip.conf",
     ]
 
 
-def test_pip_config_files_xdg_config_home(tmp_path: Path) -> None:
-    files = pip_config_files({"XDG_CONFIG_HOME": "/cfg"}, tmp_path)
-    assert files[-1] == Path("/cfg/pip/pip.conf")
+def test_pip_config_files_global_files_replace_the_system_ones(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    files = pip_config_files({}, home, site_prefix=None, global_files=global_files(tmp_path))
+    assert files == [
+        *global_files(tmp_path),
+        home / ".pip" / "pip.conf",
+        home / ".config" / "pip" / "pip.conf",
+    ]
+
+
+def test_existing_pip_config_file_replaces_the_user_files(tmp_path: Path) -> None:
+    """pip reads no user file when PIP_CONFIG_FILE names one that exists."""
+    custom = write(tmp_path / "custom.conf", "")
+    files = pip_config_files(
+        {"PIP_CONFIG_FILE": str(custom)},
+        tmp_path / "h",
+        site_prefix=Path("/venv"),
+        global_files=global_files(tmp_path),
+    )
+    assert files == [*global_files(tmp_path), Path("/venv/pip.conf"), custom]
 
 
 def test_pip_config_file_devnull_disables_every_file(tmp_path: Path) -> None:
-    assert pip_config_files({"PIP_CONFIG_FILE": os.devnull}, tmp_path) == []
+    env = {"PIP_CONFIG_FILE": os.devnull}
+    assert pip_config_files(env, tmp_path, site_prefix=Path("/venv")) == []
+
+
+def test_site_file_defaults_to_the_running_virtualenv(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
+    code = (
+        "from pathlib import Path; from nativebuild.network import pip_config_files; "
+        "print(pip_config_files({}, Path('/h'))[-1])"
+    )
+    root = Path(nativebuild.__file__).resolve().parents[1]
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(result.stdout.strip()).resolve() == (venv / "pip.conf").resolve()
 
 
 def test_read_pip_config_later_files_win_and_skip_others(tmp_path: Path) -> None:
@@ -94,7 +161,7 @@ def test_read_pip_config_later_files_win_and_skip_others(tmp_path: Path) -> None
         "[global]\nindex-url = https://low.example/simple\ntrusted-host = low.example\n"
         "find-links = /opt/wheels\nconstraint = /etc/constraints.txt\n",
     )
-    high = write(tmp_path / "high.conf", "[global]\nindex-url = https://high.example/simple\n")
+    high = write(tmp_path / "high.conf", index("https://high.example/simple"))
     broken = write(tmp_path / "broken.conf", "this is not [an ini file\n")
     config = read_pip_config([low, tmp_path / "missing.conf", broken, high])
     assert config == {
@@ -112,11 +179,116 @@ def test_read_pip_config_command_section_beats_global_in_a_file(tmp_path: Path) 
     assert read_pip_config([conf])["index-url"] == "https://install.example/simple"
 
 
+def test_read_pip_config_command_section_beats_global_of_a_later_file(tmp_path: Path) -> None:
+    low = write(tmp_path / "low.conf", "[download]\nindex-url = https://cmd.example/simple\n")
+    high = write(tmp_path / "high.conf", index("https://global.example/simple"))
+    assert read_pip_config([low, high])["index-url"] == "https://cmd.example/simple"
+
+
+def test_read_pip_config_later_command_section_wins(tmp_path: Path) -> None:
+    low = write(tmp_path / "low.conf", "[install]\nindex-url = https://low.example/simple\n")
+    high = write(tmp_path / "high.conf", "[install]\nindex-url = https://high.example/simple\n")
+    assert read_pip_config([low, high])["index-url"] == "https://high.example/simple"
+
+
+def test_read_pip_config_normalizes_key_spellings(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "pip.conf",
+        "[global]\nindex_url = https://mirror.example/simple\n"
+        "Extra_Index_URL = https://extra.example/simple\n--trusted_host = mirror.example\n",
+    )
+    assert read_pip_config([conf]) == {
+        "index-url": "https://mirror.example/simple",
+        "extra-index-url": "https://extra.example/simple",
+        "trusted-host": "mirror.example",
+    }
+
+
+def test_read_pip_config_underscore_spelling_overrides_dash_spelling(tmp_path: Path) -> None:
+    low = write(tmp_path / "low.conf", index("https://low.example/simple"))
+    high = write(tmp_path / "high.conf", "[global]\nindex_url = https://high.example/simple\n")
+    assert read_pip_config([low, high])["index-url"] == "https://high.example/simple"
+
+
+def test_read_pip_config_empty_command_value_leaves_global(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "pip.conf",
+        "[global]\nindex-url = https://global.example/simple\n[install]\nindex-url =\n",
+    )
+    assert read_pip_config([conf]) == {"index-url": "https://global.example/simple"}
+
+
+def test_read_pip_config_later_empty_value_resets_the_setting(tmp_path: Path) -> None:
+    """As in pip: the later file replaces the value, and pip ignores empty values."""
+    low = write(tmp_path / "low.conf", index("https://low.example/simple"))
+    high = write(tmp_path / "high.conf", "[global]\nindex-url =\n")
+    assert read_pip_config([low, high]) == {}
+
+
+# --- precedence between the files, read through discover -----------------------------------
+
+
+def test_etc_pip_conf_beats_the_xdg_global_file(tmp_path: Path, home: Path) -> None:
+    xdg_file, etc_file = global_files(tmp_path)
+    write(xdg_file, index("https://xdg.example/simple"))
+    write(etc_file, index("https://etc.example/simple"))
+    assert find(tmp_path, base_env(tmp_path, home)).index_url == "https://etc.example/simple"
+
+
+def test_user_file_beats_global_files(tmp_path: Path, home: Path) -> None:
+    for path in global_files(tmp_path):
+        write(path, index("https://global.example/simple"))
+    user_config(home, index("https://user.example/simple"))
+    assert find(tmp_path, base_env(tmp_path, home)).index_url == "https://user.example/simple"
+
+
+def test_xdg_user_file_beats_the_legacy_one(tmp_path: Path, home: Path) -> None:
+    write(home / ".pip" / "pip.conf", index("https://legacy.example/simple"))
+    user_config(home, index("https://user.example/simple"))
+    assert find(tmp_path, base_env(tmp_path, home)).index_url == "https://user.example/simple"
+
+
+def test_site_file_beats_user_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, index("https://user.example/simple"))
+    venv = tmp_path / "venv"
+    write(venv / "pip.conf", index("https://site.example/simple"))
+    settings = find(tmp_path, base_env(tmp_path, home), site_prefix=venv)
+    assert settings.index_url == "https://site.example/simple"
+
+
+def test_pip_config_file_beats_site_file(tmp_path: Path, home: Path) -> None:
+    venv = tmp_path / "venv"
+    write(venv / "pip.conf", index("https://site.example/simple"))
+    custom = write(tmp_path / "custom.conf", index("https://custom.example/simple"))
+    env = base_env(tmp_path, home, PIP_CONFIG_FILE=str(custom))
+    assert find(tmp_path, env, site_prefix=venv).index_url == "https://custom.example/simple"
+
+
+def test_existing_pip_config_file_hides_the_user_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, "[global]\nextra-index-url = https://user-extra.example/simple\n")
+    custom = write(tmp_path / "custom.conf", index("https://custom.example/simple"))
+    settings = find(tmp_path, base_env(tmp_path, home, PIP_CONFIG_FILE=str(custom)))
+    assert settings.index_url == "https://custom.example/simple"
+    assert settings.extra_index_urls == ()
+
+
+def test_missing_pip_config_file_keeps_the_user_file(tmp_path: Path, home: Path) -> None:
+    user_config(home, index("https://user.example/simple"))
+    env = base_env(tmp_path, home, PIP_CONFIG_FILE=str(tmp_path / "absent.conf"))
+    assert find(tmp_path, env).index_url == "https://user.example/simple"
+
+
+def test_command_section_of_a_global_file_beats_the_user_global(tmp_path: Path, home: Path) -> None:
+    write(global_files(tmp_path)[1], "[install]\nindex-url = https://cmd.example/simple\n")
+    user_config(home, index("https://user.example/simple"))
+    assert find(tmp_path, base_env(tmp_path, home)).index_url == "https://cmd.example/simple"
+
+
 # --- discover ------------------------------------------------------------------------------
 
 
 def test_discover_defaults_to_pypi(tmp_path: Path, home: Path) -> None:
-    settings = discover(no_files_env(tmp_path, home))
+    settings = find(tmp_path, no_files_env(tmp_path, home))
     assert settings == IndexSettings()
     assert settings.index_url == PYPI_SIMPLE
     assert settings.index_urls == (PYPI_SIMPLE,)
@@ -129,7 +301,7 @@ def test_discover_reads_the_user_config_file(tmp_path: Path, home: Path) -> None
         "extra-index-url =\n    https://a.example/simple\n    https://b.example/simple\n"
         "trusted-host =\n    a.example\n    b.example\n",
     )
-    settings = discover(base_env(tmp_path, home))
+    settings = find(tmp_path, base_env(tmp_path, home))
     assert settings.index_url == "https://mirror.example/simple"
     assert settings.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
     assert settings.trusted_hosts == ("a.example", "b.example")
@@ -137,14 +309,14 @@ def test_discover_reads_the_user_config_file(tmp_path: Path, home: Path) -> None
 
 def test_discover_home_from_env(tmp_path: Path, home: Path) -> None:
     write(home / ".pip" / "pip.conf", "[global]\nindex-url = https://legacy.example/simple\n")
-    assert discover(base_env(tmp_path, home)).index_url == "https://legacy.example/simple"
+    assert find(tmp_path, base_env(tmp_path, home)).index_url == "https://legacy.example/simple"
 
 
 def test_discover_home_argument_beats_env(tmp_path: Path, home: Path) -> None:
     other = tmp_path / "other-home"
     user_config(other, "[global]\nindex-url = https://other.example/simple\n")
     env = base_env(tmp_path, home)
-    assert discover(env, home=other).index_url == "https://other.example/simple"
+    assert find(tmp_path, env, home=other).index_url == "https://other.example/simple"
 
 
 def test_discover_reads_xdg_site_files(tmp_path: Path, home: Path) -> None:
@@ -153,7 +325,7 @@ def test_discover_reads_xdg_site_files(tmp_path: Path, home: Path) -> None:
         Path(env["XDG_CONFIG_DIRS"]) / "pip" / "pip.conf",
         "[global]\nextra-index-url = https://site.example/simple\n",
     )
-    assert discover(env).extra_index_urls == ("https://site.example/simple",)
+    assert find(tmp_path, env).extra_index_urls == ("https://site.example/simple",)
 
 
 def test_pip_config_file_beats_user_file(tmp_path: Path, home: Path) -> None:
@@ -161,13 +333,13 @@ def test_pip_config_file_beats_user_file(tmp_path: Path, home: Path) -> None:
     custom = write(
         tmp_path / "custom.conf", "[global]\nindex-url = https://custom.example/simple\n"
     )
-    settings = discover(base_env(tmp_path, home, PIP_CONFIG_FILE=str(custom)))
+    settings = find(tmp_path, base_env(tmp_path, home, PIP_CONFIG_FILE=str(custom)))
     assert settings.index_url == "https://custom.example/simple"
 
 
 def test_pip_config_file_devnull_ignores_the_user_file(tmp_path: Path, home: Path) -> None:
     user_config(home, "[global]\nindex-url = https://user.example/simple\n")
-    assert discover(no_files_env(tmp_path, home)).index_url == PYPI_SIMPLE
+    assert find(tmp_path, no_files_env(tmp_path, home)).index_url == PYPI_SIMPLE
 
 
 def test_environment_variables_beat_config_files(tmp_path: Path, home: Path) -> None:
@@ -183,7 +355,7 @@ def test_environment_variables_beat_config_files(tmp_path: Path, home: Path) -> 
         PIP_EXTRA_INDEX_URL="https://e1.example/simple https://e2.example/simple",
         PIP_TRUSTED_HOST="env.example",
     )
-    settings = discover(env)
+    settings = find(tmp_path, env)
     assert settings.index_url == "https://env.example/simple"
     assert settings.extra_index_urls == ("https://e1.example/simple", "https://e2.example/simple")
     assert settings.trusted_hosts == ("env.example",)
@@ -191,7 +363,7 @@ def test_environment_variables_beat_config_files(tmp_path: Path, home: Path) -> 
 
 def test_empty_environment_variable_falls_back_to_the_file(tmp_path: Path, home: Path) -> None:
     user_config(home, "[global]\nindex-url = https://file.example/simple\n")
-    settings = discover(base_env(tmp_path, home, PIP_INDEX_URL=""))
+    settings = find(tmp_path, base_env(tmp_path, home, PIP_INDEX_URL=""))
     assert settings.index_url == "https://file.example/simple"
 
 
@@ -205,7 +377,7 @@ def test_local_indexes_are_skipped_and_listed_redacted(tmp_path: Path, home: Pat
             f"ftp://user:{SECRET}@mirror.example/simple"
         ),
     )
-    settings = discover(env)
+    settings = find(tmp_path, env)
     assert settings.index_url == PYPI_SIMPLE
     assert settings.extra_index_urls == (f"https://user:{SECRET}@private.example/simple",)
     assert settings.skipped == (
@@ -217,17 +389,17 @@ def test_local_indexes_are_skipped_and_listed_redacted(tmp_path: Path, home: Pat
 
 
 def test_local_extra_index_from_a_config_file_is_skipped(tmp_path: Path, home: Path) -> None:
-    """What this very machine has in /etc/xdg/pip/pip.conf: file:// extra indexes."""
     user_config(home, "[global]\nextra-index-url = file:///opt/pypi/simple file:///opt/b\n")
-    settings = discover(base_env(tmp_path, home))
+    settings = find(tmp_path, base_env(tmp_path, home))
     assert settings.extra_index_urls == ()
     assert settings.skipped == ("file:///opt/pypi/simple", "file:///opt/b")
 
 
 def test_find_links_and_constraints_are_never_forwarded(tmp_path: Path, home: Path) -> None:
     user_config(home, "[global]\nfind-links = /opt/wheels\nconstraint = /etc/c.txt\n")
-    settings = discover(
-        base_env(tmp_path, home, PIP_FIND_LINKS="/opt/wheels", PIP_CONSTRAINT="/etc/c.txt")
+    settings = find(
+        tmp_path,
+        base_env(tmp_path, home, PIP_FIND_LINKS="/opt/wheels", PIP_CONSTRAINT="/etc/c.txt"),
     )
     rendered = json.dumps(settings.container_environment())
     assert "/opt/wheels" not in rendered
@@ -279,14 +451,14 @@ def _cert_env(
 def test_ca_bundle_precedence(
     tmp_path: Path, home: Path, bundles: dict[str, Path], present: set[str], chosen: str
 ) -> None:
-    settings = discover(_cert_env(tmp_path, home, bundles, present))
+    settings = find(tmp_path, _cert_env(tmp_path, home, bundles, present))
     assert settings.ca_bundle == bundles[chosen].resolve()
 
 
 def test_no_ca_bundle_when_no_file_exists(tmp_path: Path, home: Path) -> None:
     missing = str(tmp_path / "missing.pem")
     env = no_files_env(tmp_path, home, PIP_CERT=missing, SSL_CERT_FILE=missing)
-    settings = discover(env)
+    settings = find(tmp_path, env)
     assert settings.ca_bundle is None
     assert settings.container_mounts() == ()
     assert "PIP_CERT" not in settings.container_environment()
@@ -294,13 +466,13 @@ def test_no_ca_bundle_when_no_file_exists(tmp_path: Path, home: Path) -> None:
 
 def test_ca_bundle_directory_is_not_a_bundle(tmp_path: Path, home: Path) -> None:
     env = no_files_env(tmp_path, home, PIP_CERT=str(tmp_path))
-    assert discover(env).ca_bundle is None
+    assert find(tmp_path, env).ca_bundle is None
 
 
 def test_ca_bundle_path_is_resolved(tmp_path: Path, home: Path, bundles: dict[str, Path]) -> None:
     link = tmp_path / "link.pem"
     link.symlink_to(bundles["ssl"])
-    settings = discover(no_files_env(tmp_path, home, SSL_CERT_FILE=str(link)))
+    settings = find(tmp_path, no_files_env(tmp_path, home, SSL_CERT_FILE=str(link)))
     assert settings.ca_bundle == bundles["ssl"].resolve()
 
 
@@ -309,24 +481,24 @@ def test_ca_bundle_path_is_resolved(tmp_path: Path, home: Path, bundles: dict[st
 
 def test_netrc_from_home(tmp_path: Path, home: Path) -> None:
     netrc = write(home / ".netrc", f"machine private.example login u password {SECRET}\n")
-    assert discover(no_files_env(tmp_path, home)).netrc == netrc.resolve()
+    assert find(tmp_path, no_files_env(tmp_path, home)).netrc == netrc.resolve()
 
 
 def test_netrc_variable_beats_home(tmp_path: Path, home: Path) -> None:
     write(home / ".netrc", "machine a login u password p\n")
     other = write(tmp_path / "other-netrc", "machine b login u password p\n")
-    settings = discover(no_files_env(tmp_path, home, NETRC=str(other)))
+    settings = find(tmp_path, no_files_env(tmp_path, home, NETRC=str(other)))
     assert settings.netrc == other.resolve()
 
 
 def test_netrc_variable_to_a_missing_file_means_none(tmp_path: Path, home: Path) -> None:
     write(home / ".netrc", "machine a login u password p\n")
-    settings = discover(no_files_env(tmp_path, home, NETRC=str(tmp_path / "nope")))
+    settings = find(tmp_path, no_files_env(tmp_path, home, NETRC=str(tmp_path / "nope")))
     assert settings.netrc is None
 
 
 def test_no_netrc(tmp_path: Path, home: Path) -> None:
-    assert discover(no_files_env(tmp_path, home)).netrc is None
+    assert find(tmp_path, no_files_env(tmp_path, home)).netrc is None
 
 
 def test_proxies_forwarded_in_a_fixed_order(tmp_path: Path, home: Path) -> None:
@@ -339,7 +511,7 @@ def test_proxies_forwarded_in_a_fixed_order(tmp_path: Path, home: Path) -> None:
         ALL_PROXY="socks5://ignored:1080",
         HTTPS_PROXY="",
     )
-    settings = discover(env)
+    settings = find(tmp_path, env)
     assert settings.proxies == (
         ("HTTP_PROXY", "http://proxy.corp:3128"),
         ("NO_PROXY", "localhost,.corp"),
@@ -398,7 +570,7 @@ def test_discovered_settings_round_trip_into_containers(
 ) -> None:
     netrc = write(home / ".netrc", "machine m login u password p\n")
     env = no_files_env(tmp_path, home, PIP_CERT=str(bundles["pip-cert"]))
-    mounts = discover(env).container_mounts()
+    mounts = find(tmp_path, env).container_mounts()
     assert [(m.source, m.target, m.read_only) for m in mounts] == [
         (bundles["pip-cert"].resolve(), CA_BUNDLE_IN_CONTAINER, True),
         (netrc.resolve(), NETRC_IN_CONTAINER, True),
@@ -434,6 +606,43 @@ def test_with_overrides_without_index_keeps_the_host_one(tmp_path: Path) -> None
     base = IndexSettings(index_url="https://host.example/simple", ca_bundle=tmp_path / "ca")
     merged = base.with_overrides(index_url=None, extra_index_urls=[], trusted_hosts=[])
     assert merged == base
+
+
+def test_with_overrides_drops_a_local_index_url_and_keeps_the_current_one() -> None:
+    base = IndexSettings(index_url="https://host.example/simple")
+    merged = base.with_overrides(
+        index_url="file:///opt/pypi/simple", extra_index_urls=[], trusted_hosts=[]
+    )
+    assert merged.index_url == "https://host.example/simple"
+    assert merged.skipped == ("file:///opt/pypi/simple",)
+
+
+@pytest.mark.parametrize("local", ["/opt/pypi/simple", "./wheels", "file:///opt/pypi/simple"])
+def test_with_overrides_drops_local_extra_indexes(local: str) -> None:
+    base = IndexSettings(
+        extra_index_urls=("https://a.example/simple",), skipped=("file:///from/host",)
+    )
+    merged = base.with_overrides(
+        index_url=None,
+        extra_index_urls=[local, "https://b.example/simple"],
+        trusted_hosts=[],
+    )
+    assert merged.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
+    assert merged.index_urls == (PYPI_SIMPLE, *merged.extra_index_urls)
+    assert merged.skipped == ("file:///from/host", local)
+    assert local not in merged.container_environment().get("PIP_EXTRA_INDEX_URL", "")
+
+
+def test_with_overrides_redacts_what_it_skips() -> None:
+    merged = IndexSettings().with_overrides(
+        index_url=f"ftp://user:{SECRET}@mirror.example/simple",
+        extra_index_urls=[f"file://user:{SECRET}@host/opt/more"],
+        trusted_hosts=[],
+    )
+    assert merged.index_url == PYPI_SIMPLE
+    assert merged.extra_index_urls == ()
+    assert merged.skipped == ("ftp://***@mirror.example/simple", "file://***@host/opt/more")
+    assert SECRET not in json.dumps([*merged.skipped, merged.container_environment()])
 
 
 @pytest.mark.parametrize(
@@ -485,4 +694,4 @@ def test_fingerprint_from_a_credentialed_environment(tmp_path: Path, home: Path)
         PIP_INDEX_URL=f"https://user:{SECRET}@private.example/simple",
         PIP_EXTRA_INDEX_URL=f"https://{SECRET}@extra.example/simple",
     )
-    assert SECRET not in json.dumps(discover(env).fingerprint_fields())
+    assert SECRET not in json.dumps(find(tmp_path, env).fingerprint_fields())

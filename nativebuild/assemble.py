@@ -1,0 +1,234 @@
+"""One target's archives, from its wheels: layout, slimming, bytecode, budget, then the zips.
+
+The order matters: stripping replaces wheels before anything is planned; slimming decides what
+bytecode is worth compiling; the unzipped budget is checked on the final plans, before a byte is
+written; zipped sizes are known, and reported, once each archive is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from nativebuild.archive import ArchivePlan, plan_archive, write_zip
+from nativebuild.budget import (
+    check_group,
+    package_sizes,
+    read_layer,
+    render_table,
+    zipped_warnings,
+)
+from nativebuild.bytecode import INVALIDATION, compile_groups, plan_groups, with_bytecode
+from nativebuild.cache import CachedFile, build_key
+from nativebuild.context import BuildContext
+from nativebuild.layout import ArchiveSpec, archive_specs, budget_groups
+from nativebuild.manifest import ArchiveRecord, WheelEntry
+from nativebuild.plan import BuildPlan
+from nativebuild.resolver import image_identity
+from nativebuild.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
+from nativebuild.strip import Stripped, strip_wheels
+from nativebuild.targets import Target
+from nativebuild.wheels import wheel_owner
+
+# Called with each final plan and where Lambda extracts it (/var/task or /opt), before writing.
+PlanCheck = Callable[[ArchivePlan, str], None]
+
+Planned = tuple[ArchiveSpec, ArchivePlan, tuple[Removal, ...]]
+
+
+def assemble_target(
+    context: BuildContext,
+    target: Target,
+    plan: BuildPlan,
+    wheels: Mapping[str, CachedFile],
+    *,
+    check: PlanCheck | None = None,
+) -> tuple[ArchiveRecord, ...]:
+    """Write every archive of ``target`` (see :func:`nativebuild.layout.archive_specs`)."""
+    settings, reporter = context.settings, context.reporter
+    specs = archive_specs(
+        kind=settings.kind, name=settings.name, src=settings.src, functions=settings.functions,
+        layer_layout=settings.layer_layout, runtime=target.runtime.name,
+        python=target.runtime.python, arch=target.arch.value,
+    )  # fmt: skip
+    image_ids: list[str] = []
+
+    def image_id() -> str:  # asked of the engine only when a container job needs it
+        if not image_ids:
+            image_ids.append(image_identity(context, target))
+        return image_ids[0]
+
+    stripped: tuple[Stripped, ...] = ()
+    compiled_here = {item.pin.name for item in plan.items if not item.pin.is_wheel}
+    if "strip" in settings.slim and compiled_here:
+        wheels, stripped = strip_wheels(
+            wheels, compiled_here, target, image_id=image_id(),
+            runner=context.runner_for(target.arch), cache=context.cache, reporter=reporter,
+            verbose=context.verbose,
+        )  # fmt: skip
+    planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
+    if settings.compile:
+        planned = _compile(context, target, planned, wheels, image_id)
+    _check_budget(context, planned)
+    records = []
+    for spec, archive_plan, removed in planned:
+        if check is not None:
+            check(archive_plan, spec.mount)
+        record = _write(context, target, spec, archive_plan, removed, plan, wheels)
+        records.append(
+            _with_build_facts(record, context, target, stripped if spec.dependencies else ())
+        )
+    return tuple(records)
+
+
+def _plan_all(
+    context: BuildContext, target: Target, specs: tuple[ArchiveSpec, ...], wheel_paths: list[Path]
+) -> list[Planned]:
+    settings = context.settings
+    options = SlimOptions(
+        rules=frozenset(settings.slim), include=settings.include, exclude=settings.exclude
+    )
+    provided = runtime_packages(target.runtime.name)
+    planned = []
+    for spec in specs:
+        archive_plan = plan_archive(
+            wheel_paths if spec.dependencies else [], spec.src, python=target.runtime.python,
+            site_prefix=spec.site_prefix, src_prefix=spec.src_prefix,
+            # With --src ., the output and cache directories must not be packed.
+            skip_dirs=(settings.output, context.cache.root),
+        )  # fmt: skip
+        result = slim_plan(
+            archive_plan, options, site_prefix=spec.site_prefix, runtime_provided=provided
+        )
+        planned.append((spec, result.plan, result.removed))
+    return planned
+
+
+def _compile(
+    context: BuildContext,
+    target: Target,
+    planned: list[Planned],
+    wheels: Mapping[str, CachedFile],
+    image_id: Callable[[], str],
+) -> list[Planned]:
+    hashes = {wheel.path: wheel.sha256 for wheel in wheels.values()}
+    groups = [
+        plan_groups(
+            archive_plan,
+            mount=spec.mount,
+            importable_prefix=spec.site_prefix if spec.is_layer else "",
+            python=target.runtime.python,
+            image_id=image_id(),
+            wheel_hashes=hashes,
+        )
+        for spec, archive_plan, _ in planned
+    ]
+    compiled = compile_groups(
+        [group for per_plan in groups for group in per_plan], target,
+        runner=context.runner_for(target.arch), cache=context.cache, reporter=context.reporter,
+        verbose=context.verbose,
+    )  # fmt: skip
+    result = []
+    for (spec, archive_plan, removed), per_plan in zip(planned, groups, strict=True):
+        with_pyc, count = with_bytecode(archive_plan, per_plan, compiled, target.runtime.python)
+        context.reporter.detail(f"{spec.filename}: {count} .pyc files ({INVALIDATION})")
+        result.append((spec, with_pyc, removed))
+    return result
+
+
+def _check_budget(context: BuildContext, planned: list[Planned]) -> None:
+    external = [read_layer(path) for path in context.settings.with_layers]
+    plans = {spec.filename: archive_plan for spec, archive_plan, _ in planned}
+    for group in budget_groups([spec for spec, _, _ in planned]):
+        warnings = check_group(
+            [(spec.filename, plans[spec.filename]) for spec in group],
+            external,
+            layers=sum(1 for spec in group if spec.is_layer),
+        )
+        for warning in warnings:
+            context.reporter.warning(warning)
+
+
+def _write(
+    context: BuildContext,
+    target: Target,
+    spec: ArchiveSpec,
+    archive_plan: ArchivePlan,
+    removed: tuple[Removal, ...],
+    plan: BuildPlan,
+    wheels: Mapping[str, CachedFile],
+) -> ArchiveRecord:
+    reporter = context.reporter
+    started = time.monotonic()
+    info = write_zip(archive_plan, context.settings.output / spec.filename, epoch=context.epoch)
+    elapsed = time.monotonic() - started
+    reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
+    packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
+    for line in render_table(spec.filename, info.size, packages):
+        reporter.detail(line)
+    for line in summarize(removed):
+        reporter.detail(line)
+    for warning in zipped_warnings(spec.filename, info.size):
+        reporter.warning(warning)
+    if not archive_plan.entries:
+        reporter.warning(f"{spec.filename} is empty: Lambda refuses an empty archive.")
+    owners = {entry.owner for entry in archive_plan.entries}
+    inside = [
+        item
+        for item in plan.items
+        if spec.dependencies and wheel_owner(wheels[item.pin.name].path) in owners
+    ]
+    return ArchiveRecord(
+        path=info.path,
+        sha256=info.sha256,
+        size=info.size,
+        runtime=target.runtime.name,
+        arch=target.arch.value,
+        kind=spec.kind,
+        name=spec.name,
+        code_sha256=info.code_sha256,
+        unzipped_size=info.uncompressed_size,
+        files=info.entries,
+        mount=spec.mount,
+        layers=spec.layers,
+        layer_layout=context.settings.layer_layout.value if spec.is_layer else None,
+        compatible_runtimes=(target.runtime.name,) if spec.is_layer else (),
+        compatible_architectures=(target.arch.value,) if spec.is_layer else (),
+        bytecode=INVALIDATION if context.settings.compile else None,
+        wheels=tuple(
+            WheelEntry(
+                name=item.pin.name,
+                version=item.pin.version,
+                filename=wheels[item.pin.name].path.name,
+                sha256=wheels[item.pin.name].sha256,
+                source=item.source,
+                url=item.pin.url,
+                sdist=None if item.pin.is_wheel else item.pin.filename,
+                sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,
+            )
+            for item in inside
+        ),
+        packages=packages,
+        slim_rules=context.settings.slim,
+        removed=removed,
+    )
+
+
+def _with_build_facts(
+    record: ArchiveRecord, context: BuildContext, target: Target, stripped: tuple[Stripped, ...]
+) -> ArchiveRecord:
+    """Images as known without asking the engine: a build from wheels alone needs none.
+    The build image's id is the one :func:`image_identity` last recorded."""
+    key = build_key(
+        {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
+    )
+    seen = context.cache.get_json("image-id", key)
+    image_id = str(seen["id"]) if seen and "id" in seen else None
+    if "@sha256:" in target.build_image:
+        image_id = target.build_image.rsplit("@", 1)[1]
+    return replace(
+        record, build_image=target.build_image, build_image_id=image_id,
+        runtime_image=target.runtime_image, stripped=stripped,
+    )  # fmt: skip

@@ -1,0 +1,63 @@
+"""Two "machines" share one bucket, on a real Docker engine with the stand-in images: the first
+compiles a real sdist and uploads it; the second, with an empty cache directory, downloads it
+and starts no container. S3 is moto's standalone server on 127.0.0.1, reached by real boto3 in
+a separate nativebuild process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.moto_server import S3, moto_endpoint, s3
+
+__all__ = ["moto_endpoint", "s3"]  # fixtures
+pytestmark = pytest.mark.docker
+
+BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
+RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
+REQUIREMENTS = "markupsafe==2.1.5\n--no-binary markupsafe\nsix==1.16.0\n"
+
+
+def nativebuild(project: Path, cache: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    args = [
+        sys.executable, "-m", "nativebuild", "build",
+        "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", BUILD_IMAGE,
+        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31",
+        "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(
+        args, capture_output=True, text=True, env=dict(os.environ), check=False, timeout=600
+    )
+    result = json.loads(done.stdout) if done.returncode == 0 else {}
+    return done.returncode, result, done.stderr
+
+
+def make_project(root: Path) -> Path:
+    (root / "app").mkdir(parents=True)
+    (root / "requirements.txt").write_text(REQUIREMENTS)
+    (root / "app" / "handler.py").write_text("import markupsafe\n")
+    return root
+
+
+def test_second_machine_starts_no_container_and_gets_the_same_bytes(tmp_path: Path, s3: S3) -> None:
+    project = make_project(tmp_path / "project")
+    code, first, err = nativebuild(project, tmp_path / "machine-a", "--cache", s3.url)
+    assert code == 0, err
+    wheels = {w["name"]: w["source"] for w in first["wheels"]}
+    assert wheels["markupsafe"] == "compiled"
+    assert first["containers_started"] >= 1
+    assert any(k.endswith("/manifest.json") for k in s3.objects())
+
+    elsewhere = make_project(tmp_path / "elsewhere")
+    code, second, err = nativebuild(elsewhere, tmp_path / "machine-b", "--cache", s3.url)
+    assert code == 0, err
+    assert second["containers_started"] == 0
+    assert {w["source"] for w in second["wheels"]} == {"cache"}
+    assert second["archives"][0]["sha256"] == first["archives"][0]["sha256"]

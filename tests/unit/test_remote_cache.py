@@ -1,0 +1,283 @@
+"""The remote cache's layout, write-once puts and integrity checks, against moto's server over
+real HTTP with real boto3 (no in-process mock)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nativebuild.errors import CacheError, ConfigError
+from nativebuild.remote_cache import (
+    Corrupt,
+    RemoteCache,
+    RemoteLocation,
+    S3Store,
+    make_client,
+    open_remote,
+)
+from nativebuild.tiered_cache import has_credentials
+from tests.moto_server import S3, dead_endpoint, denied_endpoint, moto_endpoint, s3
+
+__all__ = ["dead_endpoint", "denied_endpoint", "moto_endpoint", "s3"]  # fixtures
+KEY = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix", "canonical"),
+    [
+        ("s3://my-bucket", "my-bucket", "", "s3://my-bucket"),
+        ("s3://my-bucket/", "my-bucket", "", "s3://my-bucket"),
+        ("s3://my-bucket/team/cache/", "my-bucket", "team/cache", "s3://my-bucket/team/cache"),
+        (" s3://b.example.com/x ", "b.example.com", "x", "s3://b.example.com/x"),
+    ],
+)
+def test_location_parse(url: str, bucket: str, prefix: str, canonical: str) -> None:
+    location = RemoteLocation.parse(url)
+    assert (location.bucket, location.prefix, location.url) == (bucket, prefix, canonical)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://bucket/x", "s3://", "s3://UPPER/x", "s3://b/x?versionId=1", "bucket/x", "s3://a"],
+)
+def test_location_parse_rejects(url: str) -> None:
+    with pytest.raises(ConfigError, match="s3://bucket"):
+        RemoteLocation.parse(url)
+
+
+def test_layout_mirrors_the_local_cache() -> None:
+    remote = RemoteCache(S3Store(RemoteLocation.parse("s3://bkt/p/q"), client=None))
+    sha = "cd" * 32
+    assert remote.file_name(sha, "six.whl") == f"p/q/v1/files/cd/{sha}/six.whl"
+    assert remote.built_dir(KEY) == f"p/q/v1/built/ab/{KEY}"
+    assert remote.json_name("resolution", KEY) == f"p/q/v1/json/resolution/ab/{KEY}.json"
+    bare = RemoteCache(S3Store(RemoteLocation.parse("s3://bkt"), client=None))
+    assert bare.built_dir(KEY) == f"v1/built/ab/{KEY}"
+
+
+def remote_for(s3: S3) -> RemoteCache:
+    return open_remote(s3.url, endpoint_url=s3.endpoint)
+
+
+def wheel_file(
+    directory: Path, content: bytes, name: str = "pkg-1.0-cp39-cp39-linux_x86_64.whl"
+) -> tuple[Path, dict[str, object]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(content)
+    manifest = {
+        "name": "pkg",
+        "wheel_filename": name,
+        "wheel_sha256": hashlib.sha256(content).hexdigest(),
+        "wheel_size": len(content),
+    }
+    return path, manifest
+
+
+def test_create_is_write_once(s3: S3) -> None:
+    store = remote_for(s3).store
+    assert store.create("x/object", b"first") is True
+    assert store.create("x/object", b"second") is False
+    assert s3.read("x/object") == b"first"
+
+
+def test_conditional_put_refuses_even_when_the_head_check_is_stale(s3: S3) -> None:
+    """Two writers both pass the HEAD check; If-None-Match lets exactly one write land."""
+    store = remote_for(s3).store
+    store.exists = lambda name: False  # type: ignore[method-assign]  # both think it is free
+    assert store.create("race/object", b"one") is True
+    assert store.create("race/object", b"two") is False
+    assert s3.read("race/object") == b"one"
+
+
+def test_missing_objects_are_misses(s3: S3, tmp_path: Path) -> None:
+    remote = remote_for(s3)
+    assert remote.fetch_file("00" * 32, "six.whl", tmp_path) is None
+    assert remote.fetch_built(KEY, tmp_path) is None
+    assert remote.fetch_json("resolution", KEY) is None
+
+
+def test_file_round_trip_and_corruption(s3: S3, tmp_path: Path) -> None:
+    remote = remote_for(s3)
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    source = tmp_path / "six-1.16.0-py3-none-any.whl"
+    source.write_bytes(b"wheel bytes" * 100)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert remote.push_file(source, sha256=sha, filename=source.name) is True
+    assert remote.push_file(source, sha256=sha, filename=source.name) is False
+    got = remote.fetch_file(sha, source.name, tmp_path / "a")
+    assert isinstance(got, Path)
+    assert got.read_bytes() == source.read_bytes()
+
+    s3.write(remote.file_name(sha, source.name), b"wheel bytes" * 99)  # truncated
+    bad = remote.fetch_file(sha, source.name, tmp_path / "b")
+    assert isinstance(bad, Corrupt)
+    assert bad.names == (remote.file_name(sha, source.name),)
+    assert remote.evict(bad) is True
+    assert remote.fetch_file(sha, source.name, tmp_path / "c") is None
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> Path:
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+    return tmp_path
+
+
+def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
+    s3: S3, dirs: Path
+) -> None:
+    remote = remote_for(s3)
+    wheel, manifest = wheel_file(dirs / "w", b"compiled" * 1000)
+    assert remote.push_built(KEY, wheel, manifest) is True
+    sha = manifest["wheel_sha256"]
+    assert f"{remote.built_dir(KEY)}/{sha}/{wheel.name}" in s3.objects()
+    got = remote.fetch_built(KEY, dirs / "a")
+    assert isinstance(got, tuple)
+    path, document = got
+    assert path.read_bytes() == wheel.read_bytes()
+    assert document["key"] == KEY
+    assert document["wheel_sha256"] == sha
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("payload", "wheel hashes to"),
+        ("manifest-key", "does not describe this key"),
+        ("manifest-json", "not a JSON object"),
+        ("payload-missing", "is missing"),
+    ],
+)
+def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
+    s3: S3, dirs: Path, tamper: str, reason: str
+) -> None:
+    remote = remote_for(s3)
+    wheel, manifest = wheel_file(dirs / "w", b"compiled" * 1000)
+    remote.push_built(KEY, wheel, manifest)
+    payload = f"{remote.built_dir(KEY)}/{manifest['wheel_sha256']}/{wheel.name}"
+    manifest_name = f"{remote.built_dir(KEY)}/manifest.json"
+    if tamper == "payload":
+        s3.write(payload, b"compiled" * 999 + b"evil----")
+    elif tamper == "manifest-key":
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, "key": "cd" * 32}).encode())
+    elif tamper == "manifest-json":
+        s3.write(manifest_name, s3.read(manifest_name)[:20])
+    else:
+        s3.client.delete_object(Bucket=s3.bucket, Key=payload)
+    got = remote.fetch_built(KEY, dirs / "a")
+    assert isinstance(got, Corrupt)
+    assert reason in got.reason
+    assert got.names[0] == manifest_name  # readers stop seeing it first
+    remote.evict(got)
+    assert remote.fetch_built(KEY, dirs / "b") is None
+    assert remote.push_built(KEY, wheel, manifest) is True  # a good entry can replace it
+    assert isinstance(remote.fetch_built(KEY, dirs / "c"), tuple)
+
+
+def test_concurrent_writers_of_one_key_leave_one_complete_entry(s3: S3, tmp_path: Path) -> None:
+    remote = remote_for(s3)
+    writers = 6
+    barrier = threading.Barrier(writers)
+    results: list[bool] = []
+
+    def write(n: int) -> None:
+        # Different bytes per writer (a build that is not reproducible) under one key.
+        wheel, manifest = wheel_file(tmp_path / f"w{n}", f"writer {n};".encode() * 5000)
+        barrier.wait()
+        results.append(remote.push_built(KEY, wheel, manifest))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * (writers - 1) + [True]
+    got = remote.fetch_built(KEY, tmp_path)
+    assert isinstance(got, tuple)
+    path, manifest = got
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["wheel_sha256"]
+    payloads = [k for k in s3.objects() if k.endswith(".whl")]
+    assert payloads == [f"{remote.built_dir(KEY)}/{manifest['wheel_sha256']}/{path.name}"], (
+        "the losers' payloads are removed"
+    )
+
+
+def test_json_documents_carry_a_checksum(s3: S3) -> None:
+    remote = remote_for(s3)
+    document = {"pins": [{"name": "six", "version": "1.16.0"}], "resolver": 1}
+    assert remote.push_json("resolution", KEY, document) is True
+    assert remote.fetch_json("resolution", KEY) == document
+    name = remote.json_name("resolution", KEY)
+    envelope = json.loads(s3.read(name))
+    envelope["document"]["pins"][0]["version"] = "1.15.0"
+    s3.write(name, json.dumps(envelope).encode())
+    got = remote.fetch_json("resolution", KEY)
+    assert isinstance(got, Corrupt)
+    assert got.names == (name,)
+
+
+def test_entries_lists_complete_entries_only(s3: S3, dirs: Path) -> None:
+    remote = remote_for(s3)
+    wheel, manifest = wheel_file(dirs / "w", b"compiled")
+    remote.push_built(KEY, wheel, manifest)
+    remote.push_json("resolution", KEY, {"pins": []})
+    sha = hashlib.sha256(b"compiled").hexdigest()
+    remote.push_file(wheel, sha256=sha, filename=wheel.name)
+    # A payload whose manifest never landed (a writer killed in between) is no entry.
+    s3.write(f"{remote.built_dir('cd' * 32)}/{sha}/{wheel.name}", b"compiled")
+    entries = {(e.kind, e.key, e.filename) for e in remote.entries()}
+    assert entries == {
+        ("built", KEY, "manifest.json"),
+        ("json", f"resolution/{KEY}", f"{KEY}.json"),
+        ("file", sha, wheel.name),
+    }
+
+
+def test_unreachable_endpoint_fails_fast_with_a_cache_error(
+    s3: S3, dead_endpoint: str, tmp_path: Path
+) -> None:
+    remote = open_remote(s3.url, endpoint_url=dead_endpoint)
+    started = time.monotonic()
+    with pytest.raises(CacheError, match="Cannot read s3://") as info:
+        remote.fetch_built(KEY, tmp_path)
+    assert time.monotonic() - started < 15, "short timeouts and few retries"
+    assert "testing" not in str(info.value)  # the secret key never appears
+
+
+def test_refused_credentials_are_a_cache_error(
+    s3: S3, denied_endpoint: str, tmp_path: Path
+) -> None:
+    remote = open_remote(s3.url, endpoint_url=denied_endpoint)
+    with pytest.raises(CacheError, match=r"InvalidAccessKeyId|access denied"):
+        remote.fetch_json("resolution", KEY)
+    with pytest.raises(CacheError, match=r"Cannot (read|write)"):
+        remote.push_json("resolution", KEY, {"pins": []})
+
+
+def test_endpoint_comes_from_the_environment_when_not_configured(s3: S3) -> None:
+    """AWS_ENDPOINT_URL_S3 (set by the fixture) is honoured by boto3 itself."""
+    client = make_client(None)
+    assert client.meta.endpoint_url == s3.endpoint
+    remote = RemoteCache(S3Store(RemoteLocation.parse(s3.url), client=client))
+    assert remote.push_json("resolution", KEY, {"pins": []}) is True
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"pins": [{"url": "https://files.example/six.whl"}]}, False),
+        ({"pins": [{"url": "https://user:token@private.example/x.whl"}]}, True),
+        ({"pins": [{"url": "https://token@private.example/x.whl"}]}, True),
+        ({"note": "mail me at a@b.c"}, False),
+    ],
+)
+def test_documents_with_credentials_are_recognised(document: object, expected: bool) -> None:
+    assert has_credentials(document) is expected
