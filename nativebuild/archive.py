@@ -15,6 +15,8 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import fcntl
+import glob
 import os
 import re
 import tempfile
@@ -215,13 +217,6 @@ def with_entries(
     return dataclasses.replace(plan, entries=ordered)
 
 
-def without(plan: ArchivePlan, paths: Collection[str]) -> ArchivePlan:
-    """``plan`` without the entries at ``paths``."""
-    return dataclasses.replace(
-        plan, entries=tuple(entry for entry in plan.entries if entry.path not in paths)
-    )
-
-
 def _origin(entry: ArchiveEntry) -> str:
     if isinstance(entry.source, WheelMember):
         return f"the wheel {entry.source.wheel.name}"
@@ -335,7 +330,9 @@ def write_zip(
     date_time = zip_datetime(epoch)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_temps(dest)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # live until closed: see remove_abandoned_temps
     except OSError as err:
         msg = f"Cannot create {dest}: {err}."
         raise ArchiveError(msg, hint="Choose an output path you can write to.") from err
@@ -372,6 +369,19 @@ def write_zip(
         uncompressed_size=out.uncompressed,
         compressed_sizes=tuple(out.compressed_sizes),
     )
+
+
+def remove_abandoned_temps(dest: Path) -> None:
+    """Delete temp files that a killed writer of ``dest`` left (SIGKILL runs no cleanup). A
+    live writer holds an flock on its temp file, so only abandoned ones can be locked here."""
+    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            fd = os.open(stale, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                stale.unlink()
+            finally:
+                os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

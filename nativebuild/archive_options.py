@@ -1,6 +1,7 @@
 """Settings of archives and layers: their config keys and converters, for config.resolve.
 
-``functions`` is only read from pyproject.toml, as an array of tables::
+``functions`` is an array of tables in pyproject.toml (or a JSON array of objects in
+``NATIVEBUILD_FUNCTIONS``)::
 
     [[tool.nativebuild.functions]]
     name = "orders"                       # file name: orders-python3.12-x86_64.zip
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +63,15 @@ def _path(value: Any, key: str, origin: str, base: Path) -> Path:
 
 
 def _functions(value: Any, origin: str, base: Path) -> tuple[FunctionSpec, ...]:
+    if isinstance(value, str):  # NATIVEBUILD_FUNCTIONS: a JSON array of objects
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            msg = f"functions in {origin} must be a JSON array of objects: {err}."
+            raise ConfigError(msg) from err
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         msg = f"functions in {origin} must be an array of tables ([[tool.nativebuild.functions]])."
-        raise ConfigError(msg, hint="It can only be set in pyproject.toml.")
+        raise ConfigError(msg, hint="Each needs a name and requirements; src is optional.")
     specs = []
     for number, table in enumerate(value, 1):
         where = f"function #{number} in {origin}"

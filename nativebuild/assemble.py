@@ -26,7 +26,7 @@ from nativebuild.context import BuildContext
 from nativebuild.layout import ArchiveSpec, archive_specs, budget_groups
 from nativebuild.manifest import ArchiveRecord, WheelEntry
 from nativebuild.plan import BuildPlan
-from nativebuild.resolver import image_identity
+from nativebuild.resolver import image_identity, with_build_image
 from nativebuild.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
 from nativebuild.strip import Stripped, strip_wheels
 from nativebuild.targets import Target
@@ -64,10 +64,16 @@ def assemble_target(
     compiled_here = {item.pin.name for item in plan.items if not item.pin.is_wheel}
     if "strip" in settings.slim and compiled_here:
         wheels, stripped = strip_wheels(
-            wheels, compiled_here, target, image_id=image_id(),
-            runner=context.runner_for(target.arch), cache=context.cache, reporter=reporter,
+            wheels,
+            compiled_here,
+            target,
+            image_id=image_id(),
+            runner=context.runner_for(target.arch),
+            cache=context.cache,
+            reporter=reporter,
             verbose=context.verbose,
-        )  # fmt: skip
+            job_target=lambda: with_build_image(context, target),
+        )
     planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
     if settings.compile:
         planned = _compile(context, target, planned, wheels, image_id)
@@ -126,9 +132,13 @@ def _compile(
         for spec, archive_plan, _ in planned
     ]
     compiled = compile_groups(
-        [group for per_plan in groups for group in per_plan], target,
-        runner=context.runner_for(target.arch), cache=context.cache, reporter=context.reporter,
+        [group for per_plan in groups for group in per_plan],
+        target,
+        runner=context.runner_for(target.arch),
+        cache=context.cache,
+        reporter=context.reporter,
         verbose=context.verbose,
+        job_target=lambda: with_build_image(context, target),
     )  # fmt: skip
     result = []
     for (spec, archive_plan, removed), per_plan in zip(planned, groups, strict=True):
@@ -224,11 +234,11 @@ def _with_build_facts(
     key = build_key(
         {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
     )
-    seen = context.cache.get_json("image-id", key)
-    image_id = str(seen["id"]) if seen and "id" in seen else None
+    seen = context.cache.get_json("image-id", key) or {}
+    image_id = str(seen["id"]) if "id" in seen else None
     if "@sha256:" in target.build_image:
         image_id = target.build_image.rsplit("@", 1)[1]
     return replace(
-        record, build_image=target.build_image, build_image_id=image_id,
+        record, build_image=str(seen.get("image", target.build_image)), build_image_id=image_id,
         runtime_image=target.runtime_image, stripped=stripped,
     )  # fmt: skip

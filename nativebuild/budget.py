@@ -57,7 +57,12 @@ class ExternalLayer:
     files: int
 
 
-def _mib(size: int) -> str:
+def human(size: int) -> str:
+    """A size for people: 512 B, 3.4 KiB, 120.0 MiB."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
     return f"{size / 1024 / 1024:.1f} MiB"
 
 
@@ -115,19 +120,19 @@ def check_group(
             key=lambda p: (-p.unzipped, p.name, p.archive),
         )
         rows = [
-            f"  {p.name:<40} {_mib(p.unzipped):>11}  {p.files:>6} files  in {p.archive}"
+            f"  {p.name:<40} {human(p.unzipped):>11}  {p.files:>6} files  in {p.archive}"
             for p in packages[:LISTED]
         ]
         rows += [
-            f"  {'(layer built elsewhere)':<40} {_mib(l.unzipped):>11}  {l.files:>6} files  in {l.path.name}"
+            f"  {'(layer built elsewhere)':<40} {human(l.unzipped):>11}  {l.files:>6} files  in {l.path.name}"
             for l in external
         ]
         if len(packages) > LISTED:
             rest = packages[LISTED:]
-            rows.append(f"  ... and {len(rest)} more ({_mib(sum(p.unzipped for p in rest))})")
+            rows.append(f"  ... and {len(rest)} more ({human(sum(p.unzipped for p in rest))})")
         listing = "\n".join(rows)
         msg = (
-            f"{what} is {total:,} bytes unzipped ({_mib(total)}): over Lambda's limit of "
+            f"{what} is {total:,} bytes unzipped ({human(total)}): over Lambda's limit of "
             f"{UNZIPPED_LIMIT:,} bytes for a function and all its layers, by {total - UNZIPPED_LIMIT:,}."
             f"\nLargest packages:\n{listing}"
         )
@@ -165,8 +170,8 @@ def render_table(name: str, size: int, packages: Iterable[PackageSize]) -> list[
         f"  {'package':<40} {'files':>6} {'unzipped':>11} {'zipped':>11}",
     ]
     for p in rows[:LISTED]:
-        zipped = _mib(p.zipped) if p.zipped is not None else "-"
-        lines.append(f"  {p.name:<40} {p.files:>6} {_mib(p.unzipped):>11} {zipped:>11}")
+        zipped = human(p.zipped) if p.zipped is not None else "-"
+        lines.append(f"  {p.name:<40} {p.files:>6} {human(p.unzipped):>11} {zipped:>11}")
     if len(rows) > LISTED:
         lines.append(f"  ... and {len(rows) - LISTED} more")
     return lines

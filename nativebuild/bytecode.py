@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from nativebuild.archive import ArchiveEntry, ArchivePlan, SourceFile, WheelMember, with_entries
@@ -137,8 +137,10 @@ def compile_groups(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool,
+    job_target: Callable[[], Target] | None = None,
 ) -> dict[str, Compiled]:
-    """Every group's compiled bundle by key: from the cache, else from one container job."""
+    """Every group's compiled bundle by key: from the cache, else from one container job
+    (in ``job_target()``'s build image: asked for only when something must be compiled)."""
     done: dict[str, Compiled] = {}
     missing: dict[str, Group] = {}
     for group in groups:
@@ -150,6 +152,7 @@ def compile_groups(
     if not missing:
         return done
     count = sum(len(g.sources) for g in missing.values())
+    target = job_target() if job_target is not None else target
     reporter.step(f"Compiling {count} modules to bytecode ({INVALIDATION}) in {target.build_image}")
     with cache.scratch_dir() as work:
         jobs, where = [], {}

@@ -25,6 +25,14 @@ from nativebuild.config import Settings, load_tool_table, resolve
 from nativebuild.doctor_cli import doctor
 from nativebuild.errors import NativebuildError
 from nativebuild.images_cli import images_app
+from nativebuild.publish_cli import (
+    FunctionOpt,
+    LayerNameOpt,
+    PublishFlagOpt,
+    S3Opt,
+    publish,
+    publish_built,
+)
 from nativebuild.verify_cli import verify
 
 if TYPE_CHECKING:
@@ -265,6 +273,10 @@ def build(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     with_layer: WithLayerOpt = None,
+    publish_: PublishFlagOpt = False,
+    layer_name: LayerNameOpt = None,
+    function: FunctionOpt = None,
+    s3: S3Opt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -284,7 +296,11 @@ def build(
         "include": include, "exclude": exclude,
         "with-layers": [str(p) for p in with_layer] if with_layer else None,
     }  # fmt: skip
-    _run(cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet)
+    to_publish = {"layer_name": layer_name, "functions": function, "s3": s3} if publish_ else None
+    _run(
+        cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet,
+        to_publish=to_publish,
+    )  # fmt: skip
 
 
 @app.command()
@@ -324,6 +340,7 @@ def _run(
     json_output: bool,
     verbose: bool,
     quiet: bool,
+    to_publish: dict[str, Any] | None = None,
 ) -> None:
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
@@ -356,6 +373,8 @@ def _run(
         else:
             for archive in result.archives:
                 typer.echo(str(archive.path))
+        if to_publish is not None:
+            publish_built(result.manifest, to_publish, reporter=reporter, console=console)
 
 
 def print_plan(planned: PlanResult) -> None:
@@ -376,6 +395,7 @@ app.add_typer(images_app, name="images")
 app.add_typer(cache_app, name="cache")
 app.command()(doctor)
 app.command()(verify)
+app.command()(publish)
 
 
 def main() -> None:

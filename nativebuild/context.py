@@ -57,6 +57,8 @@ class BuildContext:
     epoch: int | None
     env: Mapping[str, str]
     builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
+    # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
+    build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""

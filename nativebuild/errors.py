@@ -95,3 +95,27 @@ class AbiError(NativebuildError):
     a symbol version newer than the runtime has, or a shared library found nowhere."""
 
     exit_code = 14
+
+
+class PublishError(NativebuildError):
+    """AWS refused or failed a publish: access denied, function not found, a failed update."""
+
+    exit_code = 16
+
+
+class AwsSetupError(PublishError):
+    """No AWS credentials or no region: nothing can be published."""
+
+    exit_code = 17
+
+
+class ArchiveTooLargeError(PublishError):
+    """An archive over Lambda's limits: unzipped size, or zipped size with no --s3 to go via."""
+
+    exit_code = 18
+
+
+class ArchitectureMismatchError(PublishError):
+    """The archive's architecture is not the function's."""
+
+    exit_code = 19

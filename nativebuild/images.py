@@ -20,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nativebuild.errors import ConfigError, NativebuildError
 from nativebuild.network import IndexSettings
@@ -50,6 +50,7 @@ DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 _NETWORK_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 
 
+@runtime_checkable
 class ImageRunner(Protocol):
     """What image work needs from a container engine (:class:`DockerRunner` has it all)."""
 

@@ -25,6 +25,7 @@ atomically, after every archive is in place.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import tempfile
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
+from nativebuild.archive import remove_abandoned_temps
 from nativebuild.budget import DIRECT_UPLOAD_LIMIT, PackageSize
 from nativebuild.errors import ArchiveError
 from nativebuild.slim import Removal
@@ -146,7 +148,9 @@ def write_manifest(records: Sequence[ArchiveRecord], output: Path) -> Path:
     data = json.dumps(manifest_document(records, output), indent=2, sort_keys=True) + "\n"
     try:
         output.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_temps(dest)
         fd, tmp = tempfile.mkstemp(dir=output, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # live until closed: not abandoned
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(data)

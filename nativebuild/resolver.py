@@ -8,13 +8,15 @@ Python.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from nativebuild.cache import build_key
 from nativebuild.container import ContainerSpec, Mount
 from nativebuild.context import BuildContext
-from nativebuild.errors import DockerUnavailableError, ResolutionError
+from nativebuild.errors import ConfigError, DockerUnavailableError, ResolutionError
 from nativebuild.host_resolve import HostResolutionUnavailable, resolve_on_host
+from nativebuild.images import ImageRunner, ensure_build_image
 from nativebuild.locked import choose_files
 from nativebuild.resolve import (
     IN_DIR,
@@ -30,6 +32,8 @@ from nativebuild.resolve import (
     resolve_command,
 )
 from nativebuild.targets import Target
+
+OWN_IMAGE_PREFIX = "nativebuild/build-"  # images.image_tag: named by recipe and base
 
 
 def resolution_key(context: BuildContext, target: Target) -> str:
@@ -110,6 +114,7 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
     requirements = context.inputs.requirements
     assert requirements is not None  # noqa: S101
     image_identity(context, target)  # a missing image fails here, with a clear message
+    target = with_build_image(context, target)
     with context.cache.scratch_dir() as work:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
@@ -174,16 +179,37 @@ def check_hashes(resolution: Resolution, context: BuildContext) -> None:
             raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")
 
 
+def with_build_image(context: BuildContext, target: Target) -> Target:
+    """``target`` with the build image its containers use. Without --build-image that is
+    nativebuild's own image for the runtime (build-images/), built on first use; only called
+    when a container or a compile key needs it, so builds that need neither need no engine."""
+    if context.settings.build_image is not None:
+        return target
+    memo = context.build_images
+    if target.arch not in memo:
+        runner = context.runner_for(target.arch)
+        if not isinstance(runner, ImageRunner):
+            msg = f"The engine for {target.arch} cannot build nativebuild's build image."
+            raise ConfigError(msg, hint="Pass --build-image with an image that has a compiler.")
+        memo[target.arch] = ensure_build_image(
+            target, runner, context.reporter, index=context.index
+        )
+    return dataclasses.replace(target, build_image=memo[target.arch])
+
+
 def image_identity(context: BuildContext, target: Target) -> str:
-    """The build image's id, for cache keys. Asks the engine; when the engine is down and
-    the id was seen before, the last one seen stands (a warm build then needs no engine)."""
+    """The build image's identity, for cache keys. nativebuild's own images are named by their
+    recipe and base, so the name is the identity (the same on every machine sharing a cache);
+    other images are asked for their id. When the engine is down and the id was seen before,
+    the last one seen stands (a warm build then needs no engine)."""
     key = build_key(
         {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
     )
-    ref = target.build_image
-    if "@sha256:" in ref:
-        return ref.rsplit("@", 1)[1]  # pinned by digest: the reference is the identity
+    if "@sha256:" in target.build_image:
+        return target.build_image.rsplit("@", 1)[1]  # pinned by digest: that is the identity
     try:
+        target = with_build_image(context, target)
+        ref = target.build_image
         image_id = context.runner_for(target.arch).image_id(
             ref, platform=target.arch.docker_platform
         )
@@ -192,10 +218,11 @@ def image_identity(context: BuildContext, target: Target) -> str:
         if seen is None:
             raise
         context.reporter.detail(
-            f"Docker engine not reachable: using {ref} as last seen ({seen['id'][:19]})"
+            f"Docker engine not reachable: using {seen['image']} as last seen ({seen['id'][:19]})"
         )
         return str(seen["id"])
+    identity = ref if ref.startswith(OWN_IMAGE_PREFIX) else image_id
     seen = context.cache.get_json("image-id", key)
-    if seen is None or seen.get("id") != image_id:
-        context.cache.replace_json("image-id", key, {"image": ref, "id": image_id})
-    return image_id
+    if seen is None or seen.get("id") != identity:
+        context.cache.replace_json("image-id", key, {"image": ref, "id": identity})
+    return identity

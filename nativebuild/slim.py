@@ -79,8 +79,8 @@ def parse_rules(value: Any, origin: str) -> tuple[str, ...]:
         msg = f"slim in {origin} must be a list of rules, not {value!r}."
         raise ConfigError(msg, hint=f"Rules: {', '.join(RULES)}, or all.")
     rules: list[str] = []
-    for item in items:
-        name = str(item).strip().lower()
+    for item in (part for entry in items for part in str(entry).split(",")):
+        name = item.strip().lower()
         if not name:
             continue
         if name == "all":

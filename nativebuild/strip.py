@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import io
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from nativebuild.archive import DOS_EPOCH
@@ -126,8 +126,10 @@ def strip_wheels(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool,
+    job_target: Callable[[], Target] | None = None,
 ) -> tuple[dict[str, CachedFile], tuple[Stripped, ...]]:
-    """``wheels`` with those of ``names`` (compiled here) replaced by stripped copies."""
+    """``wheels`` with those of ``names`` (compiled here) replaced by stripped copies; the job
+    runs in ``job_target()``'s build image, asked for only when something must be stripped."""
     result = dict(wheels)
     done: list[Stripped] = []
     todo: dict[str, dict[str, bytes]] = {}
@@ -144,7 +146,8 @@ def strip_wheels(
     if not todo:
         return result, tuple(done)
     count = sum(len(m) for m in todo.values())
-    reporter.step(f"Stripping debug symbols from {count} shared objects in {target.build_image}")
+    job = job_target() if job_target is not None else target
+    reporter.step(f"Stripping debug symbols from {count} shared objects in {job.build_image}")
     with cache.scratch_dir() as work:
         jobs, where = [], {}
         for wi, (name, members) in enumerate(sorted(todo.items())):
@@ -157,7 +160,7 @@ def strip_wheels(
                 where[out] = (name, member)
         results = run_jobs(
             {"strip": jobs},
-            target,
+            job,
             runner=runner,
             reporter=reporter,
             verbose=verbose,

@@ -278,3 +278,61 @@ class FakeUv:
             'lock-version = "1.0"\ncreated-by = "fake-uv"\n\n' + "\n\n".join(packages) + "\n"
         )
         return UvResult(returncode=0, stdout="", stderr="")
+
+
+class ArchiveJobsRunner(FakeRunner):
+    """FakeRunner that also runs nativebuild's archive jobs (bytecode, strip) on the host.
+
+    Bytecode is compiled by the real in-container driver, with the host's Python (so with the
+    host's bytecode version: enough to test everything but the version). Stripping shortens each
+    file, as ``strip`` would, since FakeRunner's "shared objects" are not real ELF files."""
+
+    def __init__(self, index: FakeIndex, *, image_id: str = "sha256:" + "1" * 64) -> None:
+        super().__init__(index, image_id=image_id)
+        self.archive_jobs: list[dict[str, list[dict[str, str]]]] = []
+
+    def run(
+        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+    ) -> ContainerResult:
+        from nativebuild.archive_jobs import DRIVER_IN_CONTAINER
+
+        if spec.command[1:2] != (DRIVER_IN_CONTAINER,):
+            return super().run(spec, reporter=reporter, verbose=verbose)
+        self.containers_started += 1
+        self.specs.append(spec)
+        return self._archive_job(spec)
+
+    def _archive_job(self, spec: ContainerSpec) -> ContainerResult:
+        from nativebuild._archive_driver import compile_all
+        from nativebuild.archive_jobs import IN_DIR, OUT_DIR
+
+        mounts = {m.target: m.source for m in spec.mounts}
+        roots = {IN_DIR: mounts[IN_DIR], OUT_DIR: mounts[OUT_DIR]}
+
+        def host(path: str) -> str:
+            for prefix, root in roots.items():
+                if path.startswith(prefix + "/"):
+                    return str(root / path[len(prefix) + 1 :])
+            msg = f"{path} is not under a mounted directory"
+            raise AssertionError(msg)
+
+        jobs = json.loads((roots[IN_DIR] / "jobs.json").read_text())
+        self.archive_jobs.append(jobs)
+        results: dict[str, list[object]] = {
+            "compiled": [], "compile_failed": [], "stripped": [], "strip_failed": [],
+        }  # fmt: skip
+        translated = [
+            {"src": host(j["src"]), "out": host(j["out"]), "dfile": j["dfile"]}
+            for j in jobs.get("compile", [])
+        ]
+        compile_all(translated, results)
+        back = {host(j["out"]): j["out"] for j in jobs.get("compile", [])}
+        results["compiled"] = [back[str(out)] for out in results["compiled"]]
+        for job in jobs.get("strip", []):
+            data = Path(host(job["src"])).read_bytes()
+            out = Path(host(job["out"]))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data[: max(4, len(data) // 2)])
+            results["stripped"].append(job["out"])
+        (roots[OUT_DIR] / "results.json").write_text(json.dumps(results))
+        return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)

@@ -19,6 +19,8 @@ from nativebuild.config import (
     resolve,
 )
 from nativebuild.errors import ConfigError
+from nativebuild.layout import FunctionSpec, Kind, LayerLayout
+from nativebuild.slim import RULES
 from nativebuild.targets import Architecture, GlibcVersion
 
 X86, ARM = Architecture.X86_64, Architecture.ARM64
@@ -181,6 +183,41 @@ CASCADE = [
             (Builder(arch=ARM, host="ssh://g", network="host"),),
             (Builder(arch=ARM, host="tcp://e:2376"),),
             (Builder(arch=X86, host="unix:///run/x.sock"),),
+        ),
+    ),
+    ("kind", "kind", ("layer", "split", "function"), (Kind.LAYER, Kind.SPLIT, Kind.FUNCTION)),
+    (
+        "layer-layout",
+        "layer_layout",
+        ("site-packages", "python", "site-packages"),
+        (LayerLayout.SITE_PACKAGES, LayerLayout.PYTHON, LayerLayout.SITE_PACKAGES),
+    ),
+    ("compile", "compile", (True, "0", True), (True, False, True)),
+    ("slim", "slim", (["tests"], "docs,strip", ["all"]), (("tests",), ("docs", "strip"), RULES)),
+    ("include", "include", (["a/**"], "b,*.pyi", ["d/"]), (("a/**",), ("b", "*.pyi"), ("d/",))),
+    ("exclude", "exclude", (["a/**"], "b,*.pyi", ["d/"]), (("a/**",), ("b", "*.pyi"), ("d/",))),
+    (
+        "with-layers",
+        "with_layers",
+        (["l.zip"], "m.zip,n.zip", ["o.zip"]),
+        (
+            lambda d: (d.project / "l.zip",),
+            lambda d: (d.cwd / "m.zip", d.cwd / "n.zip"),
+            lambda d: (d.cwd / "o.zip",),
+        ),
+    ),
+    (
+        "functions",
+        "functions",
+        (
+            [{"name": "a", "requirements": "a.txt"}],
+            '[{"name": "b", "requirements": "b.txt"}]',
+            [{"name": "c", "requirements": "c.txt", "src": "c"}],
+        ),
+        (
+            lambda d: (FunctionSpec(name="a", requirements=d.project / "a.txt"),),
+            lambda d: (FunctionSpec(name="b", requirements=d.cwd / "b.txt"),),
+            lambda d: (FunctionSpec(name="c", requirements=d.cwd / "c.txt", src=d.cwd / "c"),),
         ),
     ),
 ]

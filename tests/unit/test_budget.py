@@ -1,0 +1,144 @@
+"""Sizes against Lambda's limits: per package, per function with its layers, zipped uploads."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nativebuild.archive import ArchiveEntry, ArchivePlan, SourceFile, WheelMember
+from nativebuild.budget import (
+    DIRECT_UPLOAD_LIMIT,
+    UNZIPPED_LIMIT,
+    ExternalLayer,
+    check_group,
+    human,
+    package_sizes,
+    read_layer,
+    render_table,
+    zipped_warnings,
+)
+from nativebuild.errors import ArchiveError
+
+
+def plan_of(sizes: dict[str, int], *, files_each: int = 1) -> ArchivePlan:
+    """A plan whose packages ("name version", or "" for source) have the given sizes."""
+    entries = []
+    for owner, size in sizes.items():
+        for i in range(files_each):
+            path = f"{owner.split(' ')[0] or 'src'}/f{i}"
+            source = (
+                WheelMember(wheel=Path("x.whl"), member=path, rewrite_shebang=False)
+                if owner
+                else SourceFile(path=Path(path))
+            )
+            entries.append(
+                ArchiveEntry(
+                    path=path, mode=0o644, source=source, owner=owner, size=size // files_each
+                )
+            )
+    return ArchivePlan(entries=tuple(sorted(entries, key=lambda e: e.path)), interpreter="/x")
+
+
+def test_limits_are_lambdas() -> None:
+    assert UNZIPPED_LIMIT == 250 * 1024 * 1024 == 262_144_000
+    # The API refuses requests over 69,905,067 bytes: the base64 of 50 MiB of zip.
+    assert math.ceil(DIRECT_UPLOAD_LIMIT * 4 / 3) == 69_905_067
+
+
+def test_package_sizes_group_by_owner_largest_first() -> None:
+    plan = plan_of({"numpy 2.0.1": 3000, "six 1.16.0": 10, "": 500}, files_each=2)
+    sizes = package_sizes(plan, "f.zip", compressed_sizes=[1, 2, 3, 4, 5, 6])
+    assert [(p.name, p.files, p.unzipped) for p in sizes] == [
+        ("numpy 2.0.1", 2, 3000),
+        ("your source", 2, 500),
+        ("six 1.16.0", 2, 10),
+    ]
+    zipped = {p.name: p.zipped for p in sizes}
+    assert sum(z or 0 for z in zipped.values()) == 21
+    assert all(p.archive == "f.zip" for p in sizes)
+    assert {p.zipped for p in package_sizes(plan, "f.zip")} == {None}
+
+
+def test_under_the_limit_is_quiet() -> None:
+    assert check_group([("f.zip", plan_of({"a 1": 1000}))], [], layers=0) == []
+
+
+def test_near_the_limit_warns() -> None:
+    (warning,) = check_group(
+        [("f.zip", plan_of({"a 1": int(UNZIPPED_LIMIT * 0.95)}))], [], layers=0
+    )
+    assert "95%" in warning
+    assert "f.zip" in warning
+
+
+def test_over_the_limit_lists_the_largest_packages_across_function_and_layers() -> None:
+    function = plan_of({"": 1_000_000, "tiny 1.0": 100})
+    layer = plan_of({"pyarrow 15.0.0": 150_000_000, "pandas 2.2.0": 100_000_000})
+    external = ExternalLayer(path=Path("/x/other-layer.zip"), unzipped=20_000_000, files=3)
+    with pytest.raises(ArchiveError) as caught:
+        check_group([("f.zip", function), ("deps.zip", layer)], [external], layers=1)
+    message = str(caught.value)
+    assert message.startswith("f.zip with deps.zip, other-layer.zip is 271,000,100 bytes")
+    assert "over Lambda's limit of 262,144,000 bytes" in message
+    assert "by 8,856,100" in message
+    listing = message.split("Largest packages:\n")[1].splitlines()
+    assert listing[0].split()[0:2] == ["pyarrow", "15.0.0"]
+    assert "in deps.zip" in listing[0]
+    assert listing[1].split()[0:2] == ["pandas", "2.2.0"]
+    assert "other-layer.zip" in message
+    assert caught.value.hint is not None
+    assert "--slim" in caught.value.hint
+
+
+def test_long_listings_are_cut() -> None:
+    plan = plan_of({f"p{i} 1.0": 20_000_000 for i in range(20)})
+    with pytest.raises(ArchiveError, match=r"\.\.\. and 5 more"):
+        check_group([("f.zip", plan)], [], layers=0)
+
+
+def test_more_than_five_layers_is_refused() -> None:
+    layers = [ExternalLayer(path=Path(f"/l{i}.zip"), unzipped=1, files=1) for i in range(5)]
+    with pytest.raises(ArchiveError, match="6 layers; a function can use at most 5"):
+        check_group([("f.zip", plan_of({})), ("d.zip", plan_of({}))], layers, layers=1)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (1000, None),
+        (48_000_000, "near the 50 MiB limit"),
+        (DIRECT_UPLOAD_LIMIT, "near the 50 MiB limit"),  # at the limit is still allowed
+        (DIRECT_UPLOAD_LIMIT + 1, "Deploy it through S3"),
+    ],
+)
+def test_zipped_size_against_direct_upload(size: int, expected: str | None) -> None:
+    warnings = zipped_warnings("f.zip", size)
+    assert [expected in w for w in warnings] == ([] if expected is None else [True])
+
+
+def test_read_layer_counts_files_and_unzipped_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "layer.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("python/a.py", b"x" * 1000)
+        archive.writestr("python/sub/", b"")
+        archive.writestr("lib/libz.so", b"y" * 24)
+    assert read_layer(path) == ExternalLayer(path=path, unzipped=1024, files=2)
+    (tmp_path / "bad.zip").write_bytes(b"nope")
+    with pytest.raises(ArchiveError, match="Cannot read the layer"):
+        read_layer(tmp_path / "bad.zip")
+
+
+def test_table_shows_each_package() -> None:
+    plan = plan_of({"numpy 2.0.1": 3 * 1024 * 1024, "": 2048})
+    lines = render_table("f.zip", 1234, package_sizes(plan, "f.zip", [1024 * 1024, 100]))
+    assert lines[0].startswith("f.zip: 1,234 bytes zipped, 3,147,776 unzipped")
+    assert lines[2].split() == ["numpy", "2.0.1", "1", "3.0", "MiB", "1.0", "MiB"]
+    assert lines[3].split() == ["your", "source", "1", "2.0", "KiB", "100", "B"]
+
+
+@pytest.mark.parametrize(("size", "text"), [(0, "0 B"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB")])
+def test_human_sizes(size: int, text: str) -> None:
+    assert human(size) == text

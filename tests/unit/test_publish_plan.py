@@ -1,0 +1,223 @@
+"""Pure publish planning: where each archive goes, and publish/update/upload/skip and why."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from nativebuild.budget import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from nativebuild.errors import (
+    ArchitectureMismatchError,
+    ArchiveTooLargeError,
+    ConfigError,
+    PublishError,
+)
+from nativebuild.publish import (
+    ManifestArchive,
+    PublishOptions,
+    Remote,
+    S3Prefix,
+    intents,
+    load_manifest,
+    merged_layers,
+    plan_publish,
+)
+
+
+def archive(
+    kind: str = "function",
+    arch: str = "x86_64",
+    *,
+    data: bytes = b"zip",
+    size: int | None = None,
+    unzipped: int = 100,
+    layers: tuple[str, ...] = (),
+) -> ManifestArchive:
+    digest = hashlib.sha256(data + kind.encode() + arch.encode()).digest()
+    name = "deps" if kind == "layer" else "orders"
+    return ManifestArchive(
+        name=name, kind=kind, path=Path(f"/dist/{name}-python3.12-{arch}.zip"),
+        runtime="python3.12", architecture=arch, sha256=digest.hex(),
+        code_sha256=base64.b64encode(digest).decode(), size=size or len(data),
+        unzipped_size=unzipped, layers=layers,
+        compatible_runtimes=("python3.12",) if kind == "layer" else (),
+        compatible_architectures=(arch,) if kind == "layer" else (),
+    )  # fmt: skip
+
+
+def function_remote(a: ManifestArchive, *, sha: str = "other", arch: str | None = None) -> Remote:
+    return Remote(
+        exists=True, code_sha256=sha, arn="arn:aws:lambda:us-east-1:1:function:f",
+        version="$LATEST", architectures=(arch or a.architecture,),
+    )  # fmt: skip
+
+
+def test_layer_with_the_latest_versions_hash_is_skipped_and_names_that_version() -> None:
+    layer = archive("layer")
+    options = PublishOptions(layer_name="deps")
+    found = intents([layer], options)
+    remote = Remote(
+        exists=True, code_sha256=layer.code_sha256, arn="arn:x:layer:deps:4", version="4"
+    )
+    (action,) = plan_publish(found, {"layer:deps": remote}, options).actions
+    assert (action.action, action.target) == ("skip", "layer:deps")
+    assert "(4)" in action.reason
+
+
+def test_changed_or_new_layer_is_published_inline() -> None:
+    layer = archive("layer")
+    options = PublishOptions(layer_name="deps")
+    found = intents([layer], options)
+    changed = Remote(exists=True, code_sha256="old", arn="arn:x:layer:deps:4", version="4")
+    (action,) = plan_publish(found, {"layer:deps": changed}, options).actions
+    assert (action.action, action.reason, action.s3_key) == (
+        "publish", "changed since the latest version", None,
+    )  # fmt: skip
+    (new,) = plan_publish(found, {}, options).actions
+    assert (new.action, new.reason) == ("publish", "new layer")
+
+
+def test_function_with_the_same_code_is_skipped_otherwise_updated() -> None:
+    fn = archive()
+    options = PublishOptions(functions=("orders",))
+    found = intents([fn], options)
+    same = function_remote(fn, sha=fn.code_sha256)
+    assert plan_publish(found, {"function:orders": same}, options).actions[0].action == "skip"
+    other = function_remote(fn)
+    assert plan_publish(found, {"function:orders": other}, options).actions[0].action == "update"
+
+
+def test_missing_function_is_a_publish_error_not_a_creation() -> None:
+    options = PublishOptions(functions=("orders",))
+    with pytest.raises(PublishError, match="does not exist"):
+        plan_publish(intents([archive()], options), {}, options)
+
+
+def test_function_on_another_architecture_is_refused() -> None:
+    fn = archive(arch="arm64")
+    options = PublishOptions(functions=("orders",))
+    remote = function_remote(fn, arch="x86_64")
+    with pytest.raises(ArchitectureMismatchError, match=r"built for arm64.*runs on x86_64"):
+        plan_publish(intents([fn], options), {"function:orders": remote}, options)
+
+
+def test_arch_template_and_arch_equals_name_send_each_archive_to_its_function() -> None:
+    x86, arm = archive(arch="x86_64"), archive(arch="arm64")
+    templ = intents([x86, arm], PublishOptions(functions=("orders-{arch}",)))
+    assert [(i.archive.architecture, i.target) for i in templ] == [
+        ("x86_64", "function:orders-x86_64"), ("arm64", "function:orders-arm64"),
+    ]  # fmt: skip
+    explicit = intents([x86, arm], PublishOptions(functions=("arm64=graviton", "x86_64=intel")))
+    assert [(i.archive.architecture, i.name) for i in explicit] == [
+        ("arm64", "graviton"), ("x86_64", "intel"),
+    ]  # fmt: skip
+
+
+def test_two_different_archives_to_one_name_are_refused() -> None:
+    with pytest.raises(ConfigError, match="would both go to function:f") as err:
+        intents([archive(arch="x86_64"), archive(arch="arm64")], PublishOptions(functions=("f",)))
+    assert "{arch}" in str(err.value.hint)
+    layers = [archive("layer", "x86_64"), archive("layer", "arm64")]
+    with pytest.raises(ConfigError, match="would both go to layer:deps") as err:
+        intents(layers, PublishOptions(layer_name="deps"))
+    assert "--layer-name" in str(err.value.hint)
+
+
+def test_bad_function_spec_and_missing_archives_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="ARCH=NAME"):
+        intents([archive()], PublishOptions(functions=("sparc=f",)))
+    with pytest.raises(ConfigError, match="no arm64"):
+        intents([archive()], PublishOptions(functions=("arm64=f",)))
+    with pytest.raises(ConfigError, match="no layer archive"):
+        intents([archive()], PublishOptions(layer_name="deps"))
+    with pytest.raises(ConfigError, match="Nothing to publish"):
+        intents([archive()], PublishOptions())
+
+
+def test_s3_keys_are_content_addressed_and_present_objects_are_skipped() -> None:
+    fn = archive()
+    s3 = S3Prefix.parse("s3://bucket/team/")
+    options = PublishOptions(s3=s3)
+    (intent,) = intents([fn], options)
+    assert intent.name == f"team/{fn.sha256}/{fn.file}"
+    assert intent.target == intent.name
+    assert plan_publish([intent], {}, options).actions[0].action == "upload"
+    present = {intent.target: Remote(exists=True)}
+    assert plan_publish([intent], present, options).actions[0].action == "skip"
+    assert S3Prefix.parse("s3://bucket").key(fn) == f"{fn.sha256}/{fn.file}"
+    with pytest.raises(ConfigError):
+        S3Prefix.parse("https://bucket/x")
+
+
+def test_over_the_direct_upload_limit_goes_through_s3_or_is_refused() -> None:
+    big = archive(size=DIRECT_UPLOAD_LIMIT + 1)
+    remote = {"function:orders": function_remote(big)}
+    without = PublishOptions(functions=("orders",))
+    with pytest.raises(ArchiveTooLargeError, match="direct-upload") as err:
+        plan_publish(intents([big], without), remote, without)
+    assert "--s3" in str(err.value.hint)
+    with_s3 = PublishOptions(functions=("orders",), s3=S3Prefix.parse("s3://bkt/p"))
+    actions = plan_publish(intents([big], with_s3), remote, with_s3).actions
+    assert [a.action for a in actions] == ["upload", "update"]  # the upload comes first
+    assert actions[1].s3_key == actions[0].intent.name
+
+
+def test_over_the_unzipped_limit_is_refused_even_with_s3() -> None:
+    huge = archive("layer", unzipped=UNZIPPED_LIMIT + 1)
+    options = PublishOptions(layer_name="deps", s3=S3Prefix.parse("s3://bkt/p"))
+    with pytest.raises(ArchiveTooLargeError, match="unzipped"):
+        plan_publish(intents([huge], options), {}, options)
+
+
+def test_function_attaches_the_layers_of_its_build_only() -> None:
+    layer = archive("layer")
+    fn = archive(layers=(layer.file, "elsewhere.zip"))
+    options = PublishOptions(layer_name="deps", functions=("orders",))
+    found = intents([layer, fn], options)
+    actions = plan_publish(found, {"function:orders": function_remote(fn)}, options).actions
+    assert [a.target for a in actions] == ["layer:deps", "function:orders"]
+    assert actions[1].attach == ("layer:deps",)
+    alone = PublishOptions(functions=("orders",))
+    only = plan_publish(
+        intents([layer, fn], alone), {"function:orders": function_remote(fn)}, alone
+    )
+    assert only.actions[0].attach == ()
+
+
+def test_merged_layers_replace_an_older_version_in_place() -> None:
+    current = ("arn:l:other:1", "arn:l:deps:3", "arn:l:tail:9")
+    assert merged_layers(current, ["arn:l:deps:4"]) == (
+        "arn:l:other:1",
+        "arn:l:deps:4",
+        "arn:l:tail:9",
+    )
+    assert merged_layers(current[:1], ["arn:l:deps:4"]) == ("arn:l:other:1", "arn:l:deps:4")
+    assert merged_layers(current, ["arn:l:deps:3"]) == current
+
+
+def test_load_manifest_reads_the_schema_and_checks_the_files(tmp_path: Path) -> None:
+    zip_path = tmp_path / "deps-python3.12-arm64.zip"
+    zip_path.write_bytes(b"PK-bytes")
+    entry = {
+        "name": "deps", "kind": "layer", "file": zip_path.name, "runtime": "python3.12",
+        "architecture": "arm64", "sha256": "ab", "code_sha256": "q=", "size": 8,
+        "unzipped_size": 20, "layers": [],
+        "layer": {"compatible_runtimes": ["python3.12"], "compatible_architectures": ["arm64"]},
+    }  # fmt: skip
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema": "nativebuild-manifest/1", "archives": [entry]}))
+    (loaded,) = load_manifest(manifest)
+    assert loaded.path == zip_path.resolve()
+    assert loaded.compatible_architectures == ("arm64",)
+    zip_path.write_bytes(b"PK-different-size")
+    with pytest.raises(ConfigError, match="not the file the manifest describes"):
+        load_manifest(manifest)
+    manifest.write_text(json.dumps({"schema": "other/2", "archives": []}))
+    with pytest.raises(ConfigError, match="not a nativebuild manifest"):
+        load_manifest(manifest)
+    with pytest.raises(ConfigError, match="No manifest"):
+        load_manifest(tmp_path / "missing.json")

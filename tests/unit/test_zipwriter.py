@@ -1,0 +1,135 @@
+"""The streaming zip writer: readable by every unzipper, same bytes for the same entries,
+compressed bytes of wheels reused but checked."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import stat
+import subprocess
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from nativebuild.zipwriter import ZipFormatError, ZipWriter, raw_member_data
+
+EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def write(entries: list[tuple[str, bytes, int]], dest: Path) -> tuple[str, int]:
+    with dest.open("wb") as fh:
+        writer = ZipWriter(fh)
+        for name, data, mode in entries:
+            writer.add_bytes(name, mode, EPOCH, data, 6)
+        return writer.finish()
+
+
+ENTRIES = [
+    ("a/b.py", b"print('hi')\n" * 50, 0o644),
+    ("bin/tool", b"#!/bin/sh\necho\n", 0o755),
+    ("données/é.txt", "ünïcode".encode() * 9, 0o644),
+    ("empty", b"", 0o644),
+]
+
+
+def test_entries_read_back_with_fixed_metadata(tmp_path: Path) -> None:
+    digest, size = write(ENTRIES, tmp_path / "out.zip")
+    data = (tmp_path / "out.zip").read_bytes()
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == [name for name, _, _ in ENTRIES]
+        for (name, content, mode), info in zip(ENTRIES, archive.infolist(), strict=True):
+            assert archive.read(name) == content
+            assert info.external_attr >> 16 == stat.S_IFREG | mode
+            assert info.create_system == 3
+            assert info.extra == b""
+            assert info.date_time == EPOCH
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="Info-ZIP unzip not installed")
+def test_info_zip_accepts_it(tmp_path: Path) -> None:
+    write(ENTRIES, tmp_path / "out.zip")
+    result = subprocess.run(
+        ["unzip", "-t", str(tmp_path / "out.zip")], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_same_entries_same_bytes(tmp_path: Path) -> None:
+    assert write(ENTRIES, tmp_path / "a.zip") == write(ENTRIES, tmp_path / "b.zip")
+    assert write(ENTRIES[::-1], tmp_path / "c.zip") != write(ENTRIES, tmp_path / "d.zip")
+
+
+def test_more_than_65535_entries_use_zip64_end_records(tmp_path: Path) -> None:
+    entries = [(f"m/{i:05}", b"", 0o644) for i in range(65_537)]
+    write(entries, tmp_path / "many.zip")
+    with zipfile.ZipFile(tmp_path / "many.zip") as archive:
+        assert len(archive.infolist()) == 65_537
+        assert archive.namelist()[-1] == "m/65536"
+    assert b"PK\x06\x06" in (tmp_path / "many.zip").read_bytes()[-200:]
+
+
+def _wheel_like(tmp_path: Path, data: bytes) -> tuple[Path, zipfile.ZipInfo]:
+    path = tmp_path / "in.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("pkg/data.txt", data)
+    with zipfile.ZipFile(path) as archive:
+        return path, archive.getinfo("pkg/data.txt")
+
+
+def test_deflated_member_is_copied_byte_for_byte(tmp_path: Path) -> None:
+    data = b"".join(b"line %d\n" % i for i in range(5000))
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw, (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        start = raw_member_data(raw, info.header_offset)
+        writer.add_deflated(
+            "copied.txt", 0o644, EPOCH, raw, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size,
+        )  # fmt: skip
+        writer.finish()
+        raw.seek(start)
+        original = raw.read(info.compress_size)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        copied = archive.getinfo("copied.txt")
+        assert archive.read("copied.txt") == data
+        assert copied.compress_size == info.compress_size  # level 9 kept: not recompressed
+    assert original in (tmp_path / "out.zip").read_bytes()
+
+
+@pytest.mark.parametrize("offset", [2, -3])
+def test_corrupt_deflated_member_is_refused(tmp_path: Path, offset: int) -> None:
+    """A flipped byte either breaks the deflate stream or the CRC: both are caught."""
+    data = bytes(range(256)) * 40
+    source, info = _wheel_like(tmp_path, data)
+    blob = bytearray(source.read_bytes())
+    with source.open("rb") as raw:
+        start = raw_member_data(raw, info.header_offset)
+    blob[start + (offset if offset > 0 else info.compress_size + offset)] ^= 0x55
+    raw = io.BytesIO(bytes(blob))
+    raw.seek(start)
+    with (tmp_path / "out.zip").open("wb") as fh, pytest.raises((ZipFormatError, zlib.error)):
+        ZipWriter(fh).add_deflated(
+            "x", 0o644, EPOCH, raw, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size,
+        )  # fmt: skip
+
+
+def test_entries_over_4_gib_are_refused(tmp_path: Path) -> None:
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        with pytest.raises(ZipFormatError, match="4 GiB"):
+            writer.add_deflated(
+                "huge", 0o644, EPOCH, io.BytesIO(b""), crc=0, compress_size=1,
+                file_size=5 * 1024**3,
+            )  # fmt: skip
+
+
+def test_bad_local_header_is_refused() -> None:
+    with pytest.raises(ZipFormatError, match="local file header"):
+        raw_member_data(io.BytesIO(b"not a zip at all, no header here"), 0)
