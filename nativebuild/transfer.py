@@ -83,4 +83,3 @@ def unpack_output(chunks: Iterable[bytes], dest: Path) -> None:
                 with source, target.open("wb") as out:
                     shutil.copyfileobj(source, out)
                 target.chmod(0o755 if member.mode & 0o111 else 0o644)
-
