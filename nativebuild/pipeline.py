@@ -113,13 +113,11 @@ def build(
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
     """
     targets = settings.targets()  # validates runtime and images before any work
-    containers_before = runner.containers_started + sum(
-        b.containers_started for b in (builders or {}).values()
-    )
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
     )  # fmt: skip
+    containers_before = context.containers_started()  # runners may be reused across builds
     staged = [stage_target(context, target) for target in targets]
     if settings.cache_only:  # before any download or compile container
         check_cache_only((stage.target, stage.plan) for stage in staged)
@@ -203,18 +201,15 @@ def plan(
 ) -> PlanResult:
     """What a build would do per target (resolving, but fetching and compiling nothing)."""
     targets = settings.targets()
-    containers_before = runner.containers_started + sum(
-        b.containers_started for b in (builders or {}).values()
-    )
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
     )  # fmt: skip
-    plans = []
-    for target in targets:
-        resolution = resolve(context, target)
-        target_plan, _ = plan_target(context, target, resolution)
-        plans.append(TargetPlan(target=target, plan=target_plan))
+    containers_before = context.containers_started()  # runners may be reused across builds
+    plans = [
+        TargetPlan(target=stage.target, plan=stage.plan)
+        for stage in (stage_target(context, target) for target in targets)
+    ]
     if settings.cache_only:
         check_cache_only((p.target, p.plan) for p in plans)
     return PlanResult(

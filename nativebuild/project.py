@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from nativebuild import pipeline
 from nativebuild.config import Settings
@@ -30,6 +31,8 @@ from nativebuild.reporting import Reporter
 from nativebuild.requirements import parse_requirements
 from nativebuild.targets import Architecture
 from nativebuild.uv import UvRunner
+
+_R = TypeVar("_R")
 
 _UNION_HINT = (
     "Look for the package named above in the functions' requirements; align the versions, or "
@@ -67,6 +70,18 @@ def _union_failure(settings: Settings, err: ResolutionError) -> ResolutionError:
     return ResolutionError(msg, hint=err.hint or _UNION_HINT)
 
 
+def _for_project(settings: Settings, env: Mapping[str, str], run: Callable[[Settings], _R]) -> _R:
+    """Run ``run`` on the project's effective settings (one union of requirements when it has
+    several functions), explaining a failed union in terms of those functions."""
+    with project_settings(settings, env) as effective:
+        try:
+            return run(effective)
+        except ResolutionError as err:
+            if not settings.functions:
+                raise
+            raise _union_failure(settings, err) from err
+
+
 def build_project(
     settings: Settings,
     *,
@@ -78,16 +93,13 @@ def build_project(
     builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> pipeline.BuildResult:
     """:func:`pipeline.build` for a project, whatever number of functions it has."""
-    with project_settings(settings, env) as effective:
-        try:
-            return pipeline.build(
-                effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-                builders=builders,
-            )  # fmt: skip
-        except ResolutionError as err:
-            if not settings.functions:
-                raise
-            raise _union_failure(settings, err) from err
+    return _for_project(
+        settings, env,
+        lambda effective: pipeline.build(
+            effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+            builders=builders,
+        ),
+    )  # fmt: skip
 
 
 def plan_project(
@@ -101,13 +113,10 @@ def plan_project(
     builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> pipeline.PlanResult:
     """:func:`pipeline.plan` for a project, whatever number of functions it has."""
-    with project_settings(settings, env) as effective:
-        try:
-            return pipeline.plan(
-                effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-                builders=builders,
-            )  # fmt: skip
-        except ResolutionError as err:
-            if not settings.functions:
-                raise
-            raise _union_failure(settings, err) from err
+    return _for_project(
+        settings, env,
+        lambda effective: pipeline.plan(
+            effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+            builders=builders,
+        ),
+    )  # fmt: skip
