@@ -405,6 +405,8 @@ def test_local_path_dependency_is_packed_compiled_and_rebuilt_on_change(
             "pyproject.toml": '[project]\nname = "MyPkg"\nversion = "0.1.0"\n',
             "src/mypkg/__init__.py": "X = 1\n",
             "src/mypkg/__pycache__/junk.pyc": b"\x00",
+            "build/lib/mypkg/stale.py": "STALE = True\n",
+            ".git/config": "[core]\n",
         },
     )
     (project / "requirements.txt").write_text("./libs/mypkg\nsix==1.16.0\n")
@@ -418,6 +420,7 @@ def test_local_path_dependency_is_packed_compiled_and_rebuilt_on_change(
         names = archive.getnames()
     assert "mypkg-0.1.0/src/mypkg/__init__.py" in names
     assert not any("__pycache__" in n for n in names)
+    assert not any("/build/" in n or "/.git/" in n for n in names), "build outputs and VCS stay out"
     _, again, _ = run_build(project, tmp_path / "cache")
     assert json.loads(again)["containers_started"] == 0
     (project / "libs" / "mypkg" / "src" / "mypkg" / "__init__.py").write_text("X = 2\n")
