@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 BUILD_ROOT = "/tmp/nativebuild-build"
 TAIL_LINES = 60
@@ -70,7 +71,7 @@ def unpack(sdist: str, dest: str) -> str:
     return dest
 
 
-def build(job: dict[str, str]) -> dict[str, object]:
+def build(job: dict[str, Any]) -> dict[str, object]:
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     result: dict[str, object] = {"name": job["name"], "ok": False, "wheel": None}
@@ -99,6 +100,8 @@ def build(job: dict[str, str]) -> dict[str, object]:
         code = process.wait()
         wheels = [f for f in os.listdir(job["out"]) if f.endswith(".whl")]
         if code == 0 and len(wheels) == 1:
+            if job.get("repair") is not None:
+                result.update(repair(job, os.path.join(job["out"], wheels[0]), tail))
             result["ok"] = True
             result["wheel"] = wheels[0]
         elif code == 0:
@@ -110,13 +113,29 @@ def build(job: dict[str, str]) -> dict[str, object]:
     return result
 
 
+def repair(job: dict[str, Any], wheel: str, tail: deque[str]) -> dict[str, object]:
+    """Vendor the libraries the runtime lacks into ``wheel`` (``_repair.py``, mounted beside
+    this file)."""
+    import nativebuild_repair  # mounted only for builds that repair
+
+    def report(line: str) -> None:
+        tail.append(line)
+        say("[%s] %s" % (job["name"], line))
+
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
+    done: dict[str, object] = nativebuild_repair.repair_wheel(
+        wheel, job["repair"]["provided"], epoch, report
+    )
+    return done
+
+
 def main(jobs_file: str, results_file: str) -> int:
     with open(jobs_file) as handle:
         jobs = json.load(handle)
     results: list[dict[str, object]] = []
     lock = threading.Lock()
 
-    def run(job: dict[str, str]) -> None:
+    def run(job: dict[str, Any]) -> None:
         say("=== building %s %s" % (job["name"], job["version"]))
         result = build(job)
         with lock:

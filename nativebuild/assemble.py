@@ -8,7 +8,7 @@ written; zipped sizes are known, and reported, once each archive is written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from nativebuild.strip import Stripped, strip_wheels
 from nativebuild.targets import Target
 from nativebuild.wheels import wheel_owner
 
-# Called with each final plan and where Lambda extracts it (/var/task or /opt), before writing.
-PlanCheck = Callable[[ArchivePlan, str], None]
+# Called, before anything is written, with the final plans of archives deployed together (a
+# function and its layers) and where Lambda extracts each (/var/task or /opt).
+PlanCheck = Callable[[Sequence[tuple[ArchivePlan, str]]], None]
 
 Planned = tuple[ArchiveSpec, ArchivePlan, tuple[Removal, ...]]
 
@@ -78,10 +79,12 @@ def assemble_target(
     if settings.compile:
         planned = _compile(context, target, planned, wheels, image_id)
     _check_budget(context, planned)
+    if check is not None:
+        mounted = {spec.filename: (archive_plan, spec.mount) for spec, archive_plan, _ in planned}
+        for group in budget_groups([spec for spec, _, _ in planned]):
+            check([mounted[spec.filename] for spec in group])
     records = []
     for spec, archive_plan, removed in planned:
-        if check is not None:
-            check(archive_plan, spec.mount)
         record = _write(context, target, spec, archive_plan, removed, plan, wheels)
         records.append(
             _with_build_facts(record, context, target, stripped if spec.dependencies else ())

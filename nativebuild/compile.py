@@ -20,11 +20,13 @@ from nativebuild.targets import Target
 
 DRIVER = Path(__file__).with_name("_driver.py")
 DRIVER_IN_CONTAINER = "/nativebuild/driver.py"
+REPAIR = Path(__file__).with_name("_repair.py")
+REPAIR_IN_CONTAINER = "/nativebuild/nativebuild_repair.py"  # beside the driver, which imports it
 SDIST_DIR = "/nativebuild/sdists"
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
 # Changing how wheels are built (driver, flags) must change every cache key.
-BUILD_RECIPE = "1"
+BUILD_RECIPE = "2"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,6 +34,9 @@ class CompileJob:
     pin: Pin
     key: str
     sdist: Path  # the sdist on the host (in the cache)
+    # Sonames the runtime provides: repair vendors every other library the wheel needs.
+    # None: no repair.
+    provided: tuple[str, ...] | None = None
 
     @property
     def out_dir(self) -> str:
@@ -79,6 +84,7 @@ def compile_spec(
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
         Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False, optional=True),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
+        *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
         *index.container_mounts(),
     ]
     environment = {**build_environment(source_date_epoch), **index.container_environment()}
@@ -99,13 +105,18 @@ def compile_spec(
     )
 
 
-def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, str]]:
+def _repairs(jobs: Sequence[CompileJob]) -> bool:
+    return any(job.provided is not None for job in jobs)
+
+
+def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, object]]:
     return [
         {
             "name": job.pin.name,
             "version": job.pin.version,
             "sdist": f"{SDIST_DIR}/{job.pin.filename}",
             "out": job.out_dir,
+            "repair": None if job.provided is None else {"provided": list(job.provided)},
         }
         for job in jobs
     ]
@@ -116,6 +127,8 @@ class CompiledWheel:
     job: CompileJob
     wheel: Path
     seconds: float
+    vendored: tuple[str, ...] = ()  # "libpq.so.5 -> psycopg2.libs/libpq-1a2b3c4d.so.5"
+    unresolved: tuple[str, ...] = ()  # needs the build image itself could not resolve
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -205,9 +218,26 @@ def run_compile(
             continue
         check_built_wheel(job, str(outcome["wheel"]), target)
         wheel = out_dir / job.pin.name / str(outcome["wheel"])
-        compiled.append(CompiledWheel(job=job, wheel=wheel, seconds=float(str(outcome["seconds"]))))
+        built = CompiledWheel(
+            job=job, wheel=wheel, seconds=float(str(outcome["seconds"])),
+            vendored=tuple(_vendored(outcome.get("vendored"))),
+            unresolved=tuple(str(n) for n in _as_list(outcome.get("unresolved"))),
+        )  # fmt: skip
+        compiled.append(built)
     error = _compile_failure(failures, target, result) if failures else None
     return CompileOutcome(compiled=tuple(compiled), error=error)
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _vendored(value: object) -> list[str]:
+    return [
+        f"{item['soname']} -> {item['as']}"
+        for item in _as_list(value)
+        if isinstance(item, dict) and "soname" in item and "as" in item
+    ]
 
 
 def _read_results(path: Path) -> dict[str, dict[str, object]]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nativebuild import archive_options
+from nativebuild import abi_options, archive_options
 from nativebuild.errors import ConfigError
 from nativebuild.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
@@ -50,6 +50,7 @@ KEYS = (
     "cache-readonly",
     "no-cache",
     *archive_options.KEYS,
+    *abi_options.KEYS,
 )
 BOOL_KEYS = frozenset({"cache-only", "cache-readonly", "no-cache"})
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
@@ -101,6 +102,11 @@ class Settings:
     exclude: tuple[str, ...] = ()  # globs left out of the archives
     with_layers: tuple[Path, ...] = ()  # layer zips built elsewhere, counted in the budget
     functions: tuple[FunctionSpec, ...] = ()  # [[tool.nativebuild.functions]]
+    check: bool = True  # every binary against the runtime, before the archives are written
+    repair: bool = True  # vendor what the runtime lacks into the wheels compiled here
+    verify: bool = False  # import every module in the runtime image once built
+    build_packages: tuple[str, ...] = ()  # installed in a derived build image
+    before_build: tuple[str, ...] = ()  # shell commands run in that derived image
 
     def targets(self) -> tuple[Target, ...]:
         runtime = get_runtime(self.runtime)
@@ -282,6 +288,8 @@ def _as_url(value: Any, key: str, origin: str, schemes: tuple[str, ...]) -> str:
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
     if key in archive_options.KEYS:
         return archive_options.convert(key, raw, origin, base)
+    if key in abi_options.KEYS:
+        return abi_options.convert(key, raw, origin)
     if key in BOOL_KEYS:
         return _as_bool(raw, key, origin)
     if key == "cache":

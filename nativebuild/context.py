@@ -18,6 +18,7 @@ from nativebuild.network import IndexSettings, discover
 from nativebuild.reporting import Reporter
 from nativebuild.requirements import RequirementSet, parse_requirements, requirements_from_pyproject
 from nativebuild.resolve import Pin
+from nativebuild.runtime_facts import RuntimeFacts
 from nativebuild.targets import Architecture
 from nativebuild.tiered_cache import open_cache
 from nativebuild.uv import HostUv, UvRunner
@@ -59,6 +60,8 @@ class BuildContext:
     builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
     # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
     build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # What each architecture's runtime image provides, once known (nativebuild.abi_gate)
+    runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""

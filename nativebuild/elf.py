@@ -17,7 +17,7 @@ import io
 import re
 import struct
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -317,6 +317,17 @@ class Mounted:
     binaries: tuple[Binary, ...]
 
 
+def merge_layers(layers: Sequence[Mounted]) -> Mounted:
+    """Layers as Lambda merges them at /opt: a later layer's file replaces an earlier one's."""
+    binaries: dict[str, Binary] = {}
+    for layer in layers:
+        for path in layer.files:
+            binaries.pop(path, None)
+        binaries.update((b.path, b) for b in layer.binaries)
+    files = frozenset().union(*(layer.files for layer in layers))
+    return Mounted(root=LAYER_ROOT, files=files, binaries=tuple(binaries.values()))
+
+
 def _package(wheel: str) -> str:
     try:
         name, version, _, _ = parse_wheel_filename(wheel)
@@ -368,12 +379,15 @@ def scan_archive_plan(plan: ArchivePlan, *, root: str = ARCHIVE_ROOT) -> Mounted
 
 
 def zip_owners(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Archive path → "name version" of the distribution whose RECORD lists it."""
+    """Archive path → "name version" of the distribution whose RECORD lists it; in a layer,
+    the RECORDs sit under ``python/`` (or its site-packages), and so do the paths they list."""
     owners: dict[str, str] = {}
     for record in archive.namelist():
-        top, _, leaf = record.partition("/")
+        prefix, _, leaf = record.rpartition("/")
+        prefix, _, top = prefix.rpartition("/")
         if leaf != "RECORD" or not top.endswith(".dist-info"):
             continue
+        prefix = f"{prefix}/" if prefix else ""
         stem = top.removesuffix(".dist-info")
         name, _, version = stem.partition("-")
         text = archive.read(record).decode("utf-8", errors="replace")
@@ -382,7 +396,7 @@ def zip_owners(archive: zipfile.ZipFile) -> dict[str, str]:
                 continue
             with contextlib.suppress(ArchiveError):  # a .data path outside the known keys
                 path, _ = install_path(row[0], data_dir=f"{stem}.data", dist_name=name)
-                owners[path] = f"{name} {version}"
+                owners[prefix + path] = f"{name} {version}"
     return owners
 
 

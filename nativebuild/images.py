@@ -102,7 +102,9 @@ class Recipe:
 
 
 def recipe_dir() -> Path:
-    """``build-images/``: packaged beside the resources, or at the top of a source checkout."""
+    """``build-images/``: beside the resources in an installed wheel (setup.py copies the
+    checkout's there, byte for byte, so the recipe hashes the same), else at the top of the
+    source checkout (a checkout, or an editable install of one)."""
     packaged = Path(str(importlib.resources.files("nativebuild.resources"))) / "build-images"
     checkout = Path(__file__).resolve().parent.parent / "build-images"
     for candidate in (packaged, checkout):

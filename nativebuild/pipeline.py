@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
-from nativebuild.assemble import PlanCheck, assemble_target
+from nativebuild.abi_gate import check_group, compile_settings, provided_libraries, verify_built
+from nativebuild.assemble import assemble_target
 from nativebuild.cache import CachedFile
 from nativebuild.compile import CompileJob, compile_key, emulation_error, probe_spec, run_compile
 from nativebuild.config import Settings
@@ -125,6 +126,9 @@ def build(
     outcomes = run_all(context, staged, downloaded, settings.jobs or os.cpu_count() or 1)
     archives = tuple(archive for target_archives, _ in outcomes for archive in target_archives)
     wheels = tuple(wheel for _, target_wheels in outcomes for wheel in target_wheels)
+    if settings.verify:
+        for stage, (target_archives, _) in zip(staged, outcomes, strict=True):
+            verify_built(context, stage.target, target_archives)
     return BuildResult(
         archives=archives,
         wheels=wheels,
@@ -221,13 +225,14 @@ def build_target(
     context: BuildContext,
     stage: StagedTarget,
     downloaded: Mapping[str, CachedFile],
-    check: PlanCheck | None = None,
 ) -> tuple[tuple[ArchiveRecord, ...], list[WheelRecord]]:
-    """The archives of one target (function, layer, or both: see nativebuild.layout);
-    ``check`` sees each final plan, and where Lambda mounts it, before it is written."""
+    """The archives of one target (function, layer, or both: see nativebuild.layout), each
+    checked against the runtime (nativebuild.abi_gate) before it is written."""
     target, plan = stage.target, stage.plan
     wheels = acquire(context, target, plan, stage.found, downloaded)
-    records = assemble_target(context, target, plan, wheels, check=check)
+    records = assemble_target(
+        context, target, plan, wheels, check=lambda planned: check_group(context, target, planned)
+    )
     return records, [
         WheelRecord(
             name=item.pin.name,
@@ -257,8 +262,9 @@ def plan_target(
     sdists = [pin for pin in resolution.pins if not pin.is_wheel]
     if sdists:
         image_id = image_identity(context, target)
+        fields = compile_settings(context, target)
         compile_keys = {
-            pin.name: compile_key(pin, target, image_id=image_id, settings={}) for pin in sdists
+            pin.name: compile_key(pin, target, image_id=image_id, settings=fields) for pin in sdists
         }
     for name, key in compile_keys.items():
         if (entry := cache.get_built(key)) is not None:
@@ -288,10 +294,12 @@ def acquire(
     }
     wheels: dict[str, CachedFile] = {}
     jobs = []
+    provided = provided_libraries(context, target) if plan.count(Action.COMPILE) else None
     for item in plan.items:
         pin = item.pin
         if item.action is Action.COMPILE:
-            jobs.append(CompileJob(pin=pin, key=item.compile_key, sdist=fetched[pin.name].path))
+            sdist = fetched[pin.name].path
+            jobs.append(CompileJob(pin=pin, key=item.compile_key, sdist=sdist, provided=provided))
         elif item.action is Action.DOWNLOAD:
             wheels[pin.name] = fetched[pin.name]
         else:
@@ -339,10 +347,13 @@ def compile_jobs(
                 "build_image": target.build_image,
                 "nativebuild": __version__,
                 "seconds": compiled.seconds,
+                "vendored": list(compiled.vendored),
             }
             entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
             built[compiled.job.pin.name] = entry.wheel
             reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
+            for line in compiled.vendored:
+                reporter.detail(f"  vendored {line} (the runtime lacks it)")
     if outcome.error is not None:
         raise outcome.error
     return built

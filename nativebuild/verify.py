@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nativebuild.abicheck import Finding, Severity, check_mounts
 from nativebuild.container import ContainerSpec, Mount
-from nativebuild.elf import ARCHIVE_ROOT, LAYER_ROOT, Binary, Mounted, scan_zip, zip_owners
+from nativebuild.elf import ARCHIVE_ROOT, LAYER_ROOT, merge_layers, scan_zip, zip_owners
 from nativebuild.errors import ArchiveError, ContainerError
 from nativebuild.runtime_facts import RuntimeFacts, probe_facts
 from nativebuild.targets import Target
@@ -146,6 +146,31 @@ def modules_to_import(names: Sequence[str], owners: dict[str, str]) -> list[tupl
     return sorted(found.items())
 
 
+def layer_modules(layer: Path) -> dict[str, str | None]:
+    """The top-level modules a layer puts on ``sys.path`` (from ``python/`` or
+    ``python/lib/python3.X/site-packages/``), with their packages."""
+    try:
+        with zipfile.ZipFile(layer) as zf:
+            names = [info.filename for info in zf.infolist() if not info.is_dir()]
+            owners = zip_owners(zf)
+    except (OSError, zipfile.BadZipFile) as err:
+        msg = f"Cannot read the layer {layer}: {err}."
+        raise ArchiveError(msg, hint="Pass a layer .zip that `nativebuild build` wrote.") from err
+    modules: dict[str, str | None] = {}
+    prefixes = {n.split("/site-packages/", 1)[0] + "/site-packages/" for n in names
+                if n.startswith("python/lib/python") and "/site-packages/" in n}  # fmt: skip
+    for prefix in [*sorted(prefixes), "python/"]:
+        inside = [
+            n[len(prefix) :]
+            for n in names
+            if n.startswith(prefix) and not (prefix == "python/" and n.startswith("python/lib/"))
+        ]
+        own = {k[len(prefix) :]: v for k, v in owners.items() if k.startswith(prefix)}
+        for module, package in modules_to_import(inside, own):
+            modules.setdefault(module, package)
+    return modules
+
+
 def _has_code(names: Sequence[str], top: str) -> bool:
     return any(n.startswith(f"{top}/") and n.endswith((".py", ".so")) for n in names)
 
@@ -234,17 +259,6 @@ def verify_spec(target: Target, *, image: str, work: Path, has_layers: bool) -> 
     )
 
 
-def _merge(layers: Sequence[Mounted]) -> Mounted:
-    """Layers as Lambda merges them at /opt: a later layer's file replaces an earlier one's."""
-    binaries: dict[str, Binary] = {}
-    for layer in layers:
-        for path in layer.files:
-            binaries.pop(path, None)
-        binaries.update((b.path, b) for b in layer.binaries)
-    files = frozenset().union(*(layer.files for layer in layers))
-    return Mounted(root=LAYER_ROOT, files=files, binaries=tuple(binaries.values()))
-
-
 def _read_results(path: Path, result_tail: Sequence[str], exit_code: int, image: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -281,11 +295,14 @@ def verify_archive(
     reporter.step(f"Checking the binaries of {archive.name} against {facts.description}")
     mounts = [scan_zip(archive, root=ARCHIVE_ROOT)]
     if layers:
-        mounts.append(_merge([scan_zip(layer, root=LAYER_ROOT) for layer in layers]))
+        mounts.append(merge_layers([scan_zip(layer, root=LAYER_ROOT) for layer in layers]))
     findings = check_mounts(mounts, target, facts)
     with zipfile.ZipFile(archive) as zf:
         names = [info.filename for info in zf.infolist() if not info.is_dir()]
         packages = dict(modules_to_import(names, zip_owners(zf)))
+    for layer in layers:
+        for module, package in layer_modules(layer).items():
+            packages.setdefault(module, package)
     if handler is not None:
         packages.setdefault(handler.rpartition(".")[0].replace("/", "."), None)
 

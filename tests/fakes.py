@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from nativebuild.container import ContainerResult, ContainerSpec
 from nativebuild.reporting import Reporter
 from nativebuild.uv import UvResult
+from tests.elffixtures import elf_header
 from tests.wheelfactory import make_wheel
 
 TARGET_ENV = {"python_version": "3.9", "platform_machine": "x86_64", "sys_platform": "linux"}
@@ -209,7 +210,7 @@ class FakeRunner:
             module = job["name"].replace("-", "_")
             wheel = make_wheel(
                 out, job["name"], job["version"],
-                {f"{module}/__init__.py": "COMPILED = True\n", f"{module}/_speedups.so": b"\x7fELF fake"},
+                {f"{module}/__init__.py": "COMPILED = True\n", f"{module}/_speedups.so": _elf(machine)},
                 tag=f"cp39-cp39-linux_{machine}",
             )  # fmt: skip
             results.append(
@@ -224,6 +225,11 @@ class FakeRunner:
         (out_root / "results.json").write_text(json.dumps(results))
         ok = all(r["ok"] for r in results)
         return ContainerResult(exit_code=0 if ok else 1, log_tail=(), duration_s=0.3)
+
+
+def _elf(machine: str) -> bytes:
+    """A shared object header for ``machine``: the build's ABI check reads it as one."""
+    return elf_header(machine={"x86_64": 62, "aarch64": 183}[machine])
 
 
 class FakeUv:

@@ -17,6 +17,8 @@ import pytest
 from nativebuild.compile import (
     DRIVER,
     DRIVER_IN_CONTAINER,
+    REPAIR,
+    REPAIR_IN_CONTAINER,
     CompileJob,
     build_environment,
     check_built_wheel,
@@ -280,15 +282,35 @@ def test_jobs_document(layout: Layout) -> None:
             "version": "2.1.5",
             "sdist": "/nativebuild/sdists/MarkupSafe-2.1.5.tar.gz",
             "out": "/nativebuild/out/markupsafe",
+            "repair": None,
         },
         {
             "name": "pyyaml",
             "version": "6.0.1",
             "sdist": "/nativebuild/sdists/PyYAML-6.0.1.tar.gz",
             "out": "/nativebuild/out/pyyaml",
+            "repair": None,
         },
     ]
     json.dumps(jobs_document(layout.jobs))  # the driver reads it as JSON
+
+
+def test_repair_passes_the_runtime_libraries_and_mounts_the_repair_script(
+    layout: Layout,
+) -> None:
+    assert REPAIR_IN_CONTAINER not in {m.target for m in spec_for(layout, make_target()).mounts}
+    provided = ("libc.so.6", "libssl.so.1.1")
+    repairing = dataclasses.replace(
+        layout, jobs=tuple(dataclasses.replace(j, provided=provided) for j in layout.jobs)
+    )
+    documents = jobs_document(repairing.jobs)
+    assert [d["repair"] for d in documents] == [{"provided": list(provided)}] * 2
+    mounts = {m.target: m for m in spec_for(repairing, make_target()).mounts}
+    assert mounts[REPAIR_IN_CONTAINER].source == REPAIR
+    assert mounts[REPAIR_IN_CONTAINER].read_only
+    # The driver imports it by module name from its own directory.
+    assert Path(REPAIR_IN_CONTAINER).parent == Path(DRIVER_IN_CONTAINER).parent
+    assert Path(REPAIR_IN_CONTAINER).stem == "nativebuild_repair"
 
 
 def test_jobs_document_paths_are_the_mounted_ones(layout: Layout) -> None:

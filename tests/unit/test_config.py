@@ -220,7 +220,31 @@ CASCADE = [
             lambda d: (FunctionSpec(name="c", requirements=d.cwd / "c.txt", src=d.cwd / "c"),),
         ),
     ),
+    ("check", "check", (False, "1", False), (False, True, False)),
+    ("repair", "repair", (False, "yes", False), (False, True, False)),
+    ("verify", "verify", (True, "0", True), (True, False, True)),
+    (
+        "build-packages",
+        "build_packages",
+        (["libpq-dev"], "libyaml-dev patchelf", ["gcc"]),
+        (("libpq-dev",), ("libyaml-dev", "patchelf"), ("gcc",)),
+    ),
+    (
+        "before-build",
+        "before_build",
+        (["echo a"], "echo b && echo c", ["true"]),
+        (("echo a",), ("echo b && echo c",), ("true",)),
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("build-packages", ["libpq-dev; rm -rf /"]), ("build-packages", [3]), ("check", "maybe")],
+)
+def test_abi_options_refuse_bad_values(dirs: Dirs, key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=key):
+        run(dirs, file={key: value})
 
 
 def _expect(value: Any, dirs: Dirs) -> Any:
