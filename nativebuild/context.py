@@ -60,6 +60,8 @@ class BuildContext:
     builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
     # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
     build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # The build image derived with build-packages and before-build (nativebuild.derived_image)
+    derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
 

@@ -29,7 +29,7 @@ from nativebuild.manifest import ArchiveRecord, write_manifest
 from nativebuild.plan import Action, BuildPlan, make_plan
 from nativebuild.reporting import Reporter
 from nativebuild.resolve import Pin, Resolution
-from nativebuild.resolver import image_identity, resolve, with_build_image
+from nativebuild.resolver import image_identity, resolve, with_compile_image
 from nativebuild.targets import Architecture, Target
 from nativebuild.tiered_cache import check_cache_only
 from nativebuild.uv import UvRunner
@@ -322,7 +322,7 @@ def compile_jobs(
         # probe runs in the build image given, or else in the runtime image it is made from.
         probe_image = target.build_image if context.settings.build_image else target.runtime_image
         ensure_emulation(context, dataclasses.replace(target, build_image=probe_image), engine)
-    target = with_build_image(context, target)
+    target = with_compile_image(context, target)
     if emulated:
         reporter.step(
             f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "

@@ -14,6 +14,7 @@ from pathlib import Path
 from nativebuild.cache import build_key
 from nativebuild.container import ContainerSpec, Mount
 from nativebuild.context import BuildContext
+from nativebuild.derived_image import with_derived_image
 from nativebuild.errors import ConfigError, DockerUnavailableError, ResolutionError
 from nativebuild.host_resolve import HostResolutionUnavailable, resolve_on_host
 from nativebuild.images import ImageRunner, ensure_build_image
@@ -114,7 +115,7 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
     requirements = context.inputs.requirements
     assert requirements is not None  # noqa: S101
     image_identity(context, target)  # a missing image fails here, with a clear message
-    target = with_build_image(context, target)
+    target = with_compile_image(context, target)
     with context.cache.scratch_dir() as work:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
@@ -195,6 +196,12 @@ def with_build_image(context: BuildContext, target: Target) -> Target:
             target, runner, context.reporter, index=context.index
         )
     return dataclasses.replace(target, build_image=memo[target.arch])
+
+
+def with_compile_image(context: BuildContext, target: Target) -> Target:
+    """``target`` with the image its sdists are built (and resolved) in: the build image, or
+    the one derived from it with the project's build-packages and before-build."""
+    return with_derived_image(context, with_build_image(context, target))
 
 
 def image_identity(context: BuildContext, target: Target) -> str:

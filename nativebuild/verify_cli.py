@@ -24,6 +24,44 @@ if TYPE_CHECKING:
     from nativebuild.targets import Target
     from nativebuild.verify import VerifyReport
 
+# Flags of `build` (and `plan`) about the ABI: checks, repair, system build dependencies.
+CheckOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--check/--no-check",
+        help="Check every binary against the runtime before writing the archives. [default: on]",
+    ),
+]
+RepairOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--repair/--no-repair",
+        help="Vendor the shared libraries the runtime lacks into the wheels compiled here. "
+        "[default: on]",
+    ),
+]
+VerifyFlagOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify/--no-verify",
+        help="Once built, import every module in the runtime image (as `nativebuild verify`).",
+    ),
+]
+BuildPackageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--build-package",
+        help="System package installed in the build image (dnf, yum or apt name); repeatable.",
+    ),
+]
+BeforeBuildOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--before-build",
+        help="Shell command run once in the build image before compiling; repeatable.",
+    ),
+]
+
 _ARCHIVE_NAME = re.compile(r"-(python3\.[0-9]+)-(x86_64|arm64)\.zip$")
 
 

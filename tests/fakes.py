@@ -80,12 +80,18 @@ class FakeIndex:
         return wheel
 
     def add_wheel(
-        self, name: str, version: str, *, deps: tuple[str, ...] = (), tag: str = "py3-none-any"
+        self,
+        name: str,
+        version: str,
+        *,
+        deps: tuple[str, ...] = (),
+        tag: str = "py3-none-any",
+        files: Mapping[str, bytes] | None = None,
     ) -> IndexFile:
         module = canonicalize_name(name).replace("-", "_")
-        path = make_wheel(
-            self.root, name, version, {f"{module}/__init__.py": f"VERSION = {version!r}\n"}, tag=tag
-        )
+        members: dict[str, str | bytes] = {f"{module}/__init__.py": f"VERSION = {version!r}\n"}
+        members.update(files or {})
+        path = make_wheel(self.root, name, version, members, tag=tag)
         entry = IndexFile(name, version, path, _sha256(path), deps)
         self.files[canonicalize_name(name)] = entry
         return entry

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
+from tests.elffixtures import EM_AARCH64, elf_header
 from tests.fakes import FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
 
@@ -474,3 +475,101 @@ def test_no_emulation_fails_fast_with_the_fix(
         and s.platform == "linux/arm64"
         for s in fake.specs
     )
+
+
+# --- the ABI check, repair and build-packages (issue 5) ----------------------------------------
+
+
+def test_a_binary_for_another_machine_stops_the_build_before_any_archive(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    """The wheel's name claims x86_64; its .so is aarch64: caught by reading it, not the tag."""
+    index.add_wheel(
+        "fastthing", "1.0", tag="cp39-cp39-manylinux2014_x86_64",
+        files={"fastthing/_speed.so": elf_header(machine=EM_AARCH64)},
+    )  # fmt: skip
+    requirements = project / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "fastthing==1.0\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 14, err
+    assert "fastthing/_speed.so (fastthing 1.0)" in err
+    assert "aarch64" in err
+    assert not (project / "dist").exists() or not list((project / "dist").glob("*.zip"))
+
+    code, out, err = run_build(project, tmp_path / "cache", "--no-check")
+    assert code == 0, err
+    assert (
+        "fastthing/_speed.so" in zipfile.ZipFile(json.loads(out)["archives"][0]["path"]).namelist()
+    )
+
+
+def test_the_check_reports_what_it_checked_against(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "binary files checked against Amazon Linux 2 for python3.9" in err
+
+
+def test_repair_and_build_packages_are_part_of_the_compiled_wheels_key(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_uv: FakeUv,
+) -> None:
+    runner = FakeImageRunner(index)
+    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    cache = tmp_path / "cache"
+    assert run_build(project, cache)[0] == 0
+    compiled = runner.compiles
+    assert compiled == 1
+    assert run_build(project, cache)[0] == 0
+    assert runner.compiles == compiled  # warm: nothing compiled again
+
+    code, out, err = run_build(project, cache, "--no-repair")
+    assert code == 0, err
+    assert runner.compiles == compiled + 1
+    assert {w["name"]: w["source"] for w in json.loads(out)["wheels"]}["markupsafe"] == "compiled"
+
+    code, out, err = run_build(project, cache, "--build-package", "libyaml-dev")
+    assert code == 0, err
+    assert runner.compiles == compiled + 2
+    [(tag, dockerfile)] = runner.built
+    assert tag.startswith("nativebuild/derived:")
+    assert (
+        'RUN ["/bin/sh", "/tmp/nativebuild-derived/install-toolchain.sh", "packages", "libyaml-dev"]'
+        in dockerfile
+    )
+    assert runner.specs[-1].image == tag  # the compile ran in the derived image
+    code, _, err = run_build(project, cache, "--build-package", "libyaml-dev")
+    assert code == 0, err
+    assert len(runner.built) == 1  # derived once, then reused (and the wheel came from cache)
+    assert runner.compiles == compiled + 2
+
+
+class FakeImageRunner(FakeRunner):
+    """A FakeRunner that can also build images (for derived build images)."""
+
+    def __init__(self, index: FakeIndex) -> None:
+        super().__init__(index)
+        self.built: list[tuple[str, str]] = []
+
+    @property
+    def compiles(self) -> int:
+        return sum(1 for spec in self.specs if spec.description.startswith("compile"))
+
+    def local_image(self, image: str) -> object | None:
+        return image if any(tag == image for tag, _ in self.built) else None
+
+    def list_images(self, prefix: str) -> list[object]:
+        return []
+
+    def registry_digest(self, image: str) -> str:
+        msg = "no registry here"
+        raise AssertionError(msg)
+
+    def build_image(self, *, context_dir: Path, tag: str, **_: object) -> str:
+        self.built.append((tag, (context_dir / "Dockerfile").read_text()))
+        assert (context_dir / "install-toolchain.sh").is_file()
+        return "sha256:" + "9" * 64

@@ -274,3 +274,49 @@ def test_script_passes_shellcheck() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("managers", "expected"),
+    [
+        (
+            ("dnf", "yum"),
+            [
+                "dnf install -y --setopt=install_weak_deps=False libpq-devel libyaml-devel",
+                "dnf clean all",
+            ],
+        ),
+        (("microdnf",), ["microdnf install -y libpq-devel libyaml-devel", "microdnf clean all"]),
+        (("yum",), ["yum install -y libpq-devel libyaml-devel", "yum clean all"]),
+        (
+            ("apt-get",),
+            [
+                "apt-get update",
+                "apt-get install -y --no-install-recommends libpq-devel libyaml-devel",
+                "apt-get clean",
+            ],
+        ),
+    ],
+)
+def test_packages_mode_installs_a_projects_build_packages(
+    sandbox: Sandbox, managers: tuple[str, ...], expected: list[str]
+) -> None:
+    """`packages` (derived images for build-packages): only the named packages, no toolchain."""
+    sandbox.add_fake(*managers)
+    done = subprocess.run(
+        ["/bin/sh", str(sandbox.script), "packages", "libpq-devel", "libyaml-devel"],
+        env=sandbox.env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sandbox.calls == expected
+    assert all("LD_LIBRARY_PATH=<unset>" in line for line in sandbox.call_env)
+
+
+def test_packages_mode_without_a_package_manager_says_what_to_do(sandbox: Sandbox) -> None:
+    done = subprocess.run(
+        ["/bin/sh", str(sandbox.script), "packages", "libpq-devel"],
+        env=sandbox.env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "cannot install libpq-devel" in done.stderr
+    assert "bake them into your build image" in done.stderr
