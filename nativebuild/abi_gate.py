@@ -17,9 +17,10 @@ from nativebuild.archive import ArchivePlan
 from nativebuild.cache import build_key
 from nativebuild.context import BuildContext
 from nativebuild.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
+from nativebuild.emulation import check_emulation
 from nativebuild.errors import AbiError, DockerUnavailableError
 from nativebuild.manifest import ArchiveRecord
-from nativebuild.runtime_facts import RuntimeFacts, facts_for_target, known_facts
+from nativebuild.runtime_facts import RuntimeFacts, facts_for_target, is_custom_runtime, known_facts
 from nativebuild.targets import Target
 from nativebuild.verify import VerifyReport, verify_archive
 
@@ -31,6 +32,8 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     memo = context.runtime_facts
     if target.arch not in memo:
         try:
+            if is_custom_runtime(target):  # probed in a container of the target's architecture
+                check_emulation(context, target, target.runtime_image)
             memo[target.arch] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
@@ -101,6 +104,7 @@ def verify_built(
     functions = [a for a in archives if a.mount != LAYER_ROOT]
     layers = [a.path for a in archives if a.mount == LAYER_ROOT]
     reports = []
+    check_emulation(context, target, target.runtime_image)
     with context.cache.scratch_dir() as work:
         if not functions:
             empty = work / "empty.zip"

@@ -23,6 +23,7 @@ from nativebuild.budget import (
 from nativebuild.bytecode import INVALIDATION, compile_groups, plan_groups, with_bytecode
 from nativebuild.cache import CachedFile, build_key
 from nativebuild.context import BuildContext
+from nativebuild.emulation import check_build_emulation
 from nativebuild.layout import ArchiveSpec, archive_specs, budget_groups
 from nativebuild.manifest import ArchiveRecord, WheelEntry
 from nativebuild.plan import BuildPlan
@@ -56,6 +57,10 @@ def assemble_target(
     )  # fmt: skip
     image_ids: list[str] = []
 
+    def job_target() -> Target:  # the target of a strip or bytecode container
+        check_build_emulation(context, target)
+        return with_build_image(context, target)
+
     def image_id() -> str:  # asked of the engine only when a container job needs it
         if not image_ids:
             image_ids.append(image_identity(context, target))
@@ -73,11 +78,11 @@ def assemble_target(
             cache=context.cache,
             reporter=reporter,
             verbose=context.verbose,
-            job_target=lambda: with_build_image(context, target),
+            job_target=job_target,
         )
     planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
     if settings.compile:
-        planned = _compile(context, target, planned, wheels, image_id)
+        planned = _compile(context, target, planned, wheels, image_id, job_target)
     _check_budget(context, planned)
     if check is not None:
         mounted = {spec.filename: (archive_plan, spec.mount) for spec, archive_plan, _ in planned}
@@ -121,6 +126,7 @@ def _compile(
     planned: list[Planned],
     wheels: Mapping[str, CachedFile],
     image_id: Callable[[], str],
+    job_target: Callable[[], Target],
 ) -> list[Planned]:
     hashes = {wheel.path: wheel.sha256 for wheel in wheels.values()}
     groups = [
@@ -141,7 +147,7 @@ def _compile(
         cache=context.cache,
         reporter=context.reporter,
         verbose=context.verbose,
-        job_target=lambda: with_build_image(context, target),
+        job_target=job_target,
     )  # fmt: skip
     result = []
     for (spec, archive_plan, removed), per_plan in zip(planned, groups, strict=True):

@@ -62,6 +62,8 @@ class BuildContext:
     build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # The build image derived with build-packages and before-build (nativebuild.derived_image)
     derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # Architectures whose containers are known to run (nativebuild.emulation)
+    emulation_checked: set[Architecture] = dataclasses.field(default_factory=set)
     # What each architecture's runtime image provides, once known (nativebuild.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
 

@@ -19,11 +19,11 @@ from nativebuild import __version__
 from nativebuild.abi_gate import check_group, compile_settings, provided_libraries, verify_built
 from nativebuild.assemble import assemble_target
 from nativebuild.cache import CachedFile
-from nativebuild.compile import CompileJob, compile_key, emulation_error, probe_spec, run_compile
+from nativebuild.compile import CompileJob, compile_key, run_compile
 from nativebuild.config import Settings
 from nativebuild.container import ContainerRunner
 from nativebuild.context import BuildContext, open_context
-from nativebuild.errors import ContainerError
+from nativebuild.emulation import check_build_emulation
 from nativebuild.fetch import fetch_all
 from nativebuild.manifest import ArchiveRecord, write_manifest
 from nativebuild.plan import Action, BuildPlan, make_plan
@@ -315,13 +315,8 @@ def compile_jobs(
     reporter = context.reporter
     names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
     runner = context.runner_for(target.arch)
+    emulated = check_build_emulation(context, target)
     engine = runner.engine_architecture()
-    emulated = engine != target.arch.machine
-    if emulated:
-        # Before building nativebuild's own image (which itself needs the emulation): the
-        # probe runs in the build image given, or else in the runtime image it is made from.
-        probe_image = target.build_image if context.settings.build_image else target.runtime_image
-        ensure_emulation(context, dataclasses.replace(target, build_image=probe_image), engine)
     target = with_compile_image(context, target)
     if emulated:
         reporter.step(
@@ -357,17 +352,6 @@ def compile_jobs(
     if outcome.error is not None:
         raise outcome.error
     return built
-
-
-def ensure_emulation(context: BuildContext, target: Target, engine: str) -> None:
-    """Fail at once, with the fix, when the engine cannot run the target's architecture:
-    never an `exec format error` halfway through a build, never a hang."""
-    try:
-        result = context.runner_for(target.arch).run(probe_spec(target), reporter=context.reporter)
-    except ContainerError as err:
-        raise emulation_error(target, engine, str(err)) from err
-    if result.exit_code != 0 or target.arch.machine not in result.log_tail:
-        raise emulation_error(target, engine, " ".join(result.log_tail[-3:]) or "no output")
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "RuntimeFacts",
     "facts_for_target",
     "facts_from_probe",
+    "is_custom_runtime",
     "known_facts",
     "library_hints",
     "probe_facts",
@@ -246,6 +247,11 @@ def probe_facts(
     return facts
 
 
+def is_custom_runtime(target: Target) -> bool:
+    """Whether ``target``'s runtime image is another than Lambda's own (which data describes)."""
+    return target.runtime_image != expand_image(target.runtime.runtime_image, target.arch)
+
+
 def facts_for_target(
     target: Target,
     *,
@@ -261,8 +267,7 @@ def facts_for_target(
     and need no container); True always probes; False never does.
     """
     if probe is None:
-        default = expand_image(target.runtime.runtime_image, target.arch)
-        probe = target.runtime_image != default
+        probe = is_custom_runtime(target)
     if not probe:
         return known_facts(target)
     if runner is None or cache is None:

@@ -111,10 +111,10 @@ def test_sdists_compile_against_build_packages_and_their_libraries_are_vendored(
     sources = {w["name"]: w["source"] for w in run.result["wheels"]}  # type: ignore[attr-defined]
     for name in ("psycopg2", "pyyaml", "cffi", "murmurhash"):
         assert sources[name] == "compiled", sources
-    assert "Deriving nativebuild/derived:" in run.err
+    assert "in nativebuild/derived:" in run.err  # compiled in the image with build-packages
     names = zipfile.ZipFile(archive_of(run)).namelist()
     assert any(n.startswith("psycopg2.libs/libpq-") and ".so.5" in n for n in names), names
-    assert any(n.startswith("PyYAML.libs/libyaml-0-") for n in names), names
+    assert any(n.lower().startswith("pyyaml.libs/libyaml-0-") for n in names), names
     assert "vendored libpq.so.5" in run.err
     assert "binary files checked against image nativebuild-test/runtime-python3.9" in run.err
 
@@ -126,7 +126,7 @@ def test_the_repaired_archive_imports_and_runs_in_the_runtime_that_lacks_the_lib
     assert run.code == 0, run.err[-3000:]
     # The runtime stand-in really lacks them (else vendoring proves nothing).
     listing = subprocess.run(
-        ["docker", "run", "--rm", RUNTIME_IMAGE.format(arch="x86_64"), "ldconfig", "-p"],
+        ["docker", "run", "--rm", RUNTIME_IMAGE.format(arch="x86_64"), "/sbin/ldconfig", "-p"],
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     assert "libpq.so.5" not in listing
