@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from tests.elffixtures import EM_AARCH64, elf_header
-from tests.fakes import FakeIndex, FakeRunner, FakeUv
+from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, shared_library
+from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
 
 IMAGE = "example/build:{arch}"
@@ -573,3 +573,53 @@ class FakeImageRunner(FakeRunner):
         self.built.append((tag, (context_dir / "Dockerfile").read_text()))
         assert (context_dir / "install-toolchain.sh").is_file()
         return "sha256:" + "9" * 64
+
+
+def test_a_wheel_claiming_manylinux2014_that_needs_glibc_2_28_is_caught(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    """A real .so, built here, calling statx() (GLIBC_2.28) in a wheel tagged manylinux2014
+    (glibc 2.17): python3.9's Amazon Linux 2 has glibc 2.26."""
+    library = shared_library(tmp_path / "so", "_stat.so", STATX_C)
+    index.add_wheel(
+        "liar", "1.0", tag="cp39-cp39-manylinux2014_x86_64",
+        files={"liar/_stat.so": library.read_bytes()},
+    )  # fmt: skip
+    (project / "requirements.txt").write_text("liar==1.0\n")
+    code, _, err = run_build(project, tmp_path / "cache", "--glibc", "2.26")
+    assert code == 14, err
+    assert "liar/_stat.so (liar 1.0) needs GLIBC_2.28 (statx)" in err
+    assert "GLIBC_2.26" in err
+
+
+def test_a_macos_library_in_a_linux_wheel_is_caught(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    index.add_wheel(
+        "mixed", "1.0", tag="cp39-cp39-manylinux2014_x86_64",
+        files={"mixed/_native.so": MACHO_64},
+    )  # fmt: skip
+    (project / "requirements.txt").write_text("mixed==1.0\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 14, err
+    assert "mixed/_native.so (mixed 1.0) needs macOS to load (Mach-O file)" in err
+
+
+def test_bytecode_for_a_foreign_architecture_checks_emulation_first(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_uv: FakeUv,
+) -> None:
+    """An all-binary set needs no compile container, but --compile still runs one (the target's
+    Python writes the .pyc files): without QEMU it must fail up front, with the fix."""
+    runner = ArchiveJobsRunner(index)
+    runner.emulates = set()
+    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    code, _, err = run_build(project, tmp_path / "cache", "--arch", "arm64", "--compile")
+    assert code == 15, err
+    assert "tonistiigi/binfmt --install arm64" in err
+    arm64 = [s.command for s in runner.specs if s.platform == "linux/arm64"]
+    assert arm64 == [("uname", "-m")]  # the probe, and no bytecode job after it
