@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import socket
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from nativebuild.errors import (
     ImageNotFoundError,
     NativebuildError,
 )
+from nativebuild.orphans import OWNER_LABEL, orphaned, owner
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -415,7 +417,7 @@ class DockerRunner:
                     working_dir=spec.working_dir,
                     user=user,
                     name=name,
-                    labels={LABEL: "1"},
+                    labels={LABEL: "1", OWNER_LABEL: owner()},
                     detach=True,
                     network_mode=spec.network_mode or self._network_mode,
                 )
@@ -569,6 +571,7 @@ class DockerRunner:
                     client.close()
                     raise
             self._client = client
+            self._reap_orphans(client)
         version = self._client.api.api_version
         if platform is not None and _api_tuple(version) < MIN_PLATFORM_API:
             wanted = ".".join(map(str, MIN_PLATFORM_API))
@@ -585,6 +588,27 @@ class DockerRunner:
         action = f"pull it for {platform}" if platform else "pull it"
         with _DockerErrors(action, image=image, engine=self._engine, pulling=True):
             return client.images.pull(image, platform=platform)
+
+    def _reap_orphans(self, client: DockerClient) -> None:
+        """Remove what killed nativebuilds on this host left behind (best effort), on first
+        contact with the engine: even a build that starts no container does it."""
+        import docker.errors
+
+        reporter = self._reporter
+
+        try:
+            listed = client.containers.list(all=True, filters={"label": OWNER_LABEL})
+            found = [(str(c.name), c.labels) for c in listed]
+            names = orphaned(found, host=socket.gethostname())
+            for name in names:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.containers.get(name).remove(force=True)
+        except docker.errors.DockerException as err:
+            if reporter is not None:
+                reporter.detail(f"Could not look for containers left by killed builds: {err}")
+            return
+        if names and reporter is not None:
+            reporter.detail(f"Removed {len(names)} container(s) left by a killed nativebuild")
 
     def _remove(
         self, client: DockerClient, name: str, container: Container | None, reporter: Reporter

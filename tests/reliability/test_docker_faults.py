@@ -89,6 +89,7 @@ def test_sigkill_on_the_real_engine(tmp_path: Path) -> None:
     expected = json.loads(baseline.stdout)["archives"][0]["sha256"]
     rng = random.Random(SEED)  # noqa: S311 - reproducible trials
     orphans: set[str] = set()
+    reaped = 0
     corrupt: list[str] = []
     try:
         for trial, marker in enumerate(KILL_AFTER):
@@ -99,8 +100,10 @@ def test_sigkill_on_the_real_engine(tmp_path: Path) -> None:
             time.sleep(rng.uniform(0, 1.0))
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
-            # SIGKILL runs no cleanup: a container started by the killed process keeps running.
-            orphans |= ours(labelled() - before, tmp_path)
+            # SIGKILL runs no cleanup: a container started by the killed process keeps running
+            # until the next nativebuild on this host removes it.
+            left = ours(labelled() - before, tmp_path)
+            orphans |= left
             corrupt += check_cache(cache).corrupt
             bad = [b for b in partial_outputs(output) if not b.endswith("temp file left behind")]
             assert bad == [], f"trial {trial}: {bad}"
@@ -108,13 +111,16 @@ def test_sigkill_on_the_real_engine(tmp_path: Path) -> None:
             assert again.returncode == 0, f"trial {trial}: {again.stderr}"
             assert json.loads(again.stdout)["archives"][0]["sha256"] == expected
             assert partial_outputs(output) == []
+            still = left & labelled()
+            assert still == set(), f"trial {trial}: the next build left {still}"
+            reaped += len(left)
             corrupt += check_cache(cache).corrupt
     finally:
         for name in orphans:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     print(
         f"RELIABILITY crash-docker trials={len(KILL_AFTER)} corrupt={len(corrupt)} "
-        f"sigkill-leftover-containers={len(orphans)}"
+        f"sigkill-leftover-containers={len(orphans)} removed-by-next-build={reaped}"
     )
     assert corrupt == []
 

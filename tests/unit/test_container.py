@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +32,7 @@ from nativebuild.errors import (
     DockerUnavailableError,
     ImageNotFoundError,
 )
+from nativebuild.orphans import OWNER_LABEL, owner
 
 IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
 SECRET = "s3cr3t-token-value"  # noqa: S105
@@ -58,11 +62,12 @@ class RecordingReporter:
 
 
 class FakeContainer:
-    def __init__(self, client: FakeClient, name: str) -> None:
+    def __init__(self, client: FakeClient, name: str, labels: dict[str, str] | None = None) -> None:
         self.client = client
         self.name = name
         self.id = f"id-{name}"
         self.started = False
+        self.labels = labels or {}
 
     def start(self) -> None:
         self.started = True
@@ -92,9 +97,13 @@ class FakeContainers:
             if self.client.create_makes_container:  # the engine made it, then the call broke
                 self.client.live[kwargs["name"]] = FakeContainer(self.client, kwargs["name"])
             raise self.client.create_error
-        container = FakeContainer(self.client, kwargs["name"])
+        container = FakeContainer(self.client, kwargs["name"], kwargs.get("labels"))
         self.client.live[container.name] = container
         return container
+
+    def list(self, *, all: bool, filters: dict[str, str]) -> list[FakeContainer]:
+        assert all
+        return [c for c in self.client.live.values() if filters["label"] in c.labels]
 
     def get(self, name: str) -> FakeContainer:
         if name not in self.client.live:
@@ -337,7 +346,7 @@ def test_create_arguments(tmp_path: Path) -> None:
     assert created["working_dir"] == "/src"
     assert created["network_mode"] == "host"
     assert created["user"] == host_user()
-    assert created["labels"] == {"org.nativebuild": "1"}
+    assert created["labels"] == {"org.nativebuild": "1", OWNER_LABEL: owner()}
     assert created["detach"] is True
     assert "auto_remove" not in created
     assert created["name"].startswith("nativebuild-")
@@ -581,3 +590,21 @@ def test_image_id_refuses_a_local_image_of_the_other_architecture() -> None:
 )
 def test_architecture_mismatch(architecture: str, platform: str | None, mismatch: bool) -> None:
     assert (architecture_mismatch(IMAGE, architecture, platform) is not None) is mismatch
+
+
+def test_first_contact_removes_containers_of_killed_builds_on_this_host() -> None:
+    client = FakeClient()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    host = socket.gethostname()
+    for name, label in [("orphan", f"{host}/{dead}/"), ("mine", owner()),
+                        ("other-host", f"elsewhere/{dead}/")]:  # fmt: skip
+        client.live[name] = FakeContainer(client, name, {OWNER_LABEL: label})
+    reporter = RecordingReporter()
+    make_runner(client, reporter=reporter).run(spec(), reporter=reporter)
+    assert ("orphan", True) in client.removed
+    assert "mine" in client.live
+    assert "other-host" in client.live
+    assert any("left by a killed nativebuild" in str(line) for line in reporter.of("detail"))
+    created = client.created[-1]["labels"]
+    assert created[OWNER_LABEL] == owner()  # so that the next run can tell
