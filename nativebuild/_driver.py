@@ -63,7 +63,11 @@ def unpack(sdist: str, dest: str) -> str:
                 # archive itself made (``link -> .`` then ``link/../x``), which names alone miss.
                 archive.extractall(dest, filter="data")
             else:
-                archive.extractall(dest)
+                # One member at a time, each checked again once the links before it exist:
+                # realpath() then follows them as the write would.
+                for member in members:
+                    _safe_members([member.name], root)
+                    archive.extract(member, dest)
     entries = os.listdir(dest)
     # An sdist holds one top-level directory, NAME-VERSION.
     if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
