@@ -220,3 +220,48 @@ def test_image_pull_failure_is_a_clear_error_and_a_retry_succeeds(tmp_path: Path
     assert "localhost:1/nativebuild-no-such/build:x86_64" in failed.stderr
     again = build(project, tmp_path / "cache", tmp_path / "out")
     assert again.returncode == 0, again.stderr
+
+
+SECOND_ENGINE = "unix:///run/nb2.sock"  # tests/images/second-engine: a builder we may restart
+SECOND_ENGINE_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "second-engine"
+
+
+def _wait_gone(pid_file: Path, timeout: float = 120) -> None:
+    """Until the stopped engine has exited (a new one refuses to start beside its pid file)."""
+    deadline = time.monotonic() + timeout
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_engine_restarted_mid_compile_is_a_clear_error_and_a_retry_succeeds(
+    tmp_path: Path,
+) -> None:
+    """The arm64 builder's engine stops while it compiles: a clear error, no traceback, nothing
+    corrupt or half-written; once the engine is back, the same command succeeds."""
+    project = make_project(tmp_path / "project")
+    (project / "pyproject.toml").write_text(
+        f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
+    )
+    cache, output = tmp_path / "cache", tmp_path / "out"
+    args = [*command(project, cache, output), "--project", str(project)]
+    args[args.index("x86_64")] = "arm64"
+    try:
+        process = start(args)
+        assert wait_for_line(process, "==> Compiling"), "the build never reached the compile"
+        time.sleep(2)
+        pid = int(Path("/run/docker2.pid").read_text().strip())
+        os.kill(pid, signal.SIGTERM)  # dockerd stops its containers and exits
+        _, err = process.communicate(timeout=300)
+        assert process.returncode in (7, 12), err
+        assert "error:" in err
+        assert "Traceback" not in err
+        assert check_cache(cache).corrupt == []
+        assert [b for b in partial_outputs(output) if "temp file" not in b] == []
+    finally:
+        _wait_gone(pid_file=Path("/run/docker2.pid"))
+        subprocess.run([str(SECOND_ENGINE_SCRIPT)], capture_output=True, check=True, timeout=300)
+    again = subprocess.run(args, capture_output=True, text=True, check=False, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert partial_outputs(output) == []
+    assert check_cache(cache).corrupt == []
+    print("RELIABILITY engine-restart trials=1 corrupt=0 retry=ok")
