@@ -23,6 +23,10 @@ BASE = "nativebuild-test/runtime-python3.9:{arch}"
 STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 PLATFORM = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+# Index credentials in the environment of `images build`: they reach the throw-away tools stage
+# only (pip ignores this untrusted http index, so nothing is fetched from it).
+INDEX_TOKEN = "nb-s3cr3t-7f3a9c"  # noqa: S105 - a planted fake, searched for
+SECRET_INDEX = f"http://nbuser:{INDEX_TOKEN}@127.0.0.1:9/simple"
 
 
 def nativebuild(
@@ -57,8 +61,9 @@ def built(request: pytest.FixtureRequest) -> Built:
     arch = request.param
     started = time.monotonic()
     done = nativebuild(
-        "images", "build", "--runtime", "python3.9", "--arch", arch, "--base", BASE, "--force"
-    )
+        "images", "build", "--runtime", "python3.9", "--arch", arch, "--base", BASE, "--force",
+        env={"PIP_EXTRA_INDEX_URL": SECRET_INDEX},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-5000:]
     return Built(
         arch=arch, tag=done.stdout.strip(), stderr=done.stderr,
@@ -116,6 +121,19 @@ def test_no_ca_bundle_or_index_setting_is_left_in_the_image(built: Built) -> Non
         "sh", "-c", "test ! -e /tmp/nativebuild-setup && ! find / -xdev -name ca-bundle.crt | grep .",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_index_credentials_are_in_no_layer_history_or_log(built: Built) -> None:
+    assert INDEX_TOKEN not in built.stderr  # the streamed build log is redacted
+    history = docker("history", "--no-trunc", built.tag)
+    assert history.returncode == 0, history.stderr
+    assert INDEX_TOKEN not in history.stdout
+    assert INDEX_TOKEN not in json.dumps(inspect(built.tag))
+    saved = subprocess.run(
+        ["docker", "save", built.tag], capture_output=True, check=True, timeout=600
+    ).stdout  # every layer and the config, as the registry would get them
+    assert len(saved) > 10_000_000
+    assert INDEX_TOKEN.encode() not in saved
 
 
 def test_second_build_reuses_the_image(built: Built) -> None:
