@@ -8,12 +8,15 @@ custom images are checked against what they really hold.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from nativebuild import __version__
 from nativebuild.abicheck import Severity, abi_error, check_mounts
-from nativebuild.archive import ArchivePlan
+from nativebuild.archive import ArchivePlan, SourceFile
 from nativebuild.cache import build_key
 from nativebuild.context import BuildContext
 from nativebuild.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
@@ -22,9 +25,13 @@ from nativebuild.errors import AbiError, DockerUnavailableError
 from nativebuild.manifest import ArchiveRecord
 from nativebuild.runtime_facts import RuntimeFacts, facts_for_target, is_custom_runtime, known_facts
 from nativebuild.targets import Target
+from nativebuild.tiered_cache import TieredCache
 from nativebuild.verify import VerifyReport, verify_archive
 
 __all__ = ["build_facts", "check_group", "compile_settings", "provided_libraries", "verify_built"]
+
+VERDICT_KIND = "abi-verdict"
+VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not trusted
 
 
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
@@ -75,10 +82,33 @@ def check_group(
     planned: Sequence[tuple[ArchivePlan, str]],
 ) -> None:
     """Check archives deployed together (a function and its layers) before any is written;
-    warnings are reported, errors raised as one AbiError naming every file."""
+    warnings are reported, errors raised as one AbiError naming every file. A passing verdict
+    is kept by the identity of every input, so an unchanged build does not read its binaries
+    again."""
     if not context.settings.check:
         return
     facts = build_facts(context, target)
+    key = _verdict_key(planned, facts, target, context.settings.with_layers)
+    # Keyed by this machine's paths: never pushed to, nor fetched from, a shared cache.
+    local = context.cache.local if isinstance(context.cache, TieredCache) else context.cache
+    verdict = local.get_json(VERDICT_KIND, key)
+    if verdict is None:
+        verdict = _check(context, target, planned, facts)
+        local.put_json(VERDICT_KIND, key, verdict)
+    for warning in verdict["warnings"]:
+        context.reporter.warning(str(warning))
+    context.reporter.detail(
+        f"{verdict['binaries']} binary files checked against {facts.description}: ok"
+    )
+
+
+def _check(
+    context: BuildContext,
+    target: Target,
+    planned: Sequence[tuple[ArchivePlan, str]],
+    facts: RuntimeFacts,
+) -> dict[str, Any]:
+    """The verdict of a passing check (warnings and the number of binaries); raises AbiError."""
     external = [scan_zip(path, root=LAYER_ROOT) for path in context.settings.with_layers]
     scanned = [scan_archive_plan(plan, root=mount) for plan, mount in planned]
     mounts = [m for m in scanned if m.root != LAYER_ROOT]
@@ -86,14 +116,43 @@ def check_group(
     if layers or external:
         mounts.append(merge_layers([*external, *layers]))
     findings = check_mounts(mounts, target, facts)
-    for finding in findings:
-        if finding.severity is Severity.WARNING:
-            context.reporter.warning(finding.describe())
     error = abi_error(findings, target)
     if error is not None:
         raise error
-    count = sum(len(m.binaries) for m in mounts)
-    context.reporter.detail(f"{count} binary files checked against {facts.description}: ok")
+    warnings = [f.describe() for f in findings if f.severity is Severity.WARNING]
+    return {"warnings": warnings, "binaries": sum(len(m.binaries) for m in mounts)}
+
+
+def _verdict_key(
+    planned: Sequence[tuple[ArchivePlan, str]],
+    facts: RuntimeFacts,
+    target: Target,
+    external: Sequence[Path],
+) -> str:
+    """Every input of the check: the facts, the target, and each entry's path and bytes'
+    identity (cached wheels never change in place; other files by size and mtime)."""
+    digest = hashlib.sha256(f"{__version__}/{VERDICT_VERSION}\0{target.describe()}\0".encode())
+    digest.update(json.dumps(facts.to_json(), sort_keys=True).encode())
+    stats: dict[Path, str] = {}
+
+    def identity(path: Path) -> str:
+        if path not in stats:
+            info = path.stat()
+            stats[path] = f"{path}|{info.st_size}|{info.st_mtime_ns}"
+        return stats[path]
+
+    for plan, mount in planned:
+        digest.update(f"mount {mount}\n".encode())
+        for entry in plan.entries:
+            source = entry.source
+            if isinstance(source, SourceFile):
+                where = identity(source.path)
+            else:
+                where = f"{identity(source.wheel)}|{source.member}"
+            digest.update(f"{entry.path}\0{where}\n".encode())
+    for path in external:
+        digest.update(f"layer {identity(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def verify_built(

@@ -19,18 +19,19 @@ import struct
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from elftools.elf.dynamic import DynamicSection, DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
-from elftools.elf.sections import Section, SymbolTableSection
-from elftools.elf.segments import InterpSegment
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativebuild.archive import ArchivePlan, SourceFile
 from nativebuild.errors import AbiError, ArchiveError
 from nativebuild.wheels import install_path
+
+if TYPE_CHECKING:  # pyelftools is imported when a file is read (it costs ~40 ms to import)
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
+    from elftools.elf.sections import Section
 
 __all__ = [
     "ARCHIVE_ROOT",
@@ -145,6 +146,8 @@ def parse_version(name: str) -> tuple[str, tuple[int, ...]] | None:
 def read_elf(data: bytes) -> ElfFacts:
     """The loader-relevant facts of an ELF file. Raises AbiError when it cannot be parsed."""
     try:
+        from elftools.elf.elffile import ELFFile
+
         return _read(ELFFile(io.BytesIO(data)), data)
     except Exception as err:  # pyelftools raises many types on corrupt input
         msg = f"not a readable ELF file ({type(err).__name__}: {err})"
@@ -159,6 +162,10 @@ def _machine(elf: ELFFile) -> str:
 
 
 def _read(elf: ELFFile, data: bytes) -> ElfFacts:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
+    from elftools.elf.segments import InterpSegment
+
     dynamic: DynamicSection | DynamicSegment | None = None
     need_section: GNUVerNeedSection | None = None
     def_section: GNUVerDefSection | None = None
@@ -227,6 +234,8 @@ def _symbols_by_version(
     Read with struct rather than pyelftools' per-symbol parser: libraries such as libtorch
     have hundreds of thousands of symbols, and the parser takes seconds over them.
     """
+    from elftools.elf.sections import SymbolTableSection
+
     if versym is None:
         return {}
     dynsym = elf.get_section(int(versym["sh_link"]))

@@ -8,12 +8,13 @@ import shutil
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild import cli
-from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, shared_library
+from nativebuild import abi_gate, cli
+from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, pe_file, shared_library
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
 
@@ -623,3 +624,40 @@ def test_bytecode_for_a_foreign_architecture_checks_emulation_first(
     assert "tonistiigi/binfmt --install arm64" in err
     arm64 = [s.command for s in runner.specs if s.platform == "linux/arm64"]
     assert arm64 == [("uname", "-m")]  # the probe, and no bytecode job after it
+
+
+def test_an_unchanged_build_reuses_the_check_and_a_changed_one_reads_again(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    fake: FakeRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index.add_wheel(
+        "launcher", "1.0", tag="cp39-cp39-manylinux2014_x86_64",
+        files={"launcher/helper.exe": pe_file()},  # a warning: nothing loads it on Linux
+    )  # fmt: skip
+    requirements = project / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "launcher==1.0\n")
+    code, _, first = run_build(project, tmp_path / "cache")
+    assert code == 0, first
+    assert "launcher/helper.exe" in first
+
+    scans: list[str] = []
+    original = abi_gate.scan_archive_plan
+
+    def counting(plan: Any, *, root: str) -> Any:
+        scans.append(root)
+        return original(plan, root=root)
+
+    monkeypatch.setattr("nativebuild.abi_gate.scan_archive_plan", counting)
+    code, _, again = run_build(project, tmp_path / "cache")
+    assert code == 0, again
+    assert scans == []  # the kept verdict
+    assert "launcher/helper.exe" in again  # its warning, said again
+    assert "binary files checked against" in again
+
+    (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 2\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert scans == ["/var/task"]  # the source changed: read again
