@@ -27,6 +27,7 @@ from nativebuild.runtime_facts import RuntimeFacts, facts_for_target, is_custom_
 from nativebuild.targets import Target
 from nativebuild.tiered_cache import TieredCache
 from nativebuild.verify import VerifyReport, verify_archive
+from nativebuild.wheel_facts import wheel_binaries
 
 __all__ = ["build_facts", "check_group", "compile_settings", "provided_libraries", "verify_built"]
 
@@ -110,7 +111,10 @@ def _check(
 ) -> dict[str, Any]:
     """The verdict of a passing check (warnings and the number of binaries); raises AbiError."""
     external = [scan_zip(path, root=LAYER_ROOT) for path in context.settings.with_layers]
-    scanned = [scan_archive_plan(plan, root=mount) for plan, mount in planned]
+    scanned = [
+        scan_archive_plan(plan, root=mount, wheels=lambda p: wheel_binaries(context, p))
+        for plan, mount in planned
+    ]
     mounts = [m for m in scanned if m.root != LAYER_ROOT]
     layers = [m for m in scanned if m.root == LAYER_ROOT]
     if layers or external:

@@ -268,10 +268,17 @@ class _Writer:
     """Copies plan entries into the output zip, opening each wheel once."""
 
     def __init__(
-        self, out: ZipWriter, stack: contextlib.ExitStack, plan: ArchivePlan, *, reuse: bool
+        self,
+        out: ZipWriter,
+        stack: contextlib.ExitStack,
+        plan: ArchivePlan,
+        *,
+        reuse: bool,
+        verified: Collection[Path] = frozenset(),
     ) -> None:
         self.out = out
         self.reuse = reuse  # copy deflated wheel members as they are
+        self.verified = verified  # wheels whose members' CRCs were checked already
         self.stack = stack
         self.plan = plan
         self.wheels: dict[Path, tuple[zipfile.ZipFile, IO[bytes]]] = {}
@@ -306,6 +313,7 @@ class _Writer:
             self.out.add_deflated(
                 entry.path, entry.mode, date_time, raw,
                 crc=info.CRC, compress_size=info.compress_size, file_size=info.file_size,
+                check=source.wheel not in self.verified,
             )  # fmt: skip
         else:
             with archive.open(info) as fh:
@@ -316,15 +324,20 @@ DEFAULT_LEVEL = 6
 
 
 def write_zip(
-    plan: ArchivePlan, dest: Path, *, epoch: int | None = None, compresslevel: int | None = None
+    plan: ArchivePlan,
+    dest: Path,
+    *,
+    epoch: int | None = None,
+    compresslevel: int | None = None,
+    verified: Collection[Path] = frozenset(),
 ) -> ArchiveInfo:
     """Write ``plan`` to ``dest`` atomically; the same plan contents always give the same bytes.
 
     Entries go in plan order, with the ``epoch`` timestamp (see :func:`zip_datetime`), mode 0o644
     or 0o755, Unix ``create_system``, deflate, no directory entries and no extra fields. With
     ``compresslevel`` None, members a wheel already deflated are copied as they are (after
-    checking their CRC: the wheel's sha256 pins those bytes) and the rest is deflated at level
-    6; a level given recompresses every file at that level. On any failure (KeyboardInterrupt
+    checking their CRC, unless the wheel is among ``verified``, whose members were checked
+    before: the wheel's sha256 pins those bytes) and the rest is deflated at level 6; a level given recompresses every file at that level. On any failure (KeyboardInterrupt
     included) ``dest`` is left as it was.
     """
     date_time = zip_datetime(epoch)
@@ -342,7 +355,7 @@ def write_zip(
         with os.fdopen(fd, "wb") as raw:
             out = ZipWriter(raw)
             with contextlib.ExitStack() as stack:
-                writer = _Writer(out, stack, plan, reuse=compresslevel is None)
+                writer = _Writer(out, stack, plan, reuse=compresslevel is None, verified=verified)
                 level = DEFAULT_LEVEL if compresslevel is None else compresslevel
                 for entry in plan.entries:
                     current = entry.path

@@ -31,7 +31,8 @@ from nativebuild.resolver import image_identity, with_build_image
 from nativebuild.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
 from nativebuild.strip import Stripped, strip_wheels
 from nativebuild.targets import Target
-from nativebuild.wheels import wheel_owner
+from nativebuild.wheel_facts import verified_wheels
+from nativebuild.wheels import WheelMember, wheel_owner
 
 # Called, before anything is written, with the final plans of archives deployed together (a
 # function and its layers) and where Lambda extracts each (/var/task or /opt).
@@ -181,7 +182,13 @@ def _write(
 ) -> ArchiveRecord:
     reporter = context.reporter
     started = time.monotonic()
-    info = write_zip(archive_plan, context.settings.output / spec.filename, epoch=context.epoch)
+    wheels_used = {
+        e.source.wheel for e in archive_plan.entries if isinstance(e.source, WheelMember)
+    }
+    info = write_zip(
+        archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
+        verified=verified_wheels(context, wheels_used),
+    )  # fmt: skip
     elapsed = time.monotonic() - started
     reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
     packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)

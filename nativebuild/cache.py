@@ -76,6 +76,27 @@ def build_key(fields: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def manifest_key_problem(manifest: Mapping[str, Any], key: str) -> str | None:
+    """Why a built wheel's manifest does not belong under ``key``, or None when it does.
+
+    Its ``key`` is the full set of key fields (which must hash to ``key``: see build_key) or,
+    as older versions wrote it, ``key`` itself; a manifest without one is not checked.
+    """
+    declared = manifest.get("key")
+    if declared is None or declared == key:
+        return None
+    if isinstance(declared, str):
+        return f"manifest is for the key {declared[:64]!r}"
+    if not isinstance(declared, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
+    ):
+        return "manifest's key is neither key fields nor a key"
+    if "layout" in declared:
+        return "manifest's key fields name a layout"
+    hashed = build_key(declared)
+    return None if hashed == key else f"manifest's key fields hash to {hashed}, not to this key"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CachedFile:
     path: Path  # inside the cache: read it, never move or edit it
@@ -292,6 +313,8 @@ class LocalCache:
         )
         if not (isinstance(filename, str) and isinstance(sha256, str) and isinstance(size, int)):
             return "manifest lacks wheel_filename/wheel_sha256/wheel_size"
+        if (problem := manifest_key_problem(manifest, key)) is not None:
+            return problem
         try:
             wheel = entry_dir / _check_filename(filename)
             digest, actual_size = _hash_file(wheel)
@@ -312,6 +335,9 @@ class LocalCache:
             msg = f"Refusing to cache {wheel} as a built wheel: its name does not end in .whl."
             raise CacheError(msg)
         _dump_json(manifest)  # fail on unserialisable values before touching the wheel
+        if (problem := manifest_key_problem(manifest, key)) is not None:
+            msg = f"Refusing to cache {wheel.name} under the key {key}: the {problem}."
+            raise CacheError(msg)  # every read would reject the entry
         self._prepare()
         with _writing(target):
             staging = Path(tempfile.mkdtemp(prefix="built-", dir=self._tmp))

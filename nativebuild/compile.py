@@ -37,14 +37,20 @@ class CompileJob:
     # Sonames the runtime provides: repair vendors every other library the wheel needs.
     # None: no repair.
     provided: tuple[str, ...] | None = None
+    # What ``key`` is the hash of (compile_key_fields), for the built wheel's manifest; empty
+    # when unknown.
+    key_fields: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def out_dir(self) -> str:
         return f"{OUT_DIR}/{self.pin.name}"
 
 
-def compile_key(pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]) -> str:
-    """Everything that changes the wheel built from ``pin``'s sdist."""
+def compile_key_fields(
+    pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]
+) -> dict[str, str]:
+    """Everything that changes the wheel built from ``pin``'s sdist: the full cache key, which
+    the built wheel's manifest carries, and which :func:`compile_key` hashes."""
     fields = {
         "kind": "built-wheel",
         "name": pin.name,
@@ -58,7 +64,20 @@ def compile_key(pin: Pin, target: Target, *, image_id: str, settings: Mapping[st
         "recipe": BUILD_RECIPE,
     }
     fields.update({f"setting:{k}": v for k, v in sorted(settings.items())})
-    return build_key(fields)
+    return fields
+
+
+def compile_key(pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]) -> str:
+    """The cache key of the wheel built from ``pin``'s sdist (see :func:`compile_key_fields`)."""
+    return build_key(compile_key_fields(pin, target, image_id=image_id, settings=settings))
+
+
+def manifest_key(job: CompileJob) -> dict[str, dict[str, str]]:
+    """``{"key": fields}`` for the manifest of the wheel ``job`` builds, or nothing when its
+    fields are unknown or no longer hash to ``job.key`` (the build image changed between
+    planning and compiling): a manifest never names a key other than its entry's."""
+    fields = dict(job.key_fields)
+    return {"key": fields} if fields and build_key(fields) == job.key else {}
 
 
 def build_environment(source_date_epoch: int | None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from nativebuild.archive import source_date_epoch
 from nativebuild.cache import LocalCache
@@ -22,6 +23,11 @@ from nativebuild.runtime_facts import RuntimeFacts
 from nativebuild.targets import Architecture
 from nativebuild.tiered_cache import open_cache
 from nativebuild.uv import HostUv, UvRunner
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nativebuild.wheel_facts import WheelFacts
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,6 +70,8 @@ class BuildContext:
     derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # Architectures whose containers are known to run (nativebuild.emulation)
     emulation_checked: set[Architecture] = dataclasses.field(default_factory=set)
+    # What reading each cached wheel told (nativebuild.wheel_facts), by path
+    wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
 

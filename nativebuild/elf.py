@@ -17,7 +17,7 @@ import io
 import re
 import struct
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -359,24 +359,38 @@ def _binary(path: str, fh: IO[bytes], package: str | None, wheel: str | None) ->
     return Binary(path=path, kind=kind, package=package, wheel=wheel, elf=facts)
 
 
-def scan_archive_plan(plan: ArchivePlan, *, root: str = ARCHIVE_ROOT) -> Mounted:
-    """Read the binaries of a planned archive from its wheels and source files."""
+def read_binary(path: str, fh: IO[bytes], *, wheel: str | None = None) -> Binary | None:
+    """The binary at ``path`` (read from ``fh``, of the wheel file named ``wheel``), or None."""
+    return _binary(path, fh, _package(wheel) if wheel else None, wheel)
+
+
+def scan_archive_plan(
+    plan: ArchivePlan,
+    *,
+    root: str = ARCHIVE_ROOT,
+    wheels: Callable[[Path], Mapping[str, Binary]] | None = None,
+) -> Mounted:
+    """Read the binaries of a planned archive from its wheels and source files; ``wheels``
+    gives each wheel's binaries by member name when they are already known."""
     binaries = []
     current = ""
     try:
         with contextlib.ExitStack() as stack:
-            wheels: dict[Path, zipfile.ZipFile] = {}
+            opened: dict[Path, zipfile.ZipFile] = {}
             for entry in plan.entries:
                 current = entry.path
                 source = entry.source
                 if isinstance(source, SourceFile):
                     with source.path.open("rb") as fh:
                         found = _binary(entry.path, fh, None, None)
+                elif wheels is not None:
+                    known = wheels(source.wheel).get(source.member)
+                    found = None if known is None else dataclasses.replace(known, path=entry.path)
                 else:
-                    if source.wheel not in wheels:
-                        wheels[source.wheel] = stack.enter_context(zipfile.ZipFile(source.wheel))
+                    if source.wheel not in opened:
+                        opened[source.wheel] = stack.enter_context(zipfile.ZipFile(source.wheel))
                     name = source.wheel.name
-                    with wheels[source.wheel].open(source.member) as fh:
+                    with opened[source.wheel].open(source.member) as fh:
                         found = _binary(entry.path, fh, _package(name), name)
                 if found is not None:
                     binaries.append(found)

@@ -19,7 +19,13 @@ from nativebuild import __version__
 from nativebuild.abi_gate import check_group, compile_settings, provided_libraries, verify_built
 from nativebuild.assemble import assemble_target
 from nativebuild.cache import CachedFile
-from nativebuild.compile import CompileJob, compile_key, run_compile
+from nativebuild.compile import (
+    CompileJob,
+    compile_key,
+    compile_key_fields,
+    manifest_key,
+    run_compile,
+)
 from nativebuild.config import Settings
 from nativebuild.container import ContainerRunner
 from nativebuild.context import BuildContext, open_context
@@ -299,7 +305,20 @@ def acquire(
         pin = item.pin
         if item.action is Action.COMPILE:
             sdist = fetched[pin.name].path
-            jobs.append(CompileJob(pin=pin, key=item.compile_key, sdist=sdist, provided=provided))
+            jobs.append(
+                CompileJob(
+                    pin=pin,
+                    key=item.compile_key,
+                    sdist=sdist,
+                    provided=provided,
+                    key_fields=compile_key_fields(
+                        pin,
+                        target,
+                        image_id=image_identity(context, target),
+                        settings=compile_settings(context, target),
+                    ),
+                )
+            )
         elif item.action is Action.DOWNLOAD:
             wheels[pin.name] = fetched[pin.name]
         else:
@@ -343,6 +362,7 @@ def compile_jobs(
                 "nativebuild": __version__,
                 "seconds": compiled.seconds,
                 "vendored": list(compiled.vendored),
+                **manifest_key(compiled.job),  # the full cache key, which readers re-hash
             }
             entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
             built[compiled.job.pin.name] = entry.wheel

@@ -7,6 +7,10 @@ The layout under ``s3://bucket/prefix/`` mirrors the local cache::
     v1/built/<key[:2]>/<key>/manifest.json                     written last: the entry exists
     v1/json/<kind>/<key[:2]>/<key>.json                        {"document": ..., "sha256": ...}
 
+A built wheel's manifest names its full cache key (the fields ``cache.build_key`` hashes; older
+versions wrote the key itself): a reader re-hashes the fields and rejects a manifest filed under
+another key, as it rejects a wheel that does not hash to its manifest's sha256.
+
 Entries are write-once (``If-None-Match: *``, after a HEAD so known objects are never sent
 again) and payloads are named by their own sha256, so runners writing one key at once cannot
 mix their bytes: whichever manifest lands names a payload that was complete before it. Every
@@ -37,6 +41,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoCredentialsError,
 )
 
+from nativebuild.cache import manifest_key_problem
 from nativebuild.errors import CacheError, ConfigError
 from nativebuild.network import redact
 
@@ -295,7 +300,7 @@ class RemoteCache:
         )
         filename = _plain_name(filename)
         if (
-            manifest.get("key") != key
+            manifest.get("key") is None
             or filename is None
             or not filename.endswith(".whl")
             or not (isinstance(sha256, str) and _SHA256_RE.fullmatch(sha256))
@@ -303,6 +308,9 @@ class RemoteCache:
         ):
             return Corrupt(names=(manifest_name,), reason="manifest does not describe this key")
         payload = f"{self.built_dir(key)}/{sha256}/{filename}"
+        if (problem := manifest_key_problem(manifest, key)) is not None:
+            reason = f"manifest does not describe this key: {problem}"
+            return Corrupt(names=(manifest_name, payload), reason=reason)
         got = self.store.download(payload, dest_dir / filename)
         if got is None:
             return Corrupt(names=(manifest_name,), reason="the wheel it names is missing")
@@ -334,7 +342,10 @@ class RemoteCache:
         """Payload first, manifest last; False when another writer's entry already stands."""
         sha256 = str(manifest["wheel_sha256"])
         payload = f"{self.built_dir(key)}/{sha256}/{wheel.name}"
-        document = {**manifest, "key": key, "format": MANIFEST_FORMAT}
+        # The full key (its fields) when the manifest has it right, else the key itself.
+        fields = manifest.get("key")
+        full = isinstance(fields, dict) and manifest_key_problem(manifest, key) is None
+        document = {**manifest, "key": fields if full else key, "format": MANIFEST_FORMAT}
         body = (json.dumps(document, sort_keys=True, indent=1) + "\n").encode()
         manifest_name = f"{self.built_dir(key)}/{MANIFEST}"
         if self.store.exists(manifest_name):

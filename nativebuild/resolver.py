@@ -9,16 +9,25 @@ Python.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from nativebuild.cache import build_key
 from nativebuild.container import ContainerSpec, Mount
 from nativebuild.context import BuildContext
 from nativebuild.derived_image import with_derived_image
-from nativebuild.errors import ConfigError, DockerUnavailableError, ResolutionError
+from nativebuild.errors import (
+    CacheOnlyError,
+    ConfigError,
+    DockerUnavailableError,
+    ResolutionError,
+)
 from nativebuild.host_resolve import HostResolutionUnavailable, resolve_on_host
 from nativebuild.images import ImageRunner, ensure_build_image
 from nativebuild.locked import choose_files
+from nativebuild.requirements import RequirementSet
 from nativebuild.resolve import (
     IN_DIR,
     OUT_DIR,
@@ -96,6 +105,8 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
             )
             hint = "Give every requirement of the set a wheel or static metadata (PEP 621), or pin the sdist-only package's dependencies."
             raise ResolutionError(msg, hint=hint) from None
+        if context.settings.cache_only:
+            raise cache_only_refusal(requirements, why.reason) from None
         first = why.reason.strip().splitlines()[-1] if why.reason.strip() else why.reason
         context.reporter.detail(
             f"uv on the host cannot resolve this without building ({first}): resolving in {target.build_image}"
@@ -109,6 +120,48 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
         local=context.inputs.local,
     )
     return Resolution(pins=pins)
+
+
+# uv's wording for a requirement only an sdist can satisfy (see host_resolve._NEEDS_BUILD).
+_SDIST_ONLY = (
+    re.compile(r"Wheels are required for `([^`]+)`"),
+    re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:[=<>!~]=?[^\s,]+)? ha(?:s|ve) no usable wheels"),
+)
+
+
+def sdist_only_names(reason: str) -> list[str]:
+    """The packages uv says only an sdist could provide, in the order it names them."""
+    found = (
+        (match.start(), canonicalize_name(match.group(1)))
+        for pattern in _SDIST_ONLY
+        for match in pattern.finditer(reason)
+    )
+    return list(dict.fromkeys(name for _, name in sorted(found)))
+
+
+def cache_only_refusal(requirements: RequirementSet, reason: str) -> CacheOnlyError:
+    """--cache-only, no cached resolution, and uv cannot resolve on the host: resolving would
+    take a container in the build image, which --cache-only never starts."""
+    names = sdist_only_names(reason)
+    fill = (
+        "Run the build once without --cache-only (with the same --cache and build image) so the "
+        "resolution and compiled wheels reach the cache"
+    )
+    if names:
+        # A requirement of the set as written ("psycopg2==2.9.9"); a dependency by name.
+        written = {line.name: line.specifier for line in requirements.requirements}
+        listed = ", ".join(written.get(name, name) for name in names)
+        why = (
+            f"resolving needs the metadata of sdists ({listed}), which only a container in the "
+            "build image can read"
+        )
+        hint = f"{fill}, or pin versions of {', '.join(names)} that have wheels for the target."
+    else:
+        detail = reason.strip().splitlines()[-1] if reason.strip() else reason
+        why = f"uv cannot resolve on the host ({detail}), so only a container in the build image could"
+        hint = f"{fill}."
+    msg = f"--cache-only: the resolution is not in the cache, and {why}; --cache-only starts none."
+    return CacheOnlyError(msg, hint=hint)
 
 
 def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:

@@ -228,10 +228,22 @@ class ZipWriter:
         crc: int,
         compress_size: int,
         file_size: int,
+        check: bool = True,
     ) -> None:
         """Copy ``compress_size`` bytes of raw deflate data from ``source`` as they are,
-        inflating them on the way to check ``crc`` and ``file_size``."""
+        inflating them on the way to check ``crc`` and ``file_size`` (``check=False``: the
+        caller has checked these bytes already)."""
         self._header(name, mode, date_time, crc, compress_size, file_size)
+        if not check:
+            left = compress_size
+            while left > 0:
+                data = source.read(min(_CHUNK, left))
+                if not data:
+                    msg = "the compressed data ends early"
+                    raise ZipFormatError(msg)
+                self._out.write(data)
+                left -= len(data)
+            return
         reader = _Inflating(source, compress_size, crc, file_size)
         shutil.copyfileobj(reader, self._out, _CHUNK)
         reader.verify()

@@ -162,7 +162,22 @@ class FakeRunner:
         mounts = {m.target: m.source for m in spec.mounts}
         if "--dry-run" in spec.command:
             return self._resolve(mounts)
+        if spec.command[1:2] == ("/nativebuild/probe.py",):
+            return self._probe_runtime(spec, mounts)
         return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
+
+    def _probe_runtime(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
+        """What _runtime_probe.py finds in a glibc 2.31 image: glibc's own libraries."""
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        glibc = [f"GLIBC_2.{minor}" for minor in range(2, 32)]
+        libraries = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1")
+        document = {
+            "machine": machine, "glibc": "2.31", "os": "Debian GNU/Linux 11 (bullseye)",
+            "libraries": {name: ["/lib64"] for name in libraries},
+            "versions": dict.fromkeys(libraries, glibc), "ld_library_path": [],
+        }  # fmt: skip
+        (mounts["/nativebuild/out"] / "facts.json").write_text(json.dumps(document))
+        return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
     def _resolve(self, mounts: dict[str, Path]) -> ContainerResult:
         lines = (mounts["/nativebuild/in"] / "requirements.txt").read_text().splitlines()

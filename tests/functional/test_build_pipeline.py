@@ -646,9 +646,9 @@ def test_an_unchanged_build_reuses_the_check_and_a_changed_one_reads_again(
     scans: list[str] = []
     original = abi_gate.scan_archive_plan
 
-    def counting(plan: Any, *, root: str) -> Any:
+    def counting(plan: Any, *, root: str, **kwargs: Any) -> Any:
         scans.append(root)
-        return original(plan, root=root)
+        return original(plan, root=root, **kwargs)
 
     monkeypatch.setattr("nativebuild.abi_gate.scan_archive_plan", counting)
     code, _, again = run_build(project, tmp_path / "cache")

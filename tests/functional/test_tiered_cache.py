@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild import cli, pipeline
+from nativebuild import __version__, cli, pipeline
+from nativebuild.cache import build_key
 from nativebuild.config import resolve
 from nativebuild.remote_cache import open_remote
 from nativebuild.reporting import NullReporter
@@ -144,6 +145,78 @@ def test_corrupted_remote_wheel_is_rejected_evicted_and_rebuilt(
 
     code, third, err = run_build(project, tmp_path / "c", "--cache", s3.url)
     assert (code, third["containers_started"], err.count("warning:")) == (0, 0, 0)
+
+
+def manifests(objects: list[str]) -> dict[str, str]:
+    """Remote built-wheel manifests by cache key."""
+    return {
+        k.split("/")[-2]: k for k in objects if "/v1/built/" in k and k.endswith("/manifest.json")
+    }
+
+
+def test_manifests_carry_the_full_cache_key(
+    project: Path, tmp_path: Path, fake: FakeRunner, s3: S3
+) -> None:
+    code, _, err = run_build(project, tmp_path / "a", "--cache", s3.url)
+    assert code == 0, err
+    [(key, name)] = manifests(s3.objects()).items()
+    [local] = list((tmp_path / "a" / "v1" / "built").rglob("manifest.json"))
+    assert local.parent.name == key
+    wheel = s3.read(built_payload(s3))
+    for document in (json.loads(s3.read(name)), json.loads(local.read_bytes())):
+        fields = document["key"]
+        assert build_key(fields) == key
+        assert (fields["name"], fields["version"]) == ("markupsafe", "2.1.5")
+        assert fields["build_image_id"] == fake.image  # the build image's digest
+        assert document["wheel_sha256"] == hashlib.sha256(wheel).hexdigest()
+        assert document["nativebuild"] == __version__
+
+
+def test_remote_entry_filed_under_another_key_is_rejected_evicted_and_rebuilt(
+    project: Path, tmp_path: Path, fake: FakeRunner, s3: S3
+) -> None:
+    """A manifest and wheel that agree with each other, but were built from other inputs (here
+    another build image) and filed under this key, never reach an archive."""
+    run_build(project, tmp_path / "old-image", "--cache", s3.url)
+    [(old_key, old_manifest)] = manifests(s3.objects()).items()
+    old_payload = built_payload(s3)
+    fake.image = "sha256:" + "2" * 64
+    _, first, _ = run_build(project, tmp_path / "a", "--cache", s3.url)
+    [new_key] = set(manifests(s3.objects())) - {old_key}
+    new_dir = manifests(s3.objects())[new_key].rsplit("/", 1)[0]
+    sha256, filename = old_payload.split("/")[-2:]
+    s3.write(f"{new_dir}/{sha256}/{filename}", s3.read(old_payload))
+    s3.write(f"{new_dir}/manifest.json", s3.read(old_manifest))  # the wheel sha256 matches
+
+    code, second, err = run_build(project, tmp_path / "b", "--cache", s3.url)
+    assert code == 0, err
+    assert err.count("warning:") == 1, err
+    assert "Rejected the remote cache entry" in err
+    assert "key fields hash to" in err
+    assert "evicted it" in err
+    assert sources(second)["markupsafe"] == "compiled"
+    assert second["containers_started"] == 1  # the compile; the resolution came from S3
+    assert sha(second) == sha(first)
+    assert build_key(json.loads(s3.read(f"{new_dir}/manifest.json"))["key"]) == new_key
+
+    code, third, err = run_build(project, tmp_path / "c", "--cache", s3.url)
+    assert (code, third["containers_started"], err.count("warning:")) == (0, 0, 0)
+
+
+def test_local_entry_filed_under_another_key_is_evicted_and_rebuilt(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    _, first, _ = run_build(project, tmp_path / "cache")
+    [local] = list((tmp_path / "cache" / "v1" / "built").rglob("manifest.json"))
+    document = json.loads(local.read_bytes())
+    local.write_text(json.dumps({**document, "key": {**document["key"], "version": "2.1.4"}}))
+    code, second, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert err.count("warning:") == 1, err
+    assert "Removed corrupt cache entry" in err
+    assert "key fields hash to" in err
+    assert sources(second)["markupsafe"] == "compiled"
+    assert sha(second) == sha(first)
 
 
 def test_corrupted_remote_file_is_fetched_from_the_index_instead(

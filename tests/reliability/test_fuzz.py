@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from nativebuild import cli
 from nativebuild.config import KEYS, env_name
 from nativebuild.errors import NativebuildError
-from tests.fakes import FakeIndex, FakeRunner, FakeUv
+from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeUv
 from tests.wheelfactory import make_tree
 
 
@@ -43,7 +43,7 @@ def world() -> Iterator[Path]:
         index = FakeIndex(root / "index")
         index.add_wheel("six", "1.16.0")
         index.add_sdist("markupsafe", "2.1.5")
-        runner, uv = FakeRunner(index), FakeUv(index)
+        runner, uv = ArchiveJobsRunner(index), FakeUv(index)  # bytecode and strip jobs too
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
             patch.setattr("nativebuild.context.HostUv", lambda: uv)

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from nativebuild.cache import build_key
 from nativebuild.compile import (
     DRIVER,
     DRIVER_IN_CONTAINER,
@@ -23,8 +24,10 @@ from nativebuild.compile import (
     build_environment,
     check_built_wheel,
     compile_key,
+    compile_key_fields,
     compile_spec,
     jobs_document,
+    manifest_key,
 )
 from nativebuild.container import ContainerSpec
 from nativebuild.errors import CompileError
@@ -118,6 +121,45 @@ def test_compile_keys_all_distinct_across_runtimes_and_archs() -> None:
         for arch in (X86, ARM)
     }
     assert len(keys) == 10
+
+
+def test_compile_key_is_the_hash_of_its_fields_and_unchanged() -> None:
+    """Existing caches stay warm: the key is what it was before the fields were exposed."""
+    settings = {"repair": "off", "build-packages": "libpq-devel"}
+    arm = make_target("python3.12", ARM)
+    fields = compile_key_fields(PIN, arm, image_id=IMAGE_ID, settings=settings)
+    assert compile_key(PIN, arm, image_id=IMAGE_ID, settings=settings) == build_key(fields)
+    assert key() == "3caa57149e838c079254736979f572705b6a4b72ab5f6fe285d690b19a85b29e"
+    assert build_key(fields) == "d093770bc30645e44e1b07ca1889a0a63d7292840d07cef00b7119e9a4a8e7d3"
+
+
+def test_compile_key_fields_name_every_input() -> None:
+    fields = compile_key_fields(
+        PIN, make_target(arch=ARM), image_id=IMAGE_ID, settings={"repair": "off"}
+    )
+    assert fields == {
+        "kind": "built-wheel",
+        "name": "markupsafe",
+        "version": "2.1.5",
+        "sdist_sha256": "5" * 64,
+        "abi": "cp39",
+        "arch": "arm64",
+        "platform": "linux/arm64",
+        "glibc": "2.26",
+        "build_image_id": IMAGE_ID,
+        "recipe": "2",
+        "setting:repair": "off",
+    }
+
+
+def test_manifest_key_carries_the_fields_only_when_they_hash_to_the_job_key() -> None:
+    fields = compile_key_fields(PIN, make_target(), image_id=IMAGE_ID, settings={})
+    sdist = Path("/cache/MarkupSafe-2.1.5.tar.gz")
+    job = CompileJob(pin=PIN, key=key(), sdist=sdist, key_fields=fields)
+    assert manifest_key(job) == {"key": fields}
+    stale = dataclasses.replace(job, key=key(image_id="sha256:" + "2" * 64))
+    assert manifest_key(stale) == {}  # the image changed since planning: no wrong key
+    assert manifest_key(CompileJob(pin=PIN, key=key(), sdist=sdist)) == {}
 
 
 # --- build_environment ---------------------------------------------------------------------
