@@ -16,23 +16,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nativebuild.archive_options import as_flag
 from nativebuild.errors import ConfigError
 
 KEYS = ("check", "repair", "verify", "build-packages", "before-build")
 BOOL_KEYS = frozenset({"check", "repair", "verify"})
 # Package names of dnf, yum and apt (with an optional version or architecture qualifier).
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._:~=<>*-]*$")
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _flag(value: Any, key: str, origin: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    msg = f"{key} in {origin} must be true or false, not {value!r}."
-    raise ConfigError(msg)
 
 
 def _list(value: Any, key: str, origin: str, *, split: bool) -> tuple[str, ...]:
@@ -46,7 +36,7 @@ def _list(value: Any, key: str, origin: str, *, split: bool) -> tuple[str, ...]:
 
 def convert(key: str, raw: Any, origin: str) -> Any:
     if key in BOOL_KEYS:
-        return _flag(raw, key, origin)
+        return as_flag(raw, key, origin)
     if key == "build-packages":
         packages = _list(raw, key, origin, split=True)
         for package in packages:

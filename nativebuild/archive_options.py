@@ -48,7 +48,8 @@ def _strings(value: Any, key: str, origin: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
 
 
-def _flag(value: Any, key: str, origin: str) -> bool:
+def as_flag(value: Any, key: str, origin: str) -> bool:
+    """A true/false setting from TOML (a bool) or the environment (1/0, yes/no, on/off)."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -100,7 +101,7 @@ def convert(key: str, raw: Any, origin: str, base: Path) -> Any:
     if key == "layer-layout":
         return LayerLayout.parse(_text(raw, key, origin), origin)
     if key == "compile":
-        return _flag(raw, key, origin)
+        return as_flag(raw, key, origin)
     if key == "slim":
         return parse_rules(raw, origin)
     if key in ("include", "exclude"):
