@@ -15,7 +15,7 @@ from nativebuild.container import ContainerResult, ContainerRunner, ContainerSpe
 from nativebuild.errors import CompileError, EmulationUnavailableError
 from nativebuild.network import IndexSettings
 from nativebuild.reporting import Reporter
-from nativebuild.resolve import PIP_CACHE_DIR, Pin, pip_environment
+from nativebuild.resolve import Pin, pip_environment
 from nativebuild.targets import Target
 
 DRIVER = Path(__file__).with_name("_driver.py")
@@ -92,7 +92,6 @@ def compile_spec(
     *,
     in_dir: Path,
     out_dir: Path,
-    pip_cache: Path,
     index: IndexSettings,
     source_date_epoch: int | None,
 ) -> ContainerSpec:
@@ -101,7 +100,6 @@ def compile_spec(
         Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
         Mount(source=in_dir, target=IN_DIR),
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
-        Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False, optional=True),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
         *index.container_mounts(),
@@ -212,7 +210,6 @@ def run_compile(
     reporter: Reporter,
     verbose: bool,
     workdir: Path,
-    pip_cache: Path,
     index: IndexSettings,
     source_date_epoch: int | None,
 ) -> CompileOutcome:
@@ -220,10 +217,9 @@ def run_compile(
     in_dir, out_dir = workdir / "in", workdir / "out"
     in_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True)
-    pip_cache.mkdir(parents=True, exist_ok=True)
     (in_dir / "jobs.json").write_text(json.dumps(jobs_document(jobs)), encoding="utf-8")
     spec = compile_spec(
-        jobs, target, in_dir=in_dir, out_dir=out_dir, pip_cache=pip_cache, index=index,
+        jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
     result = runner.run(spec, reporter=reporter, verbose=verbose)

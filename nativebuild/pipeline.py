@@ -347,7 +347,7 @@ def compile_jobs(
     with context.cache.scratch_dir() as work:
         outcome = run_compile(
             jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
-            workdir=work, pip_cache=context.cache.root / "pip", index=context.index,
+            workdir=work, index=context.index,
             source_date_epoch=context.epoch,
         )  # fmt: skip
         built = {}

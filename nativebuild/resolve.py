@@ -30,7 +30,9 @@ from nativebuild.targets import Target
 RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
-PIP_CACHE_DIR = "/nativebuild/pip-cache"
+# Inside the container only: shared by the jobs of one container run, gone with it. No host
+# directory is ever writable to a build but its output (a hostile build could plant files).
+PIP_CACHE_DIR = "/tmp/nativebuild-pip-cache"
 REPORT_NAME = "report.json"
 
 

@@ -31,7 +31,6 @@ from nativebuild.requirements import RequirementSet
 from nativebuild.resolve import (
     IN_DIR,
     OUT_DIR,
-    PIP_CACHE_DIR,
     REPORT_NAME,
     RESOLVER_VERSION,
     Resolution,
@@ -190,8 +189,6 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
 def resolve_spec(
     context: BuildContext, target: Target, in_dir: Path, out_dir: Path, *, has_constraints: bool
 ) -> ContainerSpec:
-    pip_cache = context.cache.root / "pip"
-    pip_cache.mkdir(exist_ok=True)
     environment = {**pip_environment(), **context.index.container_environment()}
     return ContainerSpec(
         image=target.build_image,
@@ -201,7 +198,6 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            Mount(source=pip_cache, target=PIP_CACHE_DIR, read_only=False, optional=True),
             *context.index.container_mounts(),
         ),
         environment=tuple(sorted(environment.items())),

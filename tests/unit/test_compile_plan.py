@@ -168,7 +168,7 @@ def test_manifest_key_carries_the_fields_only_when_they_hash_to_the_job_key() ->
 def test_build_environment_default_epoch() -> None:
     env = build_environment(None)
     assert env["SOURCE_DATE_EPOCH"] == "315532800"  # 1980-01-01, the zip format's first day
-    assert env["PIP_CACHE_DIR"] == "/nativebuild/pip-cache"
+    assert env["PIP_CACHE_DIR"] == "/tmp/nativebuild-pip-cache"  # inside the container only
     assert env["PIP_NO_INPUT"] == "1"
 
 
@@ -184,7 +184,6 @@ def test_build_environment_given_epoch() -> None:
 class Layout:
     in_dir: Path
     out_dir: Path
-    pip_cache: Path
     jobs: tuple[CompileJob, ...]
     index: IndexSettings
 
@@ -216,7 +215,6 @@ def layout(tmp_path: Path) -> Layout:
     return Layout(
         in_dir=tmp_path / "work" / "in",
         out_dir=tmp_path / "work" / "out",
-        pip_cache=tmp_path / "pip-cache",
         jobs=tuple(jobs),
         index=index,
     )
@@ -228,19 +226,17 @@ def spec_for(layout: Layout, target: Target, epoch: int | None = 1_700_000_000) 
         target,
         in_dir=layout.in_dir,
         out_dir=layout.out_dir,
-        pip_cache=layout.pip_cache,
         index=layout.index,
         source_date_epoch=epoch,
     )
 
 
-def test_compile_spec_only_out_and_pip_cache_are_writable(layout: Layout) -> None:
+def test_compile_spec_only_out_is_writable(layout: Layout) -> None:
+    """No host directory but the output is writable to a build: not even a pip cache, which a
+    hostile build could plant files in for the next one."""
     spec = spec_for(layout, make_target())
     writable = {(m.target, m.source) for m in spec.mounts if not m.read_only}
-    assert writable == {
-        ("/nativebuild/out", layout.out_dir),
-        ("/nativebuild/pip-cache", layout.pip_cache),
-    }
+    assert writable == {("/nativebuild/out", layout.out_dir)}
     targets = [m.target for m in spec.mounts]
     assert len(targets) == len(set(targets))
 
@@ -284,7 +280,7 @@ def test_compile_spec_environment(layout: Layout) -> None:
     assert names == sorted(names)
     env = dict(spec.environment)
     assert env["SOURCE_DATE_EPOCH"] == "1700000000"
-    assert env["PIP_CACHE_DIR"] == "/nativebuild/pip-cache"
+    assert env["PIP_CACHE_DIR"] == "/tmp/nativebuild-pip-cache"
     assert env["PIP_INDEX_URL"] == "https://mirror.example/simple"
     assert env["PIP_EXTRA_INDEX_URL"] == "https://extra.example/simple"
     assert env["PIP_TRUSTED_HOST"] == "mirror.example"

@@ -500,7 +500,7 @@ def test_resolve_command_with_constraints() -> None:
 
 def test_pip_environment() -> None:
     env = pip_environment()
-    assert env["PIP_CACHE_DIR"] == "/nativebuild/pip-cache"
+    assert env["PIP_CACHE_DIR"] == "/tmp/nativebuild-pip-cache"
     assert env["HOME"] == "/tmp"
     assert env["PIP_NO_INPUT"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
