@@ -18,10 +18,9 @@ from typing import Any
 from nativebuild import __version__
 from nativebuild.abi_gate import check_group, compile_settings, provided_libraries, verify_built
 from nativebuild.assemble import assemble_target
-from nativebuild.cache import CachedFile
+from nativebuild.cache import CachedFile, build_key
 from nativebuild.compile import (
     CompileJob,
-    compile_key,
     compile_key_fields,
     manifest_key,
     run_compile,
@@ -148,14 +147,16 @@ class StagedTarget:
     target: Target
     plan: BuildPlan
     found: dict[str, CachedFile]
+    # The fields of each sdist's cache key, by name: what its built wheel's manifest carries.
+    key_fields: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
 def stage_target(context: BuildContext, target: Target) -> StagedTarget:
     context.reporter.step(f"Planning {target.describe()}")
     resolution = resolve(context, target)
-    target_plan, found = plan_target(context, target, resolution)
+    target_plan, found, key_fields = plan_target(context, target, resolution)
     context.reporter.detail(target_plan.summary())
-    return StagedTarget(target=target, plan=target_plan, found=found)
+    return StagedTarget(target=target, plan=target_plan, found=found, key_fields=key_fields)
 
 
 def prefetch(context: BuildContext, staged: Sequence[StagedTarget]) -> dict[str, CachedFile]:
@@ -235,7 +236,7 @@ def build_target(
     """The archives of one target (function, layer, or both: see nativebuild.layout), each
     checked against the runtime (nativebuild.abi_gate) before it is written."""
     target, plan = stage.target, stage.plan
-    wheels = acquire(context, target, plan, stage.found, downloaded)
+    wheels = acquire(context, stage, downloaded)
     records = assemble_target(
         context, target, plan, wheels, check=lambda planned: check_group(context, target, planned)
     )
@@ -254,24 +255,27 @@ def build_target(
 
 def plan_target(
     context: BuildContext, target: Target, resolution: Resolution
-) -> tuple[BuildPlan, dict[str, CachedFile]]:
+) -> tuple[BuildPlan, dict[str, CachedFile], dict[str, dict[str, str]]]:
     """Look up the cache for every pin, then decide (pure) what to fetch and compile.
 
-    Also returns the verified cache hits, by name, so they are not hashed twice.
+    Also returns the verified cache hits, by name, so they are not hashed twice, and the
+    fields of each sdist's cache key, by name.
     """
     cache = context.cache
     found: dict[str, CachedFile] = {}
     for pin in resolution.pins:
         if pin.is_wheel and (hit := cache.get_file(pin.sha256, pin.filename)) is not None:
             found[pin.name] = hit
-    compile_keys: dict[str, str] = {}
+    key_fields: dict[str, dict[str, str]] = {}
     sdists = [pin for pin in resolution.pins if not pin.is_wheel]
     if sdists:
         image_id = image_identity(context, target)
-        fields = compile_settings(context, target)
-        compile_keys = {
-            pin.name: compile_key(pin, target, image_id=image_id, settings=fields) for pin in sdists
+        settings = compile_settings(context, target)
+        key_fields = {
+            pin.name: compile_key_fields(pin, target, image_id=image_id, settings=settings)
+            for pin in sdists
         }
+    compile_keys = {name: build_key(fields) for name, fields in key_fields.items()}
     for name, key in compile_keys.items():
         if (entry := cache.get_built(key)) is not None:
             found[name] = entry.wheel
@@ -281,18 +285,15 @@ def plan_target(
         compile_keys=compile_keys,
         cached_built={key for name, key in compile_keys.items() if name in found},
     )
-    return plan, found
+    return plan, found, key_fields
 
 
 def acquire(
-    context: BuildContext,
-    target: Target,
-    plan: BuildPlan,
-    found: dict[str, CachedFile],
-    downloaded: Mapping[str, CachedFile],
+    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
 ) -> dict[str, CachedFile]:
-    """Every wheel of the plan as a verified file in the cache, keyed by distribution name.
-    ``downloaded`` holds what prefetch() fetched for all targets, by sha256."""
+    """Every wheel of the stage's plan as a verified file in the cache, keyed by distribution
+    name. ``downloaded`` holds what prefetch() fetched for all targets, by sha256."""
+    target, plan, found = stage.target, stage.plan, stage.found
     fetched = {
         item.pin.name: downloaded[item.pin.sha256]
         for item in plan.items
@@ -304,21 +305,11 @@ def acquire(
     for item in plan.items:
         pin = item.pin
         if item.action is Action.COMPILE:
-            sdist = fetched[pin.name].path
-            jobs.append(
-                CompileJob(
-                    pin=pin,
-                    key=item.compile_key,
-                    sdist=sdist,
-                    provided=provided,
-                    key_fields=compile_key_fields(
-                        pin,
-                        target,
-                        image_id=image_identity(context, target),
-                        settings=compile_settings(context, target),
-                    ),
-                )
-            )
+            job = CompileJob(
+                pin=pin, key=item.compile_key, sdist=fetched[pin.name].path, provided=provided,
+                key_fields=stage.key_fields[pin.name],
+            )  # fmt: skip
+            jobs.append(job)
         elif item.action is Action.DOWNLOAD:
             wheels[pin.name] = fetched[pin.name]
         else:
