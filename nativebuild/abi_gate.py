@@ -17,7 +17,7 @@ from typing import Any
 from nativebuild import __version__
 from nativebuild.abicheck import Severity, abi_error, check_mounts
 from nativebuild.archive import ArchivePlan, SourceFile
-from nativebuild.cache import build_key
+from nativebuild.cache import build_key, file_identity
 from nativebuild.context import BuildContext
 from nativebuild.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
 from nativebuild.emulation import check_emulation
@@ -25,7 +25,6 @@ from nativebuild.errors import AbiError, DockerUnavailableError
 from nativebuild.manifest import ArchiveRecord
 from nativebuild.runtime_facts import RuntimeFacts, facts_for_target, is_custom_runtime, known_facts
 from nativebuild.targets import Target
-from nativebuild.tiered_cache import TieredCache
 from nativebuild.verify import VerifyReport, verify_archive
 from nativebuild.wheel_facts import wheel_binaries
 
@@ -90,8 +89,7 @@ def check_group(
         return
     facts = build_facts(context, target)
     key = _verdict_key(planned, facts, target, context.settings.with_layers)
-    # Keyed by this machine's paths: never pushed to, nor fetched from, a shared cache.
-    local = context.cache.local if isinstance(context.cache, TieredCache) else context.cache
+    local = context.cache.machine_local  # the key holds this machine's paths
     verdict = local.get_json(VERDICT_KIND, key)
     if verdict is None:
         verdict = _check(context, target, planned, facts)
@@ -141,8 +139,7 @@ def _verdict_key(
 
     def identity(path: Path) -> str:
         if path not in stats:
-            info = path.stat()
-            stats[path] = f"{path}|{info.st_size}|{info.st_mtime_ns}"
+            stats[path] = file_identity(path)
         return stats[path]
 
     for plan, mount in planned:

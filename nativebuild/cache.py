@@ -66,6 +66,13 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return platformdirs.user_cache_path("nativebuild", appauthor=False)
 
 
+def file_identity(path: Path) -> str:
+    """``path`` with its size and modification time: stands for its bytes where files are never
+    changed in place (cached wheels), and changes when a source file is edited."""
+    info = path.stat()
+    return f"{path}|{info.st_size}|{info.st_mtime_ns}"
+
+
 def build_key(fields: Mapping[str, str]) -> str:
     """The cache key of a built wheel: sha256 of the canonical JSON of ``fields`` + layout."""
     if "layout" in fields:
@@ -235,6 +242,12 @@ class LocalCache:
             lock = self._locks[name] = filelock.FileLock(self._locks_dir / f"{name}.lock")
         with lock:
             yield
+
+    @property
+    def machine_local(self) -> LocalCache:
+        """Where to keep what is true of this machine only (documents keyed by its paths):
+        never pushed to, nor fetched from, a shared cache."""
+        return self
 
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[Path]:

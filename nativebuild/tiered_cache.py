@@ -165,7 +165,11 @@ class TieredCache(LocalCache):
         if record:
             trim_stats(local.root / STATS_DIR)
 
-    # Layout and locks: the local cache's.
+    # Layout, locks and machine-local documents: the local cache's.
+    @property
+    def machine_local(self) -> LocalCache:
+        return self.local
+
     def ensure(self) -> None:
         self.local.ensure()
 

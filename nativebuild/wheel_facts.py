@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
-from nativebuild.cache import LocalCache, build_key
+from nativebuild.cache import build_key, file_identity
 from nativebuild.context import BuildContext
 from nativebuild.elf import Binary, BinaryKind, ElfFacts, VersionNeed, read_binary
 from nativebuild.errors import ArchiveError
-from nativebuild.tiered_cache import TieredCache
 
 __all__ = ["WheelFacts", "inspect_wheel", "verified_wheels", "wheel_binaries"]
 
@@ -72,12 +71,10 @@ def wheel_facts(context: BuildContext, path: Path) -> WheelFacts:
     """``path``'s facts: known in this build, kept from an earlier one, or read now."""
     memo = context.wheel_facts
     if path not in memo:
-        local = _local(context.cache)
-        info = path.stat()
+        local = context.cache.machine_local  # the key holds this machine's paths
         key = build_key(
-            {"kind": KIND, "version": f"{__version__}/{VERSION}", "path": str(path),
-             "size": str(info.st_size), "mtime_ns": str(info.st_mtime_ns)}
-        )  # fmt: skip
+            {"kind": KIND, "version": f"{__version__}/{VERSION}", "file": file_identity(path)}
+        )
         kept = local.get_json(KIND, key)
         facts = None
         if kept is not None:
@@ -103,11 +100,6 @@ def verified_wheels(context: BuildContext, paths: Iterable[Path]) -> frozenset[P
     for path in chosen:
         wheel_facts(context, path)
     return chosen
-
-
-def _local(cache: LocalCache) -> LocalCache:
-    # Keyed by this machine's paths: never pushed to, nor fetched from, a shared cache.
-    return cache.local if isinstance(cache, TieredCache) else cache
 
 
 def _binary_json(binary: Binary) -> dict[str, Any]:
