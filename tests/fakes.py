@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from nativebuild.container import ContainerResult, ContainerSpec
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.uv import UvResult
 from tests.elffixtures import elf_header
 from tests.wheelfactory import make_wheel
@@ -251,6 +251,16 @@ class FakeRunner:
 def _elf(machine: str) -> bytes:
     """A shared object header for ``machine``: the build's ABI check reads it as one."""
     return elf_header(machine={"x86_64": 62, "aarch64": 183}[machine])
+
+
+class RecordingReporter(NullReporter):
+    """Says nothing, but keeps the warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
 
 
 class FakeUv:

@@ -19,6 +19,7 @@ from typing import Any
 
 import nativebuild
 from nativebuild.cache import LocalCache, build_key
+from tests.fakes import RecordingReporter
 
 REPO = Path(nativebuild.__file__).resolve().parents[1]
 WORKERS = 4
@@ -93,26 +94,6 @@ while True:
     cache.put_json("resolution", key, {"i": i, "pad": "x" * 200000})
     i += 1
 """
-
-
-class RecordingReporter:
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def step(self, message: str) -> None:
-        pass
-
-    def detail(self, message: str) -> None:
-        pass
-
-    def command(self, argv: list[str]) -> None:
-        pass
-
-    def output(self, line: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def spawn(script: str, *args: object) -> subprocess.Popen[str]:

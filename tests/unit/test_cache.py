@@ -18,6 +18,7 @@ from nativebuild.cache import (
     default_cache_dir,
 )
 from nativebuild.errors import CacheError
+from tests.fakes import RecordingReporter
 
 FIELDS = {
     "name": "markupsafe",
@@ -29,26 +30,6 @@ FIELDS = {
     "build_flags": "",
 }
 KEY = build_key(FIELDS)
-
-
-class RecordingReporter:
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def step(self, message: str) -> None:
-        pass
-
-    def detail(self, message: str) -> None:
-        pass
-
-    def command(self, argv: list[str]) -> None:
-        pass
-
-    def output(self, line: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 @pytest.fixture

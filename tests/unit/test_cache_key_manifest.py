@@ -14,6 +14,7 @@ import pytest
 from nativebuild.cache import LocalCache, build_key, manifest_key_problem
 from nativebuild.errors import CacheError
 from nativebuild.remote_cache import Corrupt, RemoteCache, open_remote
+from tests.fakes import RecordingReporter
 from tests.moto_server import S3, moto_endpoint, s3
 
 __all__ = ["moto_endpoint", "s3"]  # fixtures
@@ -34,26 +35,6 @@ FIELDS = {
 KEY = build_key(FIELDS)
 OTHER = {**FIELDS, "version": "2.0"}  # the fields of another entry: another key
 WHEEL = "pkg-1.0-cp39-cp39-linux_x86_64.whl"
-
-
-class RecordingReporter:
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def step(self, message: str) -> None:
-        pass
-
-    def detail(self, message: str) -> None:
-        pass
-
-    def command(self, argv: list[str]) -> None:
-        pass
-
-    def output(self, line: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def wheel(directory: Path, content: bytes = b"compiled" * 500) -> Path:
