@@ -68,8 +68,9 @@ class BuildContext:
     build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # The build image derived with build-packages and before-build (nativebuild.derived_image)
     derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # Architectures whose containers are known to run (nativebuild.emulation)
-    emulation_checked: set[Architecture] = dataclasses.field(default_factory=set)
+    # The engine's machine per architecture whose containers are known to run
+    # (nativebuild.emulation): the target's own, or another one that emulates it
+    engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # What reading each cached wheel told (nativebuild.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.abi_gate)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from nativebuild.cache import build_key
 from nativebuild.context import BuildContext
 from nativebuild.errors import ConfigError
-from nativebuild.images import CA_BUNDLE_NAME, ImageRunner, Recipe
+from nativebuild.images import CA_BUNDLE_NAME, ImageRunner, Recipe, write_ca_bundle
 from nativebuild.targets import Target
 
 __all__ = ["DerivedImage", "plan_derived", "with_derived_image"]
@@ -126,11 +125,7 @@ def _ensure(context: BuildContext, target: Target) -> str:
             directory = Path(tmp)
             (directory / "Dockerfile").write_text(plan.dockerfile, encoding="utf-8")
             (directory / "install-toolchain.sh").write_bytes(plan.install_script)
-            bundle = directory / CA_BUNDLE_NAME
-            if ca_bundle is not None:
-                shutil.copyfile(ca_bundle, bundle)
-            else:
-                bundle.write_bytes(b"")
+            write_ca_bundle(directory, ca_bundle)
             runner.build_image(
                 context_dir=directory, tag=plan.tag, buildargs=dict(context.index.proxies),
                 platform=platform, reporter=context.reporter,

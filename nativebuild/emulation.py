@@ -14,7 +14,7 @@ from nativebuild.targets import Target
 __all__ = ["check_build_emulation", "check_emulation", "ensure_emulation"]
 
 
-def check_build_emulation(context: BuildContext, target: Target) -> bool:
+def check_build_emulation(context: BuildContext, target: Target) -> str:
     """:func:`check_emulation` before a build-image container. Before nativebuild's own image
     is built (which itself needs the emulation) the probe runs in the build image given, or else
     in the runtime image that image is made from."""
@@ -22,16 +22,16 @@ def check_build_emulation(context: BuildContext, target: Target) -> bool:
     return check_emulation(context, target, image)
 
 
-def check_emulation(context: BuildContext, target: Target, image: str) -> bool:
+def check_emulation(context: BuildContext, target: Target, image: str) -> str:
     """Fail now unless ``target``'s containers can run (probed in ``image``, which must exist
-    for that architecture); True when they run emulated."""
-    runner = context.runner_for(target.arch)
-    engine = runner.engine_architecture()
-    emulated = engine != target.arch.machine
-    if emulated and target.arch not in context.emulation_checked:
-        ensure_emulation(context, dataclasses.replace(target, build_image=image), engine)
-    context.emulation_checked.add(target.arch)
-    return emulated
+    for that architecture); the machine of the engine that runs them (emulated when it is not
+    the target's). Asked of the engine once per architecture and build."""
+    if target.arch not in context.engine_machines:
+        engine = context.runner_for(target.arch).engine_architecture()
+        if engine != target.arch.machine:
+            ensure_emulation(context, dataclasses.replace(target, build_image=image), engine)
+        context.engine_machines[target.arch] = engine
+    return context.engine_machines[target.arch]
 
 
 def ensure_emulation(context: BuildContext, target: Target, engine: str) -> None:

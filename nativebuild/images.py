@@ -187,6 +187,12 @@ def write_context(recipe: Recipe, dest: Path, *, ca_bundle: Path | None) -> None
     for name, content in recipe.files:
         (dest / name).write_bytes(content)
     (dest / "install-toolchain.sh").chmod(0o755)
+    write_ca_bundle(dest, ca_bundle)
+
+
+def write_ca_bundle(dest: Path, ca_bundle: Path | None) -> None:
+    """``ca-bundle.crt`` of a build context: the host's CA bundle, or empty when there is none
+    (the Dockerfiles COPY it either way)."""
     bundle = dest / CA_BUNDLE_NAME
     if ca_bundle is not None:
         shutil.copyfile(ca_bundle, bundle)

@@ -325,8 +325,8 @@ def compile_jobs(
     reporter = context.reporter
     names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
     runner = context.runner_for(target.arch)
-    emulated = check_build_emulation(context, target)
-    engine = runner.engine_architecture()
+    engine = check_build_emulation(context, target)
+    emulated = engine != target.arch.machine
     target = with_compile_image(context, target)
     if emulated:
         reporter.step(
