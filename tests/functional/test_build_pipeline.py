@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild import abi_gate, cli
+from nativebuild import abi_gate, cli, wheel_facts
 from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, pe_file, shared_library
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
@@ -661,3 +661,32 @@ def test_an_unchanged_build_reuses_the_check_and_a_changed_one_reads_again(
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert scans == ["/var/task"]  # the source changed: read again
+
+
+def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
+    project: Path, tmp_path: Path, fake: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first build reads each wheel to its end (CRCs, binaries); a code-only rebuild neither
+    reads them again nor inflates their members to check the CRCs."""
+    read: list[str] = []
+    original = wheel_facts.inspect_wheel
+
+    def counting(path: Path) -> Any:
+        read.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr("nativebuild.wheel_facts.inspect_wheel", counting)
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert len(read) == 4  # markupsafe, six, requests, idna
+    read.clear()
+    monkeypatch.setattr("nativebuild.zipwriter._Inflating.verify", _no_inflating)
+    (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 2\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert read == []
+
+
+def _no_inflating(self: object) -> None:
+    msg = "a verified wheel's member was inflated again"
+    raise AssertionError(msg)
