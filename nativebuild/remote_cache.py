@@ -18,6 +18,12 @@ read is re-hashed against its address or manifest; a mismatch comes back as :cla
 
 Failures to reach or use the store raise :class:`CacheError`: the caller decides whether the
 build goes on without it. Timeouts are short and retries few, so a dead endpoint costs seconds.
+
+A missing key is a miss, never a failure. S3 answers a GET or HEAD of a missing key with 404
+only when the caller may list the bucket (``s3:ListBucket``), and with 403 otherwise, so a 403 on
+one key is asked about once more by listing that key: when the listing is refused too, the 403
+counts as a miss (nothing can tell it from a denied read); when the listing shows the key, the
+read really was denied.
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ class S3Store:
     def __init__(self, location: RemoteLocation, *, client: Any) -> None:
         self.location = location
         self._client = client
+        # Set once a listing is refused: from then on a 403 on one key counts as a miss.
+        self.listing_denied = False
 
     def _failure(self, doing: str, name: str, err: Exception) -> CacheError:
         if isinstance(err, ClientError):
@@ -142,7 +150,7 @@ class S3Store:
             try:
                 response = self._client.get_object(Bucket=self.location.bucket, Key=name)
             except ClientError as err:
-                if _code(err) in _MISSING:
+                if self._absent(name, err):
                     return None
                 raise
             with dest.open("xb") as out:
@@ -157,7 +165,7 @@ class S3Store:
             try:
                 response = self._client.get_object(Bucket=self.location.bucket, Key=name)
             except ClientError as err:
-                if _code(err) in _MISSING:
+                if self._absent(name, err):
                     return None
                 raise
             if int(response.get("ContentLength", 0)) > _MAX_DOCUMENT:
@@ -169,10 +177,30 @@ class S3Store:
             try:
                 self._client.head_object(Bucket=self.location.bucket, Key=name)
             except ClientError as err:
-                if _code(err) in _MISSING:
+                if self._absent(name, err):
                     return False
                 raise
         return True
+
+    def _absent(self, name: str, err: ClientError) -> bool:
+        """Whether a failed GET or HEAD of ``name`` means that the key is missing."""
+        code = _code(err)
+        if code in _MISSING:
+            return True
+        if code not in _DENIED:
+            return False
+        if self.listing_denied:
+            return True
+        try:
+            listing = self._client.list_objects_v2(
+                Bucket=self.location.bucket, Prefix=name, MaxKeys=1
+            )
+        except ClientError as list_err:
+            if _code(list_err) not in _DENIED:
+                raise
+            self.listing_denied = True
+            return True
+        return all(item.get("Key") != name for item in listing.get("Contents", []))
 
     def create(self, name: str, body: bytes | Path) -> bool:
         """Write an object that must not exist yet; False when it does (someone was first)."""

@@ -353,6 +353,8 @@ def _requirement_line(
     except (InvalidRequirement, SyntaxError, ValueError, Warning) as err:
         _refuse_unnamed(text, origin)
         raise _syntax_error(origin, f"cannot parse {text!r}: {err}", _FORM_HINT) from err
+    if any(not spec.version for spec in req.specifier):  # packaging < 26 takes "pkg==="
+        raise _syntax_error(origin, f"cannot parse {text!r}: a version is missing", _FORM_HINT)
     if req.url is not None:
         try:
             scheme = urlsplit(req.url).scheme
@@ -367,7 +369,7 @@ def _requirement_line(
         raise _syntax_error(origin, f"constraint {text!r} has extras", hint)
     req.name = canonicalize_name(req.name)
     req.extras = {canonicalize_name(extra) for extra in req.extras}
-    specifier = str(req)
+    specifier = requirement_text(req)
     # Values from ${VARS} can hold what pip would read as a comment, option or line break.
     if (
         len(specifier.splitlines()) != 1
@@ -627,8 +629,18 @@ def project_requirements(
                 marker = str(req.marker) if req.marker else None
                 pending += [(canonicalize_name(e), marker) for e in sorted(req.extras)]
             else:
-                entries.append((str(req) if outer_marker else text, f"{where}[{i}]"))
+                entries.append((requirement_text(req) if outer_marker else text, f"{where}[{i}]"))
     return entries
+
+
+def requirement_text(req: Requirement) -> str:
+    """PEP 508 text of a requirement, the same with every packaging release (24.x wrote
+    ``name@ url``): it is written back for pip and is part of resolution cache keys."""
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    text = f"{req.name}{extras}{req.specifier}"
+    if req.url:
+        text += f" @ {req.url}" + (" " if req.marker else "")
+    return text + (f"; {req.marker}" if req.marker else "")
 
 
 def dependency_group_requirements(

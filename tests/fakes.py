@@ -96,6 +96,12 @@ class FakeIndex:
         self.files[canonicalize_name(name)] = entry
         return entry
 
+    def adopt(self, path: Path, name: str, version: str) -> IndexFile:
+        """Serve a file that already exists (written by an earlier run) as it is."""
+        entry = IndexFile(name, version, path, _sha256(path), ())
+        self.files[canonicalize_name(name)] = entry
+        return entry
+
     def add_sdist(self, name: str, version: str, *, deps: tuple[str, ...] = ()) -> IndexFile:
         path = self.root / f"{canonicalize_name(name).replace('-', '_')}-{version}.tar.gz"
         buffer = io.BytesIO()

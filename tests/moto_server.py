@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 FAKE_CREDENTIALS = {
@@ -148,8 +149,10 @@ class Identities:
 
 @pytest.fixture(scope="session")
 def identities() -> Iterator[Identities]:
-    # IAM authorization starts after the set-up's seven requests.
-    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "7"}) as endpoint:
+    """Set up with authorization off, then switch it on for every request that follows
+    (moto's ``/moto-api/reset-auth``): nothing depends on how many requests the set-up makes.
+    Before any test runs, each identity is checked to do exactly what its policy says."""
+    with moto_server() as endpoint:
         config = {"endpoint_url": endpoint, "region_name": "us-east-1"}
         setup = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup", **config}
         bucket = "nativebuild-iam"
@@ -168,9 +171,40 @@ def identities() -> Iterator[Identities]:
                 "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
                 "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
             }
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}
+        )
+        with urllib.request.urlopen(request, timeout=10):  # authorization on from here
+            pass
+        _check_permissions(bucket, config, writer=env["writer"], reader=env["reader"])
         yield Identities(
             endpoint=endpoint, url=f"s3://{bucket}/ci", writer=env["writer"], reader=env["reader"]
         )
+
+
+def _check_permissions(
+    bucket: str, config: Mapping[str, str], *, writer: Mapping[str, str], reader: Mapping[str, str]
+) -> None:
+    """The writer puts, reads and deletes; the reader reads what the writer wrote and is refused
+    a put. Anything else means that the server does not enforce the policies as the tests
+    assume, and every test using them would prove nothing."""
+    as_writer, as_reader = (
+        boto3.client(
+            "s3",
+            aws_access_key_id=identity["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=identity["AWS_SECRET_ACCESS_KEY"],
+            **config,
+        )
+        for identity in (writer, reader)
+    )
+    probe = f"permission-check/{uuid.uuid4().hex}"
+    as_writer.put_object(Bucket=bucket, Key=probe, Body=b"probe")
+    assert as_reader.get_object(Bucket=bucket, Key=probe)["Body"].read() == b"probe"
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        as_reader.put_object(Bucket=bucket, Key=probe, Body=b"overwrite")
+    assert refused.value.response["Error"]["Code"] in {"AccessDenied", "403"}
+    assert as_writer.get_object(Bucket=bucket, Key=probe)["Body"].read() == b"probe"
+    as_writer.delete_object(Bucket=bucket, Key=probe)
 
 
 def _policy(statement: dict[str, Any]) -> str:

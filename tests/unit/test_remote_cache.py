@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from nativebuild.errors import CacheError, ConfigError
 from nativebuild.remote_cache import (
@@ -281,3 +283,79 @@ def test_endpoint_comes_from_the_environment_when_not_configured(s3: S3) -> None
 )
 def test_documents_with_credentials_are_recognised(document: object, expected: bool) -> None:
     assert has_credentials(document) is expected
+
+
+def stubbed_store() -> tuple[S3Store, Stubber]:
+    """A real boto3 client whose HTTP answers are given by the test: moto's server cannot
+    answer 403 for a missing key, which real S3 does when the caller may not list the bucket."""
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",  # noqa: S106
+    )
+    return S3Store(RemoteLocation.parse("s3://bkt/p"), client=client), Stubber(client)
+
+
+def deny(stub: Stubber, method: str) -> None:
+    stub.add_client_error(method, service_error_code="AccessDenied", http_status_code=403)
+
+
+def test_a_403_on_a_missing_key_without_list_permission_is_a_miss(tmp_path: Path) -> None:
+    store, stub = stubbed_store()
+    deny(stub, "get_object")
+    deny(stub, "list_objects_v2")
+    deny(stub, "head_object")  # the second 403 is not asked about again
+    deny(stub, "get_object")
+    with stub:
+        assert store.read("p/v1/json/resolution/ab/x.json") is None
+        assert store.listing_denied is True
+        assert store.exists("p/v1/built/ab/x/manifest.json") is False
+        assert store.download("p/v1/files/ab/x/six.whl", tmp_path / "six.whl") is None
+    stub.assert_no_pending_responses()
+
+
+def test_a_403_on_a_key_the_listing_shows_is_a_denied_read() -> None:
+    store, stub = stubbed_store()
+    name = "p/v1/json/resolution/ab/x.json"
+    deny(stub, "get_object")
+    stub.add_response(
+        "list_objects_v2",
+        {"Contents": [{"Key": name, "Size": 3}], "KeyCount": 1},
+        {"Bucket": "bkt", "Prefix": name, "MaxKeys": 1},
+    )
+    with stub, pytest.raises(CacheError, match=r"Cannot read s3://bkt/p/v1/json.*access denied"):
+        store.read(name)
+    assert store.listing_denied is False
+
+
+def test_a_403_with_list_permission_and_no_such_key_is_a_miss() -> None:
+    store, stub = stubbed_store()
+    deny(stub, "head_object")
+    stub.add_response("list_objects_v2", {"KeyCount": 0})
+    with stub:
+        assert store.exists("p/v1/files/ab/x/six.whl") is False
+
+
+def test_a_writer_without_list_permission_still_writes_once() -> None:
+    """HEAD answers 403 for the missing key; the conditional PUT then decides."""
+    store, stub = stubbed_store()
+    deny(stub, "head_object")
+    deny(stub, "list_objects_v2")
+    stub.add_response("put_object", {})
+    deny(stub, "head_object")
+    stub.add_client_error(
+        "put_object", service_error_code="PreconditionFailed", http_status_code=412
+    )
+    with stub:
+        assert store.create("p/v1/json/resolution/ab/x.json", b"{}") is True
+        assert store.create("p/v1/json/resolution/ab/x.json", b"{}") is False
+
+
+def test_a_reader_without_write_permission_is_told_it_cannot_write() -> None:
+    store, stub = stubbed_store()
+    deny(stub, "head_object")
+    deny(stub, "list_objects_v2")
+    deny(stub, "put_object")
+    with stub, pytest.raises(CacheError, match=r"Cannot write .*access denied"):
+        store.create("p/v1/json/resolution/ab/x.json", b"{}")
