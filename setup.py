@@ -1,8 +1,8 @@
 """Packaging hook: the wheel carries ``build-images/`` as ``nativebuild/resources/build-images``.
 
 The build image recipe lives once, at the top of the repository, where the product guide
-points. :func:`nativebuild.images.recipe_dir` reads it beside the resources when nativebuild is
-installed, so ``build_py`` copies it there, byte for byte: the recipe's hash is the same from a
+points. :func:`nativebuild.engine.build_images.recipe_dir` reads it beside the resources when
+nativebuild is installed, so ``build_py`` copies it there, byte for byte: the recipe's hash is the same from a
 checkout and from an install. MANIFEST.in puts ``build-images/`` in the sdist, so a wheel built
 from the sdist has it too. Everything else is configured in pyproject.toml.
 """
@@ -17,7 +17,7 @@ from setuptools.errors import FileError
 
 RECIPE_SOURCE = Path(__file__).resolve().parent / "build-images"
 RECIPE_PACKAGE_PATH = ("nativebuild", "resources", "build-images")
-# nativebuild.images.RECIPE_FILES: a wheel without one of them is refused when it is built.
+# nativebuild.engine.build_images.RECIPE_FILES: a wheel without one of them is refused when it is built.
 RECIPE_FILES = ("Dockerfile", "install-toolchain.sh", "tools-requirements.txt")
 
 

@@ -15,9 +15,9 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from nativebuild.container import ContainerResult, ContainerSpec
+from nativebuild.engine.docker import ContainerResult, ContainerSpec
+from nativebuild.index.uv import UvResult
 from nativebuild.reporting import NullReporter, Reporter
-from nativebuild.uv import UvResult
 from tests.elffixtures import elf_header
 from tests.wheelfactory import make_wheel
 
@@ -173,7 +173,7 @@ class FakeRunner:
         return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
 
     def _probe_runtime(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
-        """What _runtime_probe.py finds in a glibc 2.31 image: glibc's own libraries."""
+        """What drivers/runtime_probe.py finds in a glibc 2.31 image: glibc's own libraries."""
         machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
         glibc = [f"GLIBC_2.{minor}" for minor in range(2, 32)]
         libraries = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1")
@@ -337,7 +337,7 @@ class ArchiveJobsRunner(FakeRunner):
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
     ) -> ContainerResult:
-        from nativebuild.archive_jobs import DRIVER_IN_CONTAINER
+        from nativebuild.archive.jobs import DRIVER_IN_CONTAINER
 
         if spec.command[1:2] != (DRIVER_IN_CONTAINER,):
             return super().run(spec, reporter=reporter, verbose=verbose)
@@ -346,8 +346,8 @@ class ArchiveJobsRunner(FakeRunner):
         return self._archive_job(spec)
 
     def _archive_job(self, spec: ContainerSpec) -> ContainerResult:
-        from nativebuild._archive_driver import compile_all
-        from nativebuild.archive_jobs import IN_DIR, OUT_DIR
+        from nativebuild.archive.jobs import IN_DIR, OUT_DIR
+        from nativebuild.drivers.archive_jobs import compile_all
 
         mounts = {m.target: m.source for m in spec.mounts}
         roots = {IN_DIR: mounts[IN_DIR], OUT_DIR: mounts[OUT_DIR]}

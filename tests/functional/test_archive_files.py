@@ -16,7 +16,7 @@ from typing import IO
 
 import pytest
 
-from nativebuild.archive import (
+from nativebuild.archive.plan import (
     ArchiveInfo,
     ArchivePlan,
     plan_function_archive,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild import abi_gate, cli, wheel_facts
+from nativebuild import cli
+from nativebuild.pipeline import abi_gate, wheel_facts
 from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, pe_file, shared_library
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
@@ -35,14 +36,14 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch, fake_uv: FakeUv) -> FakeRunner:
     runner = FakeRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     return runner
 
 
 @pytest.fixture
 def fake_uv(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeUv:
     uv = FakeUv(index)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
     return uv
 
 
@@ -520,7 +521,7 @@ def test_repair_and_build_packages_are_part_of_the_compiled_wheels_key(
     fake_uv: FakeUv,
 ) -> None:
     runner = FakeImageRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     cache = tmp_path / "cache"
     assert run_build(project, cache)[0] == 0
     compiled = runner.compiles
@@ -617,7 +618,7 @@ def test_bytecode_for_a_foreign_architecture_checks_emulation_first(
     Python writes the .pyc files): without QEMU it must fail up front, with the fix."""
     runner = ArchiveJobsRunner(index)
     runner.emulates = set()
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     (project / "requirements.txt").write_text("six==1.16.0\n")
     code, _, err = run_build(project, tmp_path / "cache", "--arch", "arm64", "--compile")
     assert code == 15, err
@@ -650,7 +651,7 @@ def test_an_unchanged_build_reuses_the_check_and_a_changed_one_reads_again(
         scans.append(root)
         return original(plan, root=root, **kwargs)
 
-    monkeypatch.setattr("nativebuild.abi_gate.scan_archive_plan", counting)
+    monkeypatch.setattr("nativebuild.pipeline.abi_gate.scan_archive_plan", counting)
     code, _, again = run_build(project, tmp_path / "cache")
     assert code == 0, again
     assert scans == []  # the kept verdict
@@ -675,12 +676,12 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
         read.append(path.name)
         return original(path)
 
-    monkeypatch.setattr("nativebuild.wheel_facts.inspect_wheel", counting)
+    monkeypatch.setattr("nativebuild.pipeline.wheel_facts.inspect_wheel", counting)
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert len(read) == 4  # markupsafe, six, requests, idna
     read.clear()
-    monkeypatch.setattr("nativebuild.zipwriter._Inflating.verify", _no_inflating)
+    monkeypatch.setattr("nativebuild.archive.zipwriter._Inflating.verify", _no_inflating)
     (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 2\n")
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err

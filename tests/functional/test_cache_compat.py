@@ -30,8 +30,8 @@ def build(
     root: Path, cache: Path, index: FakeIndex, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, object]:
     runner, uv = FakeRunner(index), FakeUv(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
     project = root / "project"
     make_tree(project, {"requirements.txt": REQUIREMENTS, "app/handler.py": "x = 1\n"})
     args = [

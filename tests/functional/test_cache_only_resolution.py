@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from nativebuild.resolver import sdist_only_names
+from nativebuild.pipeline.resolution import sdist_only_names
 from tests.fakes import FakeIndex, FakeRunner, FakeUv
 from tests.moto_server import S3, moto_endpoint, s3
 from tests.wheelfactory import make_tree
@@ -33,14 +33,14 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def uv(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeUv:
     uv = FakeUv(index)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
     return uv
 
 
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch, uv: FakeUv) -> FakeRunner:
     runner = FakeRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     return runner
 
 

@@ -54,9 +54,9 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> ArchiveJobsRunner:
     runner = ArchiveJobsRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     uv = FakeUv(index)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
     return runner
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild import images
+from nativebuild.engine import build_images as images
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE_DIR = ROOT / "build-images"
@@ -108,7 +108,7 @@ def installed_recipe(wheel: Path, dest: Path) -> dict[str, str]:
     """Where nativebuild, installed from ``wheel`` alone, finds its recipe, and its digest."""
     run(*PIP, "install", "--no-deps", "--target", dest, wheel, cwd=wheel.parent)
     probe = (
-        "import json, nativebuild, nativebuild.images as i; "
+        "import json, nativebuild, nativebuild.engine.build_images as i; "
         "print(json.dumps({'package': nativebuild.__file__, 'dir': str(i.recipe_dir()), "
         "'digest': i.Recipe.load().digest()}))"
     )

@@ -23,8 +23,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from nativebuild import cli
+from nativebuild.cli.publish import publish_built
 from nativebuild.errors import ConfigError
-from nativebuild.publish_cli import publish_built
 from nativebuild.reporting import NullReporter
 from tests.moto_server import denied_endpoint, isolate_aws, moto_endpoint
 

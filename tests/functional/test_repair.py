@@ -1,4 +1,4 @@
-"""nativebuild/_repair.py (what runs in the build container after `pip wheel`), run on the host
+"""nativebuild/drivers/repair.py (what runs in the build container after `pip wheel`), run on the host
 with real tools: gcc builds an extension that links two libraries outside the wheel, ldd and
 readelf read it, patchelf rewrites it. The repaired wheel must import with those libraries
 gone from the system, and repair must be reproducible."""
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild import _repair as repair
+from nativebuild.drivers import repair
 from tests.elffixtures import need_compiler, shared_library
 from tests.wheelfactory import make_wheel
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild import __version__, cli, pipeline
-from nativebuild.cache import build_key
-from nativebuild.config import resolve
-from nativebuild.remote_cache import open_remote
+from nativebuild import __version__, cli
+from nativebuild.cache.local import build_key
+from nativebuild.cache.s3 import open_remote
+from nativebuild.config.settings import resolve
+from nativebuild.pipeline import run as pipeline
 from nativebuild.reporting import NullReporter
 from tests.fakes import FakeIndex, FakeRunner, FakeUv
 from tests.moto_server import (
@@ -47,8 +48,8 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner = FakeRunner(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: FakeUv(index))
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: FakeUv(index))
     return runner
 
 
@@ -456,13 +457,13 @@ def test_prune_evicts_least_recently_used_first(
     ("text", "size"), [("1G", 10**9), ("500M", 5 * 10**8), ("10k", 10**4), ("2.5GB", 25 * 10**8)]
 )
 def test_parse_size(text: str, size: int) -> None:
-    from nativebuild.cache_cli import parse_size
+    from nativebuild.cli.cache import parse_size
 
     assert parse_size(text) == size
 
 
 def test_choose_prune_takes_the_oldest_until_it_fits() -> None:
-    from nativebuild.cache_cli import LocalEntry, choose_prune
+    from nativebuild.cli.cache import LocalEntry, choose_prune
 
     def entry(key: str, size: int, used: float) -> LocalEntry:
         return LocalEntry(kind="file", key=key, name=key, path=Path(key), size=size, last_used=used)

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from nativebuild.container import ContainerSpec, DockerRunner, Mount
+from nativebuild.engine.docker import ContainerSpec, DockerRunner, Mount
 from nativebuild.errors import DockerUnavailableError, ImageNotFoundError
 from nativebuild.reporting import NullReporter
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.locked import LockedPackage, applies
-from nativebuild.lockfiles import load_locked
-from nativebuild.network import IndexSettings
-from nativebuild.simple_api import SimpleIndex
-from nativebuild.uv import HostUv, uv_environment
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.index.simple_api import SimpleIndex
+from nativebuild.index.uv import HostUv, uv_environment
+from nativebuild.inputs.locked import LockedPackage, applies
+from nativebuild.inputs.lockfiles import load_locked
 
 pytestmark = pytest.mark.network
 

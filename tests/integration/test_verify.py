@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from nativebuild.abicheck import FindingKind
-from nativebuild.archive import plan_function_archive, write_zip
-from nativebuild.cache import LocalCache
+from nativebuild.abi.check import FindingKind
+from nativebuild.abi.runtime_facts import probe_facts
+from nativebuild.abi.verify import modules_to_import, verify_archive
+from nativebuild.archive.plan import plan_function_archive, write_zip
+from nativebuild.cache.local import LocalCache
 from nativebuild.cli import app
-from nativebuild.config import Settings
-from nativebuild.container import DockerRunner
+from nativebuild.cli.verify import target_from_name
+from nativebuild.config.settings import Settings
+from nativebuild.engine.docker import DockerRunner
 from nativebuild.reporting import NullReporter
-from nativebuild.runtime_facts import probe_facts
 from nativebuild.targets import Architecture, GlibcVersion, Target
-from nativebuild.verify import modules_to_import, verify_archive
-from nativebuild.verify_cli import target_from_name
 from tests.conftest import STANDIN_RUNTIME
 from tests.elffixtures import libfoo, uses_foo
 from tests.wheelfactory import make_tree, make_wheel

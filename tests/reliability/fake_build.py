@@ -18,7 +18,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from nativebuild import assemble, cache, cli, fetch
+from nativebuild import cli
+from nativebuild.cache import local as cache
+from nativebuild.index import downloads as fetch
+from nativebuild.pipeline import assemble
 from tests.fakes import FakeRunner, FakeUv
 
 
@@ -36,7 +39,8 @@ def main() -> None:
     index = pickle.loads(Path(sys.argv[1]).read_bytes())  # noqa: S301 - the test's own file
     runner = FakeRunner(index)
     uv = FakeUv(index)
-    from nativebuild import container, context
+    from nativebuild.engine import docker as container
+    from nativebuild.pipeline import context
 
     container.DockerRunner.from_env = lambda env, **_: runner  # type: ignore[method-assign,assignment]
     context.HostUv = lambda: uv  # type: ignore[attr-defined,assignment,misc]

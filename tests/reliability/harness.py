@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from nativebuild.cache import LocalCache
+from nativebuild.cache.local import LocalCache
 from tests.fakes import FakeIndex, IndexFile
 from tests.wheelfactory import make_tree, make_wheel
 

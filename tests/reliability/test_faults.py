@@ -140,8 +140,8 @@ def index(tmp_path: Path) -> FakeIndex:
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner, uv = FakeRunner(index), FakeUv(index)
-    monkeypatch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
-    monkeypatch.setattr("nativebuild.context.HostUv", lambda: uv)
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
+    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
     return runner
 
 
@@ -381,8 +381,8 @@ def test_an_index_that_times_out_is_a_clear_error_and_a_retry_succeeds(
     flaky_index: FlakyIndex,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("nativebuild.fetch.TIMEOUT_S", 0.2)
-    monkeypatch.setattr("nativebuild.fetch.ATTEMPTS", 2)
+    monkeypatch.setattr("nativebuild.index.downloads.TIMEOUT_S", 0.2)
+    monkeypatch.setattr("nativebuild.index.downloads.ATTEMPTS", 2)
     local = index.files["six"]
     RemoteFile.base = flaky_index.url
     index.files["six"] = RemoteFile(local.name, local.version, local.path, local.sha256, ())

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from nativebuild.config import KEYS, env_name
+from nativebuild.config.settings import KEYS, env_name
 from nativebuild.errors import NativebuildError
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeUv
 from tests.wheelfactory import make_tree
@@ -45,8 +45,10 @@ def world() -> Iterator[Path]:
         index.add_sdist("markupsafe", "2.1.5")
         runner, uv = ArchiveJobsRunner(index), FakeUv(index)  # bytecode and strip jobs too
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("nativebuild.container.DockerRunner.from_env", lambda env, **_: runner)
-            patch.setattr("nativebuild.context.HostUv", lambda: uv)
+            patch.setattr(
+                "nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner
+            )
+            patch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
             yield root
     examples = sum(FUZZ_TRIALS.values())
     print(f"RELIABILITY fuzz examples={examples} {FUZZ_TRIALS} exit-codes={dict(EXIT_CODES)}")

@@ -1,4 +1,4 @@
-"""Hostile sdists, unpacked by the in-container driver (``nativebuild/_driver.py``, run here on
+"""Hostile sdists, unpacked by the in-container driver (``nativebuild/drivers/build_wheels.py``, run here on
 the host): a member that climbs out with ``..``, an absolute path, a symlink or hard link that
 points outside, a device file, a symlink then written through. Each is refused before any byte
 lands outside the build directory, and the refusal names the member."""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild import _driver
+from nativebuild.drivers import build_wheels as _driver
 
 
 def _tar(path: Path, add: Callable[[tarfile.TarFile], None]) -> Path:

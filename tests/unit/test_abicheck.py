@@ -1,4 +1,4 @@
-"""nativebuild.abicheck: the loader's rules applied to an archive's binaries, and the runtime
+"""nativebuild.abi.check: the loader's rules applied to an archive's binaries, and the runtime
 facts they are checked against (data for Lambda's images, or a probe's answer)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.abicheck import (
+from nativebuild.abi.check import (
     Finding,
     FindingKind,
     Severity,
@@ -17,17 +17,17 @@ from nativebuild.abicheck import (
     check_mounts,
     missing_libraries,
 )
-from nativebuild.archive import plan_function_archive
-from nativebuild.config import Settings
-from nativebuild.elf import Binary, BinaryKind, ElfFacts, Mounted, VersionNeed
-from nativebuild.errors import AbiError, ConfigError
-from nativebuild.reporting import NullReporter
-from nativebuild.runtime_facts import (
+from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, Mounted, VersionNeed
+from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
     facts_for_target,
     facts_from_probe,
     known_facts,
 )
+from nativebuild.archive.plan import plan_function_archive
+from nativebuild.config.settings import Settings
+from nativebuild.errors import AbiError, ConfigError
+from nativebuild.reporting import NullReporter
 from nativebuild.targets import Architecture, GlibcVersion, Target
 from tests.elffixtures import MACHO_64, STATX_C, libfoo, pe_file, shared_library, uses_foo
 from tests.wheelfactory import make_wheel

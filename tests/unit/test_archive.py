@@ -1,4 +1,4 @@
-"""Planning rules of nativebuild.archive / nativebuild.wheels, on real wheels and trees."""
+"""Planning rules of nativebuild.archive.plan / nativebuild.archive.wheels, on real wheels and trees."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import (
+from nativebuild.archive.plan import (
     ArchiveEntry,
     ArchivePlan,
     SourceFile,
@@ -18,8 +18,8 @@ from nativebuild.archive import (
     source_date_epoch,
     zip_datetime,
 )
+from nativebuild.archive.wheels import install_path, rewrite_shebang, unsafe_reason
 from nativebuild.errors import ArchiveError, ConfigError
-from nativebuild.wheels import install_path, rewrite_shebang, unsafe_reason
 from tests.wheelfactory import RawMember, make_tree, make_wheel, symlink_member
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import ArchiveEntry, ArchivePlan, SourceFile, WheelMember
-from nativebuild.budget import (
+from nativebuild.archive.budget import (
     DIRECT_UPLOAD_LIMIT,
     UNZIPPED_LIMIT,
     ExternalLayer,
@@ -20,6 +19,7 @@ from nativebuild.budget import (
     render_table,
     zipped_warnings,
 )
+from nativebuild.archive.plan import ArchiveEntry, ArchivePlan, SourceFile, WheelMember
 from nativebuild.errors import ArchiveError
 
 

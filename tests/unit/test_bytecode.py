@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import ArchiveEntry, plan_archive
-from nativebuild.bytecode import compilable, plan_groups, pyc_path
-from nativebuild.wheels import wheel_owner
+from nativebuild.archive.bytecode import compilable, plan_groups, pyc_path
+from nativebuild.archive.plan import ArchiveEntry, plan_archive
+from nativebuild.archive.wheels import wheel_owner
 from tests.wheelfactory import make_tree, make_wheel
 
-DRIVER = Path(__file__).parents[2] / "nativebuild" / "_archive_driver.py"
+DRIVER = Path(__file__).parents[2] / "nativebuild" / "drivers" / "archive_jobs.py"
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_pyc_path(path: str, python: str, expected: str) -> None:
 
 
 def _entry(path: str) -> ArchiveEntry:
-    from nativebuild.archive import SourceFile
+    from nativebuild.archive.plan import SourceFile
 
     return ArchiveEntry(path=path, mode=0o644, source=SourceFile(path=Path(path)))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from nativebuild.cache import (
+from nativebuild.cache.local import (
     CACHE_LAYOUT_VERSION,
     BuiltWheelEntry,
     LocalCache,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from nativebuild.cache import LocalCache, build_key, manifest_key_problem
+from nativebuild.cache.local import LocalCache, build_key, manifest_key_problem
+from nativebuild.cache.s3 import Corrupt, RemoteCache, open_remote
 from nativebuild.errors import CacheError
-from nativebuild.remote_cache import Corrupt, RemoteCache, open_remote
 from tests.fakes import RecordingReporter
 from tests.moto_server import S3, moto_endpoint, s3
 

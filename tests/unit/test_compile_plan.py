@@ -14,8 +14,12 @@ from types import ModuleType
 
 import pytest
 
-from nativebuild.cache import build_key
-from nativebuild.compile import (
+from nativebuild.cache.local import build_key
+from nativebuild.engine.docker import ContainerSpec
+from nativebuild.errors import CompileError
+from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, NETRC_IN_CONTAINER, IndexSettings
+from nativebuild.resolve.in_image import Pin
+from nativebuild.sdists.build import (
     DRIVER,
     DRIVER_IN_CONTAINER,
     REPAIR,
@@ -29,10 +33,6 @@ from nativebuild.compile import (
     jobs_document,
     manifest_key,
 )
-from nativebuild.container import ContainerSpec
-from nativebuild.errors import CompileError
-from nativebuild.network import CA_BUNDLE_IN_CONTAINER, NETRC_IN_CONTAINER, IndexSettings
-from nativebuild.resolve import Pin
 from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
 
 X86, ARM = Architecture.X86_64, Architecture.ARM64

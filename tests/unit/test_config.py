@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from nativebuild import targets
-from nativebuild.config import (
+from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
+from nativebuild.archive.slim import RULES
+from nativebuild.config.settings import (
     KEYS,
     Builder,
     Settings,
@@ -19,8 +21,6 @@ from nativebuild.config import (
     resolve,
 )
 from nativebuild.errors import ConfigError
-from nativebuild.layout import FunctionSpec, Kind, LayerLayout
-from nativebuild.slim import RULES
 from nativebuild.targets import Architecture, GlibcVersion
 
 X86, ARM = Architecture.X86_64, Architecture.ARM64

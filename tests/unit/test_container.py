@@ -18,7 +18,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nativebuild.container import (
+from nativebuild.engine.docker import (
     LOG_TAIL_LINES,
     ContainerSpec,
     DockerRunner,
@@ -27,12 +27,12 @@ from nativebuild.container import (
     host_user,
     iter_lines,
 )
+from nativebuild.engine.orphans import OWNER_LABEL, owner
 from nativebuild.errors import (
     ContainerError,
     DockerUnavailableError,
     ImageNotFoundError,
 )
-from nativebuild.orphans import OWNER_LABEL, owner
 
 IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
 SECRET = "s3cr3t-token-value"  # noqa: S105

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nativebuild.derived_image import plan_derived
+from nativebuild.pipeline.derived_image import plan_derived
 
 BASE: dict[str, Any] = {
     "base_id": "sha256:" + "1" * 64,

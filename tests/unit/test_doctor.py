@@ -15,12 +15,12 @@ from typing import ClassVar
 
 import pytest
 
-from nativebuild import doctor
-from nativebuild.config import Settings
-from nativebuild.container import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
-from nativebuild.doctor import Status
+from nativebuild.config.settings import Settings
+from nativebuild.doctor import checks as doctor
+from nativebuild.doctor.checks import Status
+from nativebuild.engine.docker import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
 from nativebuild.errors import CacheError, DockerUnavailableError, ImageNotFoundError
-from nativebuild.network import CA_BUNDLE_IN_CONTAINER, IndexSettings
+from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, IndexSettings
 from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.targets import Architecture
 

@@ -1,4 +1,4 @@
-"""nativebuild.elf on real binaries: shared libraries compiled here with the host's gcc, and
+"""nativebuild.abi.elf on real binaries: shared libraries compiled here with the host's gcc, and
 hand-written headers for other machines and formats."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import plan_function_archive, write_zip
-from nativebuild.elf import (
+from nativebuild.abi.elf import (
     BinaryKind,
     ElfFacts,
     VersionNeed,
@@ -19,6 +18,7 @@ from nativebuild.elf import (
     scan_zip,
     sniff,
 )
+from nativebuild.archive.plan import plan_function_archive, write_zip
 from nativebuild.errors import AbiError
 from tests.elffixtures import (
     CXX_SOURCE,

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from nativebuild.host_resolve import compile_arguments
-from nativebuild.locked import FileRef, LockedPackage, choose_files
-from nativebuild.network import IndexSettings
-from nativebuild.plan import make_plan
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.inputs.locked import FileRef, LockedPackage, choose_files
+from nativebuild.plan.distributions import make_plan
+from nativebuild.resolve.host import compile_arguments
 from nativebuild.targets import Architecture, Target, get_runtime
 
 HOSTS = {

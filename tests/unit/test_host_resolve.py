@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from nativebuild.errors import ResolutionError
-from nativebuild.host_resolve import HostResolutionUnavailable, compile_arguments, resolve_on_host
-from nativebuild.network import IndexSettings
-from nativebuild.requirements import parse_requirements_text
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.index.uv import UvResult, uv_environment
+from nativebuild.inputs.requirements import parse_requirements_text
+from nativebuild.resolve.host import HostResolutionUnavailable, compile_arguments, resolve_on_host
 from nativebuild.targets import Architecture, GlibcVersion, Target, get_runtime
-from nativebuild.uv import UvResult, uv_environment
 
 
 def target(runtime: str = "python3.9", glibc: str | None = None) -> Target:

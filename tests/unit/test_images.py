@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild import images
-from nativebuild.config import Settings
-from nativebuild.container import ImageInfo
+from nativebuild.config.settings import Settings
+from nativebuild.engine import build_images as images
+from nativebuild.engine.docker import ImageInfo
 from nativebuild.errors import ConfigError, ImageNotFoundError
-from nativebuild.network import IndexSettings
+from nativebuild.index.pip_config import IndexSettings
 from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.targets import Architecture, get_runtime, runtimes
 

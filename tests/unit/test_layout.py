@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild import archive_options
-from nativebuild.archive import plan_archive
-from nativebuild.errors import ArchiveError, ConfigError, ResolutionError
-from nativebuild.layout import (
+from nativebuild.archive.layout import (
     FunctionSpec,
     Kind,
     LayerLayout,
@@ -20,8 +17,11 @@ from nativebuild.layout import (
     pin_conflicts,
     union_requirements_text,
 )
-from nativebuild.requirements import parse_requirements
-from nativebuild.wheels import Scheme, install_target
+from nativebuild.archive.plan import plan_archive
+from nativebuild.archive.wheels import Scheme, install_target
+from nativebuild.config import archive_keys as archive_options
+from nativebuild.errors import ArchiveError, ConfigError, ResolutionError
+from nativebuild.inputs.requirements import parse_requirements
 from tests.wheelfactory import make_tree, make_wheel
 
 

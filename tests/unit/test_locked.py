@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
-from nativebuild.locked import (
+from nativebuild.inputs.locked import (
     FileRef,
     LockedPackage,
     applies,

@@ -11,12 +11,12 @@ from nativebuild.errors import (
     RequirementSyntaxError,
     ResolutionError,
 )
-from nativebuild.locked import FileRef, LockedPackage, applies, choose_files
-from nativebuild.lockfiles import InputKind, input_kind, load_locked
-from nativebuild.network import IndexSettings
-from nativebuild.requirements import requirements_from_pyproject
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.index.uv import UvResult
+from nativebuild.inputs.locked import FileRef, LockedPackage, applies, choose_files
+from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
+from nativebuild.inputs.requirements import requirements_from_pyproject
 from nativebuild.targets import Architecture, Target, get_runtime
-from nativebuild.uv import UvResult
 
 X86_TARGET = Target(
     runtime=get_runtime("python3.12"),

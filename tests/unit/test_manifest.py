@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.errors import ArchiveError
-from nativebuild.manifest import (
+from nativebuild.archive.manifest import (
     MANIFEST_NAME,
     SCHEMA,
     ArchiveRecord,
@@ -19,8 +18,9 @@ from nativebuild.manifest import (
     manifest_document,
     write_manifest,
 )
-from nativebuild.slim import Removal
-from nativebuild.strip import Stripped
+from nativebuild.archive.slim import Removal
+from nativebuild.archive.strip import Stripped
+from nativebuild.errors import ArchiveError
 
 SHA = hashlib.sha256(b"zip bytes").hexdigest()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import nativebuild
-from nativebuild.container import Mount
-from nativebuild.network import (
+from nativebuild.engine.docker import Mount
+from nativebuild.index.pip_config import (
     CA_BUNDLE_IN_CONTAINER,
     NETRC_IN_CONTAINER,
     PYPI_SIMPLE,
@@ -141,7 +141,7 @@ def test_site_file_defaults_to_the_running_virtualenv(tmp_path: Path) -> None:
         check=True,
     )
     code = (
-        "from pathlib import Path; from nativebuild.network import pip_config_files; "
+        "from pathlib import Path; from nativebuild.index.pip_config import pip_config_files; "
         "print(pip_config_files({}, Path('/h'))[-1])"
     )
     root = Path(nativebuild.__file__).resolve().parents[1]

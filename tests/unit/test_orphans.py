@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from nativebuild.orphans import OWNER_LABEL, orphaned, owner, process_alive
+from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner, process_alive
 
 
 def _labels(value: str) -> dict[str, str]:

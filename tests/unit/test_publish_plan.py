@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.budget import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
-from nativebuild.errors import (
-    ArchitectureMismatchError,
-    ArchiveTooLargeError,
-    ConfigError,
-    PublishError,
-)
-from nativebuild.publish import (
+from nativebuild.archive.budget import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
+from nativebuild.aws.publish_plan import (
     ManifestArchive,
     PublishOptions,
     Remote,
@@ -25,6 +19,12 @@ from nativebuild.publish import (
     load_manifest,
     merged_layers,
     plan_publish,
+)
+from nativebuild.errors import (
+    ArchitectureMismatchError,
+    ArchiveTooLargeError,
+    ConfigError,
+    PublishError,
 )
 
 

@@ -13,8 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from nativebuild.errors import CacheError, ConfigError
-from nativebuild.remote_cache import (
+from nativebuild.cache.s3 import (
     Corrupt,
     RemoteCache,
     RemoteLocation,
@@ -22,7 +21,8 @@ from nativebuild.remote_cache import (
     make_client,
     open_remote,
 )
-from nativebuild.tiered_cache import has_credentials
+from nativebuild.cache.tiered import has_credentials
+from nativebuild.errors import CacheError, ConfigError
 from tests.moto_server import S3, dead_endpoint, denied_endpoint, moto_endpoint, s3
 
 __all__ = ["dead_endpoint", "denied_endpoint", "moto_endpoint", "s3"]  # fixtures

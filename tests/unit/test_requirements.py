@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
-from nativebuild.requirements import (
+from nativebuild.inputs.requirements import (
     RequirementSet,
     parse_requirements,
     parse_requirements_text,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nativebuild.errors import CompileError, ResolutionError
-from nativebuild.resolve import (
+from nativebuild.resolve.in_image import (
     IN_DIR,
     OUT_DIR,
     RESOLVER_VERSION,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from nativebuild.errors import DownloadError, ResolutionError
-from nativebuild.lockfiles import load_locked
-from nativebuild.network import IndexSettings
-from nativebuild.simple_api import ACCEPT, IndexFile, SimpleIndex, http_opener
-from nativebuild.uv import HostUv
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.index.simple_api import ACCEPT, IndexFile, SimpleIndex, http_opener
+from nativebuild.index.uv import HostUv
+from nativebuild.inputs.lockfiles import load_locked
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

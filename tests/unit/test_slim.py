@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import ArchiveEntry, ArchivePlan, SourceFile, WheelMember
-from nativebuild.errors import ConfigError
-from nativebuild.slim import (
+from nativebuild.archive.plan import ArchiveEntry, ArchivePlan, SourceFile, WheelMember
+from nativebuild.archive.slim import (
     RULES,
     SlimOptions,
     compile_glob,
@@ -22,7 +21,8 @@ from nativebuild.slim import (
     slim_plan,
     summarize,
 )
-from nativebuild.strip import is_shared_object, rewrite_wheel
+from nativebuild.archive.strip import is_shared_object, rewrite_wheel
+from nativebuild.errors import ConfigError
 from nativebuild.targets import runtimes
 from tests.wheelfactory import make_wheel
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.archive import plan_archive, write_zip
-from nativebuild.elf import BinaryKind
+from nativebuild.abi.elf import BinaryKind
+from nativebuild.archive.plan import plan_archive, write_zip
 from nativebuild.errors import ArchiveError
-from nativebuild.wheel_facts import WheelFacts, inspect_wheel
+from nativebuild.pipeline.wheel_facts import WheelFacts, inspect_wheel
 from tests.elffixtures import STATX_C, pe_file, shared_library
 from tests.wheelfactory import make_wheel
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.zipwriter import ZipFormatError, ZipWriter, raw_member_data
+from nativebuild.archive.zipwriter import ZipFormatError, ZipWriter, raw_member_data
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

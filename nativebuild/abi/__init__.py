@@ -1,0 +1,1 @@
+"""Binaries against the runtime: ELF facts, runtime facts, the check, advice, verify."""

@@ -1,0 +1,1 @@
+"""Lambda archives: layout, files, slimming, bytecode, budget, the zip writer, manifest."""

@@ -1,0 +1,1 @@
+"""Publishing to AWS: the plan (pure) and the Lambda/S3 calls."""

@@ -1,0 +1,455 @@
+"""``nativebuild cache``: look at, check, trim and share the wheel cache.
+
+Results go to stdout, progress and warnings to stderr. The shared plumbing (reporter, error
+mapping, settings cascade) comes from :mod:`nativebuild.cli`, imported when a command runs
+because that module imports this one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nativebuild.cache.local import CACHE_LAYOUT_VERSION, LocalCache, default_cache_dir
+from nativebuild.cache.tiered import (
+    LOCAL_ONLY_KINDS,
+    SOURCES,
+    STATS_DIR,
+    USED_DIR,
+    TieredCache,
+    has_credentials,
+    trim_stats,
+)
+from nativebuild.errors import CacheError, ConfigError
+
+if TYPE_CHECKING:
+    from nativebuild.config.settings import Settings
+    from nativebuild.reporting import Reporter
+
+cache_app = typer.Typer(
+    name="cache",
+    help="The wheel cache: list, statistics, prune, verify, and sync with the remote (--cache).",
+    no_args_is_help=True,
+)
+
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Wheel cache directory.")]
+RemoteOpt = Annotated[
+    str | None, typer.Option("--cache", help="The shared remote cache, s3://bucket/prefix.")
+]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(help="Directory holding pyproject.toml with [tool.nativebuild]. [default: .]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
+_UNITS: dict[str, float] = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+_PERIODS: dict[str, float] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LocalEntry:
+    kind: str  # file | built | json
+    key: str  # sha256, cache key, or "<kind>-<key>": the name of its used/ marker
+    name: str
+    path: Path  # the entry's directory (files, built wheels) or file (documents)
+    size: int
+    last_used: float  # seconds since the epoch
+
+
+def _amount(text: str, units: Mapping[str, float], what: str, example: str) -> float:
+    pattern = rf"\s*(\d+(?:\.\d+)?)\s*([{''.join(units)}]?)b?\s*"
+    match = re.fullmatch(pattern, text.lower())
+    if match is None or match[2] not in units:
+        msg = f"Invalid {what} {text!r}: expected a number and one of {', '.join(units)}."
+        raise ConfigError(msg, hint=f"For example {example}.")
+    return float(match[1]) * units[match[2]]
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``500M``, ``10k``, ``2.5GB`` or a number of bytes (decimal units)."""
+    return int(_amount(text, _UNITS, "size", "--max-size 5G"))
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``2w``, ``90m`` or ``3600s``, in seconds."""
+    return _amount(text, _PERIODS, "age", "--older-than 30d")
+
+
+def choose_prune(
+    entries: Sequence[LocalEntry], *, now: float, max_size: int | None, older_than: float | None
+) -> list[LocalEntry]:
+    """Least recently used first: everything unused for ``older_than``, then more until the
+    rest fits in ``max_size``."""
+    total = sum(entry.size for entry in entries)
+    chosen = []
+    for entry in sorted(entries, key=lambda e: (e.last_used, e.key)):
+        stale = older_than is not None and now - entry.last_used > older_than
+        too_big = max_size is not None and total > max_size
+        if not (stale or too_big):
+            break
+        chosen.append(entry)
+        total -= entry.size
+    return chosen
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _tree_size(path: Path) -> int:
+    with contextlib.suppress(OSError):  # an entry evicted meanwhile
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
+
+
+def local_entries(root: Path) -> Iterator[LocalEntry]:
+    data, used = root / f"v{CACHE_LAYOUT_VERSION}", root / USED_DIR
+
+    def entry(kind: str, key: str, name: str, path: Path) -> LocalEntry:
+        last = max(_mtime(used / kind / key), _mtime(path))
+        return LocalEntry(
+            kind=kind, key=key, name=name, path=path, size=_tree_size(path), last_used=last
+        )
+
+    for directory in sorted(data.glob("files/*/*")):
+        for file in directory.iterdir():
+            yield entry("file", directory.name, file.name, directory)
+    for directory in sorted(data.glob("built/*/*")):
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((directory / "manifest.json").read_bytes())
+            name = f"{manifest.get('wheel_filename', '?')} ({manifest.get('target', '?')})"
+            yield entry("built", directory.name, name, directory)
+    for file in sorted(data.glob("json/*/*/*.json")):
+        kind = file.parent.parent.name
+        yield entry("json", f"{kind}-{file.stem}", kind, file)
+
+
+def evict(root: Path, entry: LocalEntry) -> None:
+    """Move the entry out of the way in one rename (readers see it whole or not at all)."""
+    gone = root / "tmp" / f"evicted-{uuid.uuid4().hex}"
+    with contextlib.suppress(FileNotFoundError):
+        entry.path.rename(gone)
+    if gone.is_dir():
+        shutil.rmtree(gone, ignore_errors=True)
+    else:
+        gone.unlink(missing_ok=True)
+    (root / USED_DIR / entry.kind / entry.key).unlink(missing_ok=True)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def _when(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _session(
+    cache_dir: Path | None, remote: str | None, project: Path | None, *, quiet: bool = False
+) -> Iterator[tuple[Settings, Path, Reporter]]:
+    from nativebuild.cli import ConsoleReporter, _settings, handle_errors
+
+    console = Console(stderr=True, soft_wrap=True)
+    env = dict(os.environ)
+    with handle_errors(console):
+        settings = _settings({"cache-dir": cache_dir, "cache": remote}, project, env)
+        root = settings.cache_dir or default_cache_dir(env)
+        yield settings, root, ConsoleReporter(console, verbose=False, quiet=quiet)
+
+
+def _tiered(
+    settings: Settings, root: Path, reporter: Reporter, *, need_remote: bool
+) -> TieredCache:
+    remote = None
+    if settings.cache:
+        from nativebuild.cache.s3 import open_remote
+
+        remote = open_remote(settings.cache, endpoint_url=settings.cache_endpoint_url)
+    elif need_remote:
+        msg = "No remote cache is configured."
+        raise ConfigError(msg, hint="Pass --cache s3://bucket/prefix or set NATIVEBUILD_CACHE.")
+    local = LocalCache(root, reporter=reporter)
+    cache = TieredCache(
+        local, reporter=reporter, remote=remote, readonly=settings.cache_readonly, record=False
+    )
+    cache.ensure()
+    return cache
+
+
+def _emit(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+@cache_app.command("path")
+def path(cache_dir: CacheDirOpt = None, project: ProjectOpt = None) -> None:
+    """Print the local cache directory."""
+    with _session(cache_dir, None, project) as (_, root, _):
+        typer.echo(str(root))
+
+
+@cache_app.command("ls")
+def ls(
+    cache_dir: CacheDirOpt = None,
+    remote: RemoteOpt = None,
+    from_remote: Annotated[bool, typer.Option("--remote", help="List the remote cache.")] = False,
+    project: ProjectOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List the entries, most recently used first (or the remote's, newest first)."""
+    with _session(cache_dir, remote, project) as (settings, root, reporter):
+        if from_remote:
+            cache = _tiered(settings, root, reporter, need_remote=True)
+            assert cache.remote is not None  # noqa: S101 - need_remote
+            rows = [
+                (e.kind, e.key, e.filename, e.size, e.modified.isoformat(timespec="seconds"))
+                for e in sorted(cache.remote.entries(), key=lambda e: e.modified, reverse=True)
+            ]
+        else:
+            local = sorted(local_entries(root), key=lambda e: -e.last_used)
+            rows = [(e.kind, e.key, e.name, e.size, _when(e.last_used)) for e in local]
+    if json_output:
+        columns = ("kind", "key", "name", "size", "time")
+        _emit([dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    table = Table(title=f"{len(rows)} entries")
+    for column in ("kind", "name", "size", "last used" if not from_remote else "uploaded"):
+        table.add_column(column)
+    for kind, _, name, size, when in rows:
+        table.add_row(kind, name, _human(size), when)
+    Console(width=200).print(table)
+
+
+def read_stats(root: Path, last: int) -> list[dict[str, Any]]:
+    events = []
+    for file in sorted((root / STATS_DIR).glob("*.json"))[-last:]:
+        with contextlib.suppress(OSError, ValueError):
+            events.append(json.loads(file.read_text(encoding="utf-8")))
+    return events
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HitRate:
+    local: int
+    remote: int
+    miss: int
+
+    @property
+    def rate(self) -> float | None:
+        asked = self.local + self.remote + self.miss
+        return (self.local + self.remote) / asked if asked else None
+
+
+def hit_rates(events: Sequence[dict[str, Any]]) -> dict[str, HitRate]:
+    """Per kind of entry: lookups by source over ``events``."""
+    totals: dict[str, dict[str, int]] = {}
+    for event in events:
+        for kind, counts in (event.get("lookups") or {}).items():
+            into = totals.setdefault(kind, dict.fromkeys(SOURCES, 0))
+            for source in SOURCES:
+                into[source] += int(counts.get(source, 0))
+    return {kind: HitRate(**counts) for kind, counts in totals.items()}
+
+
+@cache_app.command("stats")
+def stats(
+    cache_dir: CacheDirOpt = None,
+    project: ProjectOpt = None,
+    last: Annotated[int, typer.Option(help="How many recent builds to count.")] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """Entries and size by kind, and the hit rate of the last builds."""
+    with _session(cache_dir, None, project) as (_, root, _):
+        entries = list(local_entries(root))
+        events = read_stats(root, last)
+    kinds: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        counts = kinds.setdefault(entry.kind, {"entries": 0, "size": 0})
+        counts["entries"] += 1
+        counts["size"] += entry.size
+    rates = hit_rates(events)
+    document: dict[str, Any] = {"path": str(root), "kinds": kinds}
+    document["builds"] = len(events)
+    document["lookups"] = {
+        kind: {**dataclasses.asdict(r), "hit_rate": r.rate} for kind, r in rates.items()
+    }
+    document["uploads"] = sum(int(e.get("uploads", 0)) for e in events)
+    document["rejected"] = sum(int(e.get("rejected", 0)) for e in events)
+    if json_output:
+        _emit(document)
+        return
+    typer.echo(f"cache: {root}")
+    for kind, counts in sorted(kinds.items()):
+        typer.echo(f"  {kind}: {counts['entries']} entries, {_human(counts['size'])}")
+    typer.echo(f"last {len(events)} builds:")
+    for kind, r in sorted(rates.items()):
+        rate = "n/a" if r.rate is None else f"{r.rate:.0%}"
+        typer.echo(f"  {kind}: hit rate {rate} (local {r.local}, remote {r.remote}, miss {r.miss})")
+    typer.echo(f"  uploaded {document['uploads']}, rejected {document['rejected']}")
+
+
+@cache_app.command("prune")
+def prune(
+    max_size: Annotated[
+        str | None, typer.Option(help="Evict least recently used entries past this size (5G).")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Evict entries unused for this long (30d, 12h).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list them.")] = False,
+    cache_dir: CacheDirOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Evict least recently used entries from the local cache (the remote is left alone)."""
+    with _session(cache_dir, None, project) as (_, root, _):
+        if max_size is None and older_than is None:
+            msg = "Nothing to prune by: pass --max-size, --older-than, or both."
+            raise ConfigError(msg, hint="For example: nativebuild cache prune --max-size 5G.")
+        limit = parse_size(max_size) if max_size is not None else None
+        age = parse_age(older_than) if older_than is not None else None
+        entries = list(local_entries(root))
+        chosen = choose_prune(entries, now=time.time(), max_size=limit, older_than=age)
+        if not dry_run:
+            for entry in chosen:
+                evict(root, entry)
+            trim_stats(root / STATS_DIR)
+            alive = {(e.kind, e.key) for e in entries} - {(e.kind, e.key) for e in chosen}
+            for marker in (root / USED_DIR).glob("*/*"):  # of entries evicted as corrupt
+                if (marker.parent.name, marker.name) not in alive:
+                    marker.unlink(missing_ok=True)
+    freed = sum(entry.size for entry in chosen)
+    for entry in chosen:
+        typer.echo(f"{'would evict' if dry_run else 'evicted'} {entry.kind} {entry.name}")
+    kept = sum(entry.size for entry in entries) - freed
+    typer.echo(f"{len(chosen)} entries, {_human(freed)} freed; {_human(kept)} kept")
+
+
+@cache_app.command("verify")
+def verify(
+    cache_dir: CacheDirOpt = None,
+    remote: RemoteOpt = None,
+    from_remote: Annotated[bool, typer.Option("--remote", help="Verify the remote's.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Re-hash every entry; bad ones are evicted (exit 9) and refetched when needed."""
+    with _session(cache_dir, remote, project) as (settings, root, reporter):
+        cache = _tiered(settings, root, reporter, need_remote=from_remote)
+        checked, bad = verify_remote(cache) if from_remote else verify_local(cache.local)
+        typer.echo(f"{checked - bad} entries verified, {bad} bad (evicted)")
+        if bad:
+            msg = f"{bad} cache entries failed verification and were evicted."
+            raise CacheError(msg, hint="They are downloaded or rebuilt when next needed.")
+
+
+def verify_local(local: LocalCache) -> tuple[int, int]:
+    """The local cache's own reads re-hash, and evict and warn on a mismatch."""
+    entries, bad = list(local_entries(local.root)), 0
+    for entry in entries:
+        if entry.kind == "file":
+            bad += local.get_file(entry.key, entry.name) is None
+        elif entry.kind == "built":
+            bad += local.get_built(entry.key) is None
+        else:
+            kind, key = entry.key.rsplit("-", 1)
+            bad += local.get_json(kind, key) is None
+    return len(entries), bad
+
+
+def verify_remote(cache: TieredCache) -> tuple[int, int]:
+    from nativebuild.cache.s3 import Corrupt
+
+    remote = cache.remote
+    assert remote is not None  # noqa: S101 - need_remote
+    entries, bad = list(remote.entries()), 0
+    with cache.scratch_dir() as work:
+        for n, entry in enumerate(entries):
+            into = work / str(n)
+            into.mkdir()
+            if entry.kind == "file":
+                got: object = remote.fetch_file(entry.key, entry.filename, into)
+            elif entry.kind == "built":
+                got = remote.fetch_built(entry.key, into)
+            else:
+                got = remote.fetch_json(*entry.key.split("/", 1))
+            shutil.rmtree(into)
+            if isinstance(got, Corrupt):
+                bad += 1
+                done = not cache.readonly and remote.evict(got)
+                cache.reporter.warning(
+                    f"{remote.url}: {got.names[0]} is corrupt ({got.reason})"
+                    + ("; evicted" if done else "; left in place")
+                )
+    return len(entries), bad
+
+
+@cache_app.command("push")
+def push(
+    cache_dir: CacheDirOpt = None, remote: RemoteOpt = None, project: ProjectOpt = None
+) -> None:
+    """Upload every verified local entry the remote lacks."""
+    with _session(cache_dir, remote, project) as (settings, root, reporter):
+        if settings.cache_readonly:
+            msg = "cache-readonly is set: not pushing to the remote cache."
+            raise ConfigError(msg, hint="Unset NATIVEBUILD_CACHE_READONLY to push.")
+        cache = _tiered(settings, root, reporter, need_remote=True)
+        remote_cache, local = cache.remote, cache.local
+        assert remote_cache is not None  # noqa: S101
+        sent = 0
+        for entry in local_entries(local.root):
+            if entry.kind == "file" and (hit := local.get_file(entry.key, entry.name)):
+                sent += remote_cache.push_file(hit.path, sha256=entry.key, filename=entry.name)
+            elif entry.kind == "built" and (built := local.get_built(entry.key)):
+                sent += remote_cache.push_built(entry.key, built.wheel.path, built.manifest)
+            elif entry.kind == "json" and entry.name not in LOCAL_ONLY_KINDS:
+                key = entry.key.rsplit("-", 1)[1]
+                document = local.get_json(entry.name, key)
+                if document is not None and not has_credentials(document):
+                    sent += remote_cache.push_json(entry.name, key, document)
+    typer.echo(f"pushed {sent} entries to {remote_cache.url}")
+
+
+@cache_app.command("pull")
+def pull(
+    cache_dir: CacheDirOpt = None, remote: RemoteOpt = None, project: ProjectOpt = None
+) -> None:
+    """Download (and verify) every remote entry the local cache lacks."""
+    with _session(cache_dir, remote, project) as (settings, root, reporter):
+        cache = _tiered(settings, root, reporter, need_remote=True)
+        assert cache.remote is not None  # noqa: S101
+        url = cache.remote.url
+        have = {(e.kind, e.key) for e in local_entries(cache.root)}
+        got = 0
+        for entry in list(cache.remote.entries()):
+            if entry.kind == "file" and ("file", entry.key) not in have:
+                got += cache.get_file(entry.key, entry.filename) is not None
+            elif entry.kind == "built" and ("built", entry.key) not in have:
+                got += cache.get_built(entry.key) is not None
+            elif entry.kind == "json":
+                kind, key = entry.key.split("/", 1)
+                if ("json", f"{kind}-{key}") not in have and kind not in LOCAL_ONLY_KINDS:
+                    got += cache.get_json(kind, key) is not None
+    typer.echo(f"pulled {got} entries from {url}")

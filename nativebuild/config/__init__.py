@@ -1,0 +1,1 @@
+"""Settings: the cascade from defaults, ``[tool.nativebuild]``, ``NATIVEBUILD_*`` and flags."""

@@ -1,0 +1,1 @@
+"""``nativebuild doctor``: can this machine build for the configured targets?"""

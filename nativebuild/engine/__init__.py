@@ -1,0 +1,1 @@
+"""The container engine: records and the runner Protocol, Docker, builders, images."""

@@ -1,0 +1,46 @@
+"""Engines of their own per architecture: ``--builder arm64=ssh://user@graviton-host``.
+
+With a native arm64 engine, arm64 sdists compile at full speed instead of under QEMU. A
+builder's containers get their files through the Docker API (no host bind mounts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from nativebuild.config.settings import Settings
+from nativebuild.engine.docker import ContainerRunner, DockerRunner
+from nativebuild.errors import ConfigError
+from nativebuild.reporting import Reporter
+from nativebuild.targets import Architecture
+
+
+def context_host(name: str, env: Mapping[str, str]) -> str:
+    """The Docker host of a docker CLI context, read from its metadata file."""
+    config = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME", str(Path.home()))) / ".docker")
+    meta = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        host = json.loads(meta.read_text(encoding="utf-8"))["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        msg = f"Docker context {name!r} not found (looked in {meta.parent})."
+        hint = "Give the builder as a URL (ssh://user@host, tcp://host:2376) or create the context with `docker context create`."
+        raise ConfigError(msg, hint=hint) from err
+    return str(host)
+
+
+def make_builders(
+    settings: Settings, env: Mapping[str, str], reporter: Reporter
+) -> dict[Architecture, ContainerRunner]:
+    runners: dict[Architecture, ContainerRunner] = {}
+    for builder in settings.builders:
+        host = builder.host if "://" in builder.host else context_host(builder.host, env)
+        runners[builder.arch] = DockerRunner.for_builder(
+            host,
+            network_mode=builder.network,
+            keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
+            reporter=reporter,
+        )
+    return runners

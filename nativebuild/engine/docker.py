@@ -1,0 +1,639 @@
+"""Run commands in containers: the only module that talks to Docker.
+
+The pipeline depends on :class:`ContainerRunner`; :class:`DockerRunner` is the real one, built on
+the docker SDK. ``docker`` is imported lazily, so that importing this module (or building a
+package that needs no container) never needs the SDK to load or an engine to answer.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import contextlib
+import dataclasses
+import functools
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
+from nativebuild.errors import (
+    ContainerError,
+    DockerUnavailableError,
+    ImageNotFoundError,
+    NativebuildError,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.images import Image
+
+    from nativebuild.reporting import Reporter
+from nativebuild.engine.transfer import pack_inputs, unpack_output
+
+LOG_TAIL_LINES = 60
+LABEL = "org.nativebuild"
+# Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
+MIN_PLATFORM_API = (1, 41)
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
+# Image "Architecture" values that mean the same machine.
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+_START_HINT = (
+    "Start a Docker engine: `sudo systemctl start docker` (Linux with systemd), `sudo dockerd &` "
+    "(no init system), or open Docker Desktop (macOS, Windows). If `docker info` works but "
+    'nativebuild does not, your docker CLI uses a context: export DOCKER_HOST="$(docker context '
+    "inspect --format '{{.Endpoints.docker.Host}}')\"."
+)
+_PERMISSION_HINT = (
+    "Your user may not use the Docker socket: add it to the `docker` group "
+    "(`sudo usermod -aG docker $USER`, then log in again), or point DOCKER_HOST at a rootless engine."
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+    optional: bool = False  # only a speed-up (a download cache): left out on remote engines
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    image: str
+    command: tuple[str, ...]  # exec form, never through a shell
+    description: str  # "compile markupsafe 2.1.5", for messages
+    platform: str | None = None  # "linux/amd64" | "linux/arm64"
+    # () clears the image's entrypoint: Lambda images have /lambda-entrypoint.sh.
+    entrypoint: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()  # may hold credentials: never log values
+    working_dir: str | None = None
+    user: str | None = None  # None: the invoking uid:gid, so bind-mounted outputs are not root's
+    network_mode: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContainerResult:
+    exit_code: int
+    log_tail: tuple[str, ...]  # last LOG_TAIL_LINES lines of stdout and stderr together
+    duration_s: float
+
+
+class ContainerRunner(Protocol):
+    containers_started: int
+
+    def check_engine(self) -> None: ...
+
+    def image_id(self, image: str, *, platform: str | None) -> str: ...
+
+    def engine_architecture(self) -> str: ...
+
+    def cancel(self) -> None: ...
+
+    def run(
+        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+    ) -> ContainerResult: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """A local image, as ``docker image inspect`` describes it."""
+
+    id: str
+    tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    labels: Mapping[str, str]
+    architecture: str
+    created: str
+    size: int
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, object]) -> ImageInfo:
+        config = attrs.get("Config")
+        labels = config.get("Labels") if isinstance(config, dict) else None
+        tags, digests, size = attrs.get("RepoTags"), attrs.get("RepoDigests"), attrs.get("Size")
+        return cls(
+            id=str(attrs.get("Id", "")),
+            tags=tuple(map(str, tags)) if isinstance(tags, list) else (),
+            repo_digests=tuple(map(str, digests)) if isinstance(digests, list) else (),
+            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            architecture=str(attrs.get("Architecture", "")),
+            created=str(attrs.get("Created", "")),
+            size=size if isinstance(size, int) else 0,
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    architecture: str  # the engine's machine: x86_64 | aarch64
+    root_dir: str  # DockerRootDir, a path on the engine's machine
+
+
+def host_user() -> str | None:
+    """The invoking ``uid:gid``, or None where the OS has no such thing (Windows)."""
+    if not hasattr(os, "getuid"):
+        return None
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a byte stream whose chunks split lines (and UTF-8 sequences) anywhere."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    partial: list[str] = []
+    for chunk in chunks:
+        pieces = decoder.decode(chunk).split("\n")
+        if len(pieces) > 1:
+            yield ("".join(partial) + pieces[0]).removesuffix("\r")
+            for piece in pieces[1:-1]:
+                yield piece.removesuffix("\r")
+            partial = []
+        partial.append(pieces[-1])
+    rest = "".join(partial) + decoder.decode(b"", final=True)
+    if rest:
+        yield rest.removesuffix("\r")
+
+
+def architecture_mismatch(image: str, architecture: str, platform: str | None) -> str | None:
+    """Why a local image cannot serve ``platform``, or None when it can."""
+    if platform is None or "/" not in platform:
+        return None
+    wanted = platform.split("/")[1]
+    actual = _ARCH_ALIASES.get(architecture, architecture)
+    if not actual or _ARCH_ALIASES.get(wanted, wanted) == actual:
+        return None
+    return (
+        f"Image {image!r} exists locally only for linux/{actual}, but {platform} is needed: "
+        "the classic image store keeps one architecture per name:tag."
+    )
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _DockerErrors:
+    """Map every docker SDK failure onto a NativebuildError; the one place that knows them.
+
+    A class rather than @contextmanager: its ``__exit__`` never swallows, and type checkers
+    can see that.
+    """
+
+    def __init__(
+        self,
+        action: str,
+        *,
+        engine: str,
+        image: str | None = None,
+        secrets: Iterable[str] = (),
+        pulling: bool = False,
+        connecting: bool = False,
+    ) -> None:
+        self.action = action
+        self.engine = engine
+        self.image = image
+        self.secrets = tuple(secrets)
+        self.pulling = pulling
+        self.connecting = connecting  # any failure means the engine does not answer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        mapped = None if exc is None else self._translate(exc)
+        if mapped is not None:
+            raise mapped from exc
+
+    def _translate(self, err: BaseException) -> NativebuildError | None:
+        import docker.errors
+
+        image = self.image or ""
+        # APIError first: it is also a requests error, hence an OSError.
+        if isinstance(err, docker.errors.APIError) and not self.connecting:
+            detail = _redact(str(err.explanation or err), self.secrets)
+            if self.pulling:
+                msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
+            elif isinstance(err, docker.errors.ImageNotFound):
+                msg = f"Image {image!r} was not found (trying to {self.action}): {detail}"
+            else:
+                about = f" (image {image!r})" if image else ""
+                msg = f"Docker could not {self.action}{about}: {detail}"
+                return ContainerError(msg)
+            hint = (
+                f"Check the image name; build it locally, `docker pull {image}` from a "
+                "registry you can reach, or pass --build-image to use another image."
+            )
+            return ImageNotFoundError(msg, hint=hint)
+        if isinstance(err, docker.errors.DockerException | OSError):
+            # requests/urllib3 connection errors, FileNotFoundError for a missing socket, ...
+            detail = _redact(str(err), self.secrets)
+            doing = "" if self.connecting else f" (trying to {self.action})"
+            msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
+            hint = _PERMISSION_HINT if "Permission denied" in detail else _START_HINT
+            return DockerUnavailableError(msg, hint=hint)
+        return None  # not docker's: KeyboardInterrupt, our own errors, bugs
+
+
+def _api_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+class DockerRunner:
+    """ContainerRunner on a Docker engine. The client is made on first use, never before."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], DockerClient] | None = None,
+        *,
+        keep_containers: bool = False,
+        docker_host: str | None = None,
+        reporter: Reporter | None = None,
+        copy_files: bool = False,
+        network_mode: str | None = None,
+    ) -> None:
+        """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
+
+        ``keep_containers`` (NATIVEBUILD_KEEP_CONTAINER=1) leaves finished containers for
+        debugging. ``docker_host`` (DOCKER_HOST) only names the engine in messages.
+        ``reporter`` hears about image pulls, which can take minutes. ``copy_files`` sends
+        mounts through the API instead of binding host paths (a remote engine cannot see
+        them); ``network_mode`` applies to every container (a builder may need "host").
+        """
+        self.copy_files = copy_files
+        self._network_mode = network_mode
+        self._client_factory = client_factory
+        self._client: DockerClient | None = None
+        self.keep_containers = keep_containers
+        self._engine = (
+            f"DOCKER_HOST={docker_host}"
+            if docker_host
+            else f"DOCKER_HOST, or the default socket {_DEFAULT_HOST}"
+        )
+        self._reporter = reporter
+        self.containers_started = 0
+        self._active: set[str] = set()  # containers running now, for cancel()
+        self._active_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, reporter: Reporter | None = None) -> DockerRunner:
+        """A runner configured from ``env`` rather than ``os.environ``: DOCKER_HOST,
+        DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and NATIVEBUILD_KEEP_CONTAINER."""
+        environment = dict(env)
+
+        def factory() -> DockerClient:
+            import docker
+
+            return docker.from_env(environment=environment)
+
+        return cls(
+            factory,
+            keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
+            docker_host=env.get("DOCKER_HOST"),
+            reporter=reporter,
+        )
+
+    @classmethod
+    def for_builder(
+        cls,
+        host: str,
+        *,
+        network_mode: str | None = None,
+        keep_containers: bool = False,
+        reporter: Reporter | None = None,
+    ) -> DockerRunner:
+        """A runner on another engine (``ssh://``, ``tcp://``, ``unix://``): files travel
+        through the Docker API, never as bind mounts."""
+
+        def factory() -> DockerClient:
+            import docker
+
+            return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+        return cls(
+            factory, keep_containers=keep_containers, docker_host=host, reporter=reporter,
+            copy_files=True, network_mode=network_mode,
+        )  # fmt: skip
+
+    def check_engine(self) -> None:
+        self._client_for(platform=None)
+
+    def engine_architecture(self) -> str:
+        """The engine's own machine (``x86_64``, ``aarch64``): what runs without emulation."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("ask the engine for its architecture", engine=self._engine):
+            machine = str(client.info().get("Architecture", ""))
+        return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+    def cancel(self) -> None:
+        """Kill and remove every container this runner has running (Ctrl-C from another
+        thread): their runs then end, and nothing is left behind."""
+        with self._active_lock:
+            names = list(self._active)
+        if not names or self._client is None:
+            return
+        import docker.errors
+
+        for name in names:
+            with contextlib.suppress(docker.errors.DockerException):
+                self._client.containers.get(name).remove(force=True)
+
+    def image_id(self, image: str, *, platform: str | None) -> str:
+        client = self._client_for(platform=platform)
+        try:
+            with _DockerErrors("inspect the image", image=image, engine=self._engine):
+                found = client.images.get(image)
+        except ImageNotFoundError:
+            found = self._pull(client, image, platform)
+        reason = architecture_mismatch(image, found.attrs.get("Architecture", ""), platform)
+        if reason is not None:
+            hint = (
+                f"Pull or build the {platform} variant under its own tag "
+                f"(`docker pull --platform {platform} ...`), or pass --build-image."
+            )
+            raise ImageNotFoundError(reason, hint=hint)
+        if not found.id:  # pragma: no cover - the engine always reports one
+            msg = f"Docker reported no id for image {image!r}."
+            raise ContainerError(msg)
+        return found.id
+
+    def run(
+        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+    ) -> ContainerResult:
+        import docker.types
+
+        client = self._client_for(platform=spec.platform)
+        mounts = [m for m in spec.mounts if not (self.copy_files and m.optional)]
+        for mount in mounts:
+            if not mount.source.exists():
+                msg = f"Cannot {spec.description}: mount source {mount.source} does not exist."
+                raise ContainerError(msg)
+        environment = dict(spec.environment)
+        guard = functools.partial(
+            _DockerErrors, image=spec.image, engine=self._engine, secrets=environment.values()
+        )
+        name = f"nativebuild-{uuid.uuid4().hex[:12]}"
+        user = spec.user if spec.user is not None else host_user()
+        reporter.command(list(spec.command))
+        started = time.monotonic()
+        try:
+            with guard(f"create the container to {spec.description}"):
+                container = client.containers.create(
+                    spec.image,
+                    command=list(spec.command),
+                    # [""] is what `docker run --entrypoint ''` sends; None keeps the image's.
+                    entrypoint=list(spec.entrypoint) or [""],
+                    platform=spec.platform,
+                    mounts=[]
+                    if self.copy_files
+                    else [
+                        docker.types.Mount(
+                            target=m.target,
+                            source=str(m.source.resolve()),
+                            type="bind",
+                            read_only=m.read_only,
+                        )
+                        for m in mounts
+                    ],
+                    environment=environment,
+                    working_dir=spec.working_dir,
+                    user=user,
+                    name=name,
+                    labels={LABEL: "1", OWNER_LABEL: owner()},
+                    detach=True,
+                    network_mode=spec.network_mode or self._network_mode,
+                )
+        except NativebuildError:
+            raise  # the engine refused: nothing was created
+        except BaseException:
+            # Interrupted mid-request: the engine may have created it all the same.
+            self._remove(client, name, None, reporter)
+            raise
+        self.containers_started += 1
+        with self._active_lock:
+            self._active.add(name)
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        try:
+            if self.copy_files:
+                with guard(f"copy the inputs to {spec.description}"):
+                    data = pack_inputs([(m.source, m.target) for m in mounts], user=user)
+                    container.put_archive("/", data)
+            with guard(f"start the container to {spec.description}"):
+                container.start()
+            chunks = _guarded(
+                lambda: container.logs(stream=True, follow=True),
+                guard(f"read the output of the container to {spec.description}"),
+            )
+            for line in iter_lines(chunks):
+                tail.append(line)
+                if verbose:
+                    reporter.output(line)
+            with guard(f"wait for the container to {spec.description}"):
+                status = container.wait()
+            if self.copy_files:
+                for mount in (m for m in mounts if not m.read_only):
+                    with guard(f"copy back the outputs to {spec.description}"):
+                        chunks, _ = container.get_archive(mount.target)
+                        unpack_output(chunks, mount.source)
+        finally:
+            self._remove(client, name, container, reporter)
+        return ContainerResult(
+            exit_code=int(status["StatusCode"]),
+            log_tail=tuple(tail),
+            duration_s=time.monotonic() - started,
+        )
+
+    # Images: `nativebuild images` and `nativebuild doctor`.
+
+    def engine_info(self) -> EngineInfo:
+        client = self._client_for(platform=None)
+        with _DockerErrors("ask the engine for its version", engine=self._engine):
+            version, info = client.version(), client.info()
+        machine = str(info.get("Architecture", ""))
+        return EngineInfo(
+            version=str(version.get("Version", "")),
+            api_version=str(client.api.api_version),
+            architecture={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+            root_dir=str(info.get("DockerRootDir", "")),
+        )
+
+    def local_image(self, image: str) -> ImageInfo | None:
+        """The local image ``image``, or None when there is none; never pulls."""
+        import docker.errors
+
+        client = self._client_for(platform=None)
+        with _DockerErrors("inspect the image", image=image, engine=self._engine):
+            try:
+                return ImageInfo.from_attrs(client.images.get(image).attrs)
+            except docker.errors.ImageNotFound:
+                return None
+
+    def list_images(self, prefix: str) -> list[ImageInfo]:
+        """Local images with a tag that starts with ``prefix``."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("list images", engine=self._engine):
+            images = client.images.list()
+        return [
+            ImageInfo.from_attrs(image.attrs)
+            for image in images
+            if any(tag.startswith(prefix) for tag in image.tags)
+        ]
+
+    def registry_digest(self, image: str) -> str:
+        """The digest the registry serves for ``image`` now; nothing is pulled."""
+        client = self._client_for(platform=None)
+        action = "ask the registry for the image's digest"
+        with _DockerErrors(action, image=image, engine=self._engine):
+            return str(client.images.get_registry_data(image).id)
+
+    def build_image(
+        self,
+        *,
+        context_dir: Path,
+        tag: str,
+        buildargs: Mapping[str, str],
+        platform: str | None,
+        reporter: Reporter,
+        secrets: Iterable[str] = (),
+    ) -> str:
+        """Build ``context_dir``/Dockerfile with the classic builder and tag it ``tag``;
+        returns the image id. The log goes to ``reporter.output``, ``secrets`` redacted."""
+        client = self._client_for(platform=platform)
+        hidden = tuple(secrets)
+        reporter.command(
+            ["docker", "build", *(["--platform", platform] if platform else []),
+             *(f"--build-arg={name}" for name in sorted(buildargs)), "--tag", tag, str(context_dir)]
+        )  # fmt: skip
+        found: dict[str, str] = {}
+
+        def stream() -> Iterator[bytes]:
+            for chunk in client.api.build(
+                path=str(context_dir), tag=tag, buildargs=dict(buildargs), platform=platform,
+                decode=True, rm=True, forcerm=True, pull=False,
+            ):  # fmt: skip
+                if "error" in chunk:
+                    found["error"] = str(chunk["error"])
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and "ID" in aux:
+                    found["id"] = str(aux["ID"])
+                yield str(chunk.get("stream", "")).encode()
+
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        guard = _DockerErrors(f"build image {tag}", image=tag, engine=self._engine, secrets=hidden)
+        for raw in iter_lines(_guarded(stream, guard)):
+            line = _redact(raw, hidden)
+            tail.append(line)
+            reporter.output(line)
+        if "error" in found:
+            log = "\n".join(tail)
+            msg = f"Building image {tag} failed: {_redact(found['error'], hidden)}\n{log}"
+            hint = (
+                "The lines above end at the failing step. A package index or registry that "
+                "cannot be reached usually means proxy or CA settings: see `nativebuild doctor`."
+            )
+            raise ContainerError(msg, hint=hint)
+        built = found.get("id") or (info.id if (info := self.local_image(tag)) else "")
+        if not built:  # pragma: no cover - the classic builder always reports the id
+            msg = f"Building image {tag} reported no image id."
+            raise ContainerError(msg)
+        return built
+
+    def _client_for(self, *, platform: str | None) -> DockerClient:
+        if self._client is None:
+            with _DockerErrors("connect", engine=self._engine, connecting=True):
+                factory = self._client_factory
+                if factory is None:
+                    import docker
+
+                    factory = docker.from_env
+                client = factory()
+                try:
+                    client.ping()
+                except BaseException:
+                    client.close()
+                    raise
+            self._client = client
+            self._reap_orphans(client)
+        version = self._client.api.api_version
+        if platform is not None and _api_tuple(version) < MIN_PLATFORM_API:
+            wanted = ".".join(map(str, MIN_PLATFORM_API))
+            msg = (
+                f"The Docker engine at {self._engine} speaks API {version}, but choosing a "
+                f"platform ({platform}) needs API {wanted} or newer."
+            )
+            raise DockerUnavailableError(msg, hint="Upgrade Docker Engine to 20.10 or newer.")
+        return self._client
+
+    def _pull(self, client: DockerClient, image: str, platform: str | None) -> Image:
+        if self._reporter is not None:
+            self._reporter.step(f"Pulling {image} for {platform or 'the engine platform'}")
+        action = f"pull it for {platform}" if platform else "pull it"
+        with _DockerErrors(action, image=image, engine=self._engine, pulling=True):
+            return client.images.pull(image, platform=platform)
+
+    def _reap_orphans(self, client: DockerClient) -> None:
+        """Remove what killed nativebuilds on this host left behind (best effort), on first
+        contact with the engine: even a build that starts no container does it."""
+        import docker.errors
+
+        reporter = self._reporter
+
+        try:
+            listed = client.containers.list(all=True, filters={"label": OWNER_LABEL})
+            found = [(str(c.name), c.labels) for c in listed]
+            names = orphaned(found, host=socket.gethostname())
+            for name in names:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.containers.get(name).remove(force=True)
+        except docker.errors.DockerException as err:
+            if reporter is not None:
+                reporter.detail(f"Could not look for containers left by killed builds: {err}")
+            return
+        if names and reporter is not None:
+            reporter.detail(f"Removed {len(names)} container(s) left by a killed nativebuild")
+
+    def _remove(
+        self, client: DockerClient, name: str, container: Container | None, reporter: Reporter
+    ) -> None:
+        with self._active_lock:
+            self._active.discard(name)
+        if self.keep_containers:
+            if container is not None:
+                reporter.detail(f"Kept container {name} (remove it with `docker rm -f {name}`)")
+            return
+        import docker.errors
+
+        try:
+            with (
+                _DockerErrors(f"remove container {name}", engine=self._engine),
+                contextlib.suppress(docker.errors.NotFound),
+            ):
+                target = container if container is not None else client.containers.get(name)
+                target.remove(force=True)
+        except NativebuildError as err:
+            # Never mask the build's own outcome; the label lets users prune leftovers.
+            reporter.warning(f"{err} Remove it with `docker rm -f {name}`.")
+
+
+def _guarded(open_stream: Callable[[], Iterable[bytes]], guard: _DockerErrors) -> Iterator[bytes]:
+    # Covers opening and reading the stream, not what the consumer does with each chunk.
+    with guard:
+        yield from open_stream()

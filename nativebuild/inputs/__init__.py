@@ -1,0 +1,1 @@
+"""What a function needs: requirements files, ``pyproject.toml``, lock files, local projects."""

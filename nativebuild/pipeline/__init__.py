@@ -1,0 +1,1 @@
+"""The build itself: the context every stage shares, and the steps in order."""

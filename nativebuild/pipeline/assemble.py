@@ -1,0 +1,260 @@
+"""One target's archives, from its wheels: layout, slimming, bytecode, budget, then the zips.
+
+The order matters: stripping replaces wheels before anything is planned; slimming decides what
+bytecode is worth compiling; the unzipped budget is checked on the final plans, before a byte is
+written; zipped sizes are known, and reported, once each archive is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from nativebuild.archive.budget import (
+    check_group,
+    package_sizes,
+    read_layer,
+    render_table,
+    zipped_warnings,
+)
+from nativebuild.archive.bytecode import INVALIDATION, compile_groups, plan_groups, with_bytecode
+from nativebuild.archive.layout import ArchiveSpec, archive_specs, budget_groups
+from nativebuild.archive.manifest import ArchiveRecord, WheelEntry
+from nativebuild.archive.plan import ArchivePlan, plan_archive, write_zip
+from nativebuild.archive.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
+from nativebuild.archive.strip import Stripped, strip_wheels
+from nativebuild.archive.wheels import WheelMember, wheel_owner
+from nativebuild.cache.local import CachedFile, build_key
+from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.emulation import check_build_emulation
+from nativebuild.pipeline.resolution import image_identity, with_build_image
+from nativebuild.pipeline.wheel_facts import verified_wheels
+from nativebuild.plan.distributions import BuildPlan
+from nativebuild.targets import Target
+
+# Called, before anything is written, with the final plans of archives deployed together (a
+# function and its layers) and where Lambda extracts each (/var/task or /opt).
+PlanCheck = Callable[[Sequence[tuple[ArchivePlan, str]]], None]
+
+Planned = tuple[ArchiveSpec, ArchivePlan, tuple[Removal, ...]]
+
+
+def assemble_target(
+    context: BuildContext,
+    target: Target,
+    plan: BuildPlan,
+    wheels: Mapping[str, CachedFile],
+    *,
+    check: PlanCheck | None = None,
+) -> tuple[ArchiveRecord, ...]:
+    """Write every archive of ``target`` (see :func:`nativebuild.archive.layout.archive_specs`)."""
+    settings, reporter = context.settings, context.reporter
+    specs = archive_specs(
+        kind=settings.kind, name=settings.name, src=settings.src, functions=settings.functions,
+        layer_layout=settings.layer_layout, runtime=target.runtime.name,
+        python=target.runtime.python, arch=target.arch.value,
+    )  # fmt: skip
+    image_ids: list[str] = []
+
+    def job_target() -> Target:  # the target of a strip or bytecode container
+        check_build_emulation(context, target)
+        return with_build_image(context, target)
+
+    def image_id() -> str:  # asked of the engine only when a container job needs it
+        if not image_ids:
+            image_ids.append(image_identity(context, target))
+        return image_ids[0]
+
+    stripped: tuple[Stripped, ...] = ()
+    compiled_here = {item.pin.name for item in plan.items if not item.pin.is_wheel}
+    if "strip" in settings.slim and compiled_here:
+        wheels, stripped = strip_wheels(
+            wheels,
+            compiled_here,
+            target,
+            image_id=image_id(),
+            runner=context.runner_for(target.arch),
+            cache=context.cache,
+            reporter=reporter,
+            verbose=context.verbose,
+            job_target=job_target,
+        )
+    planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
+    if settings.compile:
+        planned = _compile(context, target, planned, wheels, image_id, job_target)
+    _check_budget(context, planned)
+    if check is not None:
+        mounted = {spec.filename: (archive_plan, spec.mount) for spec, archive_plan, _ in planned}
+        for group in budget_groups([spec for spec, _, _ in planned]):
+            check([mounted[spec.filename] for spec in group])
+    records = []
+    for spec, archive_plan, removed in planned:
+        record = _write(context, target, spec, archive_plan, removed, plan, wheels)
+        records.append(
+            _with_build_facts(record, context, target, stripped if spec.dependencies else ())
+        )
+    return tuple(records)
+
+
+def _plan_all(
+    context: BuildContext, target: Target, specs: tuple[ArchiveSpec, ...], wheel_paths: list[Path]
+) -> list[Planned]:
+    settings = context.settings
+    options = SlimOptions(
+        rules=frozenset(settings.slim), include=settings.include, exclude=settings.exclude
+    )
+    provided = runtime_packages(target.runtime.name)
+    planned = []
+    for spec in specs:
+        archive_plan = plan_archive(
+            wheel_paths if spec.dependencies else [], spec.src, python=target.runtime.python,
+            site_prefix=spec.site_prefix, src_prefix=spec.src_prefix,
+            # With --src ., the output and cache directories must not be packed.
+            skip_dirs=(settings.output, context.cache.root),
+        )  # fmt: skip
+        result = slim_plan(
+            archive_plan, options, site_prefix=spec.site_prefix, runtime_provided=provided
+        )
+        planned.append((spec, result.plan, result.removed))
+    return planned
+
+
+def _compile(
+    context: BuildContext,
+    target: Target,
+    planned: list[Planned],
+    wheels: Mapping[str, CachedFile],
+    image_id: Callable[[], str],
+    job_target: Callable[[], Target],
+) -> list[Planned]:
+    hashes = {wheel.path: wheel.sha256 for wheel in wheels.values()}
+    groups = [
+        plan_groups(
+            archive_plan,
+            mount=spec.mount,
+            importable_prefix=spec.site_prefix if spec.is_layer else "",
+            python=target.runtime.python,
+            image_id=image_id(),
+            wheel_hashes=hashes,
+        )
+        for spec, archive_plan, _ in planned
+    ]
+    compiled = compile_groups(
+        [group for per_plan in groups for group in per_plan],
+        target,
+        runner=context.runner_for(target.arch),
+        cache=context.cache,
+        reporter=context.reporter,
+        verbose=context.verbose,
+        job_target=job_target,
+    )  # fmt: skip
+    result = []
+    for (spec, archive_plan, removed), per_plan in zip(planned, groups, strict=True):
+        with_pyc, count = with_bytecode(archive_plan, per_plan, compiled, target.runtime.python)
+        context.reporter.detail(f"{spec.filename}: {count} .pyc files ({INVALIDATION})")
+        result.append((spec, with_pyc, removed))
+    return result
+
+
+def _check_budget(context: BuildContext, planned: list[Planned]) -> None:
+    external = [read_layer(path) for path in context.settings.with_layers]
+    plans = {spec.filename: archive_plan for spec, archive_plan, _ in planned}
+    for group in budget_groups([spec for spec, _, _ in planned]):
+        warnings = check_group(
+            [(spec.filename, plans[spec.filename]) for spec in group],
+            external,
+            layers=sum(1 for spec in group if spec.is_layer),
+        )
+        for warning in warnings:
+            context.reporter.warning(warning)
+
+
+def _write(
+    context: BuildContext,
+    target: Target,
+    spec: ArchiveSpec,
+    archive_plan: ArchivePlan,
+    removed: tuple[Removal, ...],
+    plan: BuildPlan,
+    wheels: Mapping[str, CachedFile],
+) -> ArchiveRecord:
+    reporter = context.reporter
+    started = time.monotonic()
+    wheels_used = {
+        e.source.wheel for e in archive_plan.entries if isinstance(e.source, WheelMember)
+    }
+    info = write_zip(
+        archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
+        verified=verified_wheels(context, wheels_used),
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
+    packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
+    for line in render_table(spec.filename, info.size, packages):
+        reporter.detail(line)
+    for line in summarize(removed):
+        reporter.detail(line)
+    for warning in zipped_warnings(spec.filename, info.size):
+        reporter.warning(warning)
+    if not archive_plan.entries:
+        reporter.warning(f"{spec.filename} is empty: Lambda refuses an empty archive.")
+    owners = {entry.owner for entry in archive_plan.entries}
+    inside = [
+        item
+        for item in plan.items
+        if spec.dependencies and wheel_owner(wheels[item.pin.name].path) in owners
+    ]
+    return ArchiveRecord(
+        path=info.path,
+        sha256=info.sha256,
+        size=info.size,
+        runtime=target.runtime.name,
+        arch=target.arch.value,
+        kind=spec.kind,
+        name=spec.name,
+        code_sha256=info.code_sha256,
+        unzipped_size=info.uncompressed_size,
+        files=info.entries,
+        mount=spec.mount,
+        layers=spec.layers,
+        layer_layout=context.settings.layer_layout.value if spec.is_layer else None,
+        compatible_runtimes=(target.runtime.name,) if spec.is_layer else (),
+        compatible_architectures=(target.arch.value,) if spec.is_layer else (),
+        bytecode=INVALIDATION if context.settings.compile else None,
+        wheels=tuple(
+            WheelEntry(
+                name=item.pin.name,
+                version=item.pin.version,
+                filename=wheels[item.pin.name].path.name,
+                sha256=wheels[item.pin.name].sha256,
+                source=item.source,
+                url=item.pin.url,
+                sdist=None if item.pin.is_wheel else item.pin.filename,
+                sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,
+            )
+            for item in inside
+        ),
+        packages=packages,
+        slim_rules=context.settings.slim,
+        removed=removed,
+    )
+
+
+def _with_build_facts(
+    record: ArchiveRecord, context: BuildContext, target: Target, stripped: tuple[Stripped, ...]
+) -> ArchiveRecord:
+    """Images as known without asking the engine: a build from wheels alone needs none.
+    The build image's id is the one :func:`image_identity` last recorded."""
+    key = build_key(
+        {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
+    )
+    seen = context.cache.get_json("image-id", key) or {}
+    image_id = str(seen["id"]) if "id" in seen else None
+    if "@sha256:" in target.build_image:
+        image_id = target.build_image.rsplit("@", 1)[1]
+    return replace(
+        record, build_image=str(seen.get("image", target.build_image)), build_image_id=image_id,
+        runtime_image=target.runtime_image, stripped=stripped,
+    )  # fmt: skip

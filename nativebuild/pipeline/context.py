@@ -1,0 +1,203 @@
+"""What every target of one build shares: settings, inputs, index, cache and the seams."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from nativebuild.abi.runtime_facts import RuntimeFacts
+from nativebuild.archive.plan import source_date_epoch
+from nativebuild.cache.local import LocalCache
+from nativebuild.cache.tiered import open_cache
+from nativebuild.config.settings import Settings
+from nativebuild.engine.docker import ContainerRunner
+from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
+from nativebuild.index.pip_config import IndexSettings, discover
+from nativebuild.index.uv import HostUv, UvRunner
+from nativebuild.inputs.local_project import pack, read_local_project
+from nativebuild.inputs.locked import LockedPackage, pylock_default_groups
+from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
+from nativebuild.inputs.requirements import (
+    RequirementSet,
+    parse_requirements,
+    requirements_from_pyproject,
+)
+from nativebuild.reporting import Reporter
+from nativebuild.resolve.in_image import Pin
+from nativebuild.targets import Architecture
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nativebuild.pipeline.wheel_facts import WheelFacts
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the function needs: requirements to resolve, or a lock file's exact pins."""
+
+    kind: InputKind
+    requirements: RequirementSet | None  # requirements files and pyproject.toml
+    locked: tuple[LockedPackage, ...] | None  # lock files: never re-resolved
+    fingerprint: str
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
+
+    @property
+    def no_binary(self) -> tuple[str, ...]:
+        return self.requirements.no_binary if self.requirements is not None else ()
+
+    @property
+    def only_binary(self) -> tuple[str, ...]:
+        return self.requirements.only_binary if self.requirements is not None else ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildContext:
+    settings: Settings
+    inputs: Inputs
+    index: IndexSettings
+    cache: LocalCache
+    runner: ContainerRunner
+    uv: UvRunner
+    reporter: Reporter
+    verbose: bool
+    epoch: int | None
+    env: Mapping[str, str]
+    builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
+    # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
+    build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # The build image derived with build-packages and before-build (nativebuild.pipeline.derived_image)
+    derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # The engine's machine per architecture whose containers are known to run
+    # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
+    engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # What reading each cached wheel told (nativebuild.pipeline.wheel_facts), by path
+    wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
+    # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
+    runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+
+    def runner_for(self, arch: Architecture) -> ContainerRunner:
+        """The engine that runs this architecture's containers: its builder, or the default."""
+        return self.builders.get(arch, self.runner)
+
+    @property
+    def all_runners(self) -> tuple[ContainerRunner, ...]:
+        return (self.runner, *self.builders.values())
+
+    def containers_started(self) -> int:
+        return sum(runner.containers_started for runner in self.all_runners)
+
+
+def read_inputs(
+    settings: Settings,
+    *,
+    env: Mapping[str, str],
+    index: IndexSettings,
+    uv: UvRunner,
+    cache: LocalCache,
+) -> Inputs:
+    path = settings.requirements
+    kind = input_kind(path)
+    if kind == "requirements":
+        requirements = parse_requirements(path, env=env)
+    elif kind == "pyproject":
+        requirements = requirements_from_pyproject(
+            path, extras=settings.extras, groups=settings.groups, env=env
+        )
+    else:
+        if not path.is_file():
+            msg = f"lock file {path} not found"
+            raise RequirementsFileNotFoundError(msg, hint="Pass -r PATH to an existing lock file.")
+        locked = load_locked(
+            path, kind=kind, extras=settings.extras, groups=settings.groups, uv=uv, index=index,
+            env=env, cache_dir=cache.root / "uv",
+        )  # fmt: skip
+        groups = settings.groups
+        if kind == "pylock" and not groups:
+            groups = pylock_default_groups(path.read_text(encoding="utf-8"))
+        digest = hashlib.sha256(path.read_bytes())
+        digest.update(repr((kind, settings.extras, groups)).encode())
+        return Inputs(
+            kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
+            extras=settings.extras, groups=groups,
+        )  # fmt: skip
+    local = pack_local_projects(requirements, cache)
+    fingerprint = requirements.fingerprint()
+    if local:
+        # The packed trees' hashes: editing a local project's code must re-resolve and rebuild.
+        digest = hashlib.sha256(fingerprint.encode())
+        for name in sorted(local):
+            digest.update(f"{name}={local[name].sha256}".encode())
+        fingerprint = digest.hexdigest()
+    if requirements.no_index:
+        msg = f"{path} says --no-index, which nativebuild cannot honour yet."
+        hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
+        raise ResolutionError(msg, hint=hint)
+    return Inputs(
+        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local
+    )
+
+
+def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:
+    """Pack each local project into a reproducible source archive kept in the cache."""
+    pins = {}
+    for line in requirements.requirements:
+        if line.local_path is None:
+            continue
+        project = read_local_project(line.local_path, origin=line.origin)
+        with cache.scratch_dir() as work:
+            packed = work / project.archive_name
+            sha256 = pack(project, packed)
+            cache.put_file(packed, sha256=sha256, filename=project.archive_name, move=True)
+        pins[project.name] = Pin(
+            name=project.name,
+            version=project.version,
+            filename=project.archive_name,
+            url=project.path.as_uri(),
+            sha256=sha256,
+        )
+    return pins
+
+
+def open_context(
+    settings: Settings,
+    *,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+    builders: Mapping[Architecture, ContainerRunner] | None = None,
+) -> BuildContext:
+    """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
+    uv = uv if uv is not None else HostUv()
+    # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
+    cache = open_cache(settings, env=env, reporter=reporter)
+    host_index = discover(env)
+    inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
+    index = host_index
+    if inputs.requirements is not None:
+        index = host_index.with_overrides(
+            index_url=inputs.requirements.index_url,
+            extra_index_urls=inputs.requirements.extra_index_urls,
+            trusted_hosts=inputs.requirements.trusted_hosts,
+        )
+    for skipped in index.skipped:
+        reporter.detail(f"not using local index {skipped} (containers cannot see host paths)")
+    return BuildContext(
+        settings=settings,
+        inputs=inputs,
+        index=index,
+        cache=cache,
+        runner=runner,
+        uv=uv,
+        reporter=reporter,
+        verbose=verbose,
+        epoch=source_date_epoch(env),
+        env=env,
+        builders=dict(builders or {}),
+    )

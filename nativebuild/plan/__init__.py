@@ -1,0 +1,1 @@
+"""What to do with each pinned distribution: cached, download, or compile (pure)."""

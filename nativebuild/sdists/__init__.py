@@ -1,0 +1,1 @@
+"""Compiling sdists into wheels inside the build image."""

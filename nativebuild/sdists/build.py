@@ -1,0 +1,311 @@
+"""Compiling sdists into wheels inside the build image: the plan (pure) and its execution."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from nativebuild.cache.local import build_key
+from nativebuild.drivers import script
+from nativebuild.engine.docker import ContainerResult, ContainerRunner, ContainerSpec, Mount
+from nativebuild.errors import CompileError, EmulationUnavailableError
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.reporting import Reporter
+from nativebuild.resolve.in_image import Pin, pip_environment
+from nativebuild.targets import Target
+
+DRIVER = script("build_wheels")
+DRIVER_IN_CONTAINER = "/nativebuild/driver.py"
+REPAIR = script("repair")
+REPAIR_IN_CONTAINER = "/nativebuild/nativebuild_repair.py"  # beside the driver, which imports it
+SDIST_DIR = "/nativebuild/sdists"
+IN_DIR = "/nativebuild/in"
+OUT_DIR = "/nativebuild/out"
+# Changing how wheels are built (driver, flags) must change every cache key.
+BUILD_RECIPE = "2"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompileJob:
+    pin: Pin
+    key: str
+    sdist: Path  # the sdist on the host (in the cache)
+    # Sonames the runtime provides: repair vendors every other library the wheel needs.
+    # None: no repair.
+    provided: tuple[str, ...] | None = None
+    # What ``key`` is the hash of (compile_key_fields), for the built wheel's manifest; empty
+    # when unknown.
+    key_fields: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+
+    @property
+    def out_dir(self) -> str:
+        return f"{OUT_DIR}/{self.pin.name}"
+
+
+def compile_key_fields(
+    pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]
+) -> dict[str, str]:
+    """Everything that changes the wheel built from ``pin``'s sdist: the full cache key, which
+    the built wheel's manifest carries, and which :func:`compile_key` hashes."""
+    fields = {
+        "kind": "built-wheel",
+        "name": pin.name,
+        "version": pin.version,
+        "sdist_sha256": pin.sha256,
+        "abi": target.runtime.abi,
+        "arch": target.arch.value,
+        "platform": target.arch.docker_platform,
+        "glibc": str(target.glibc),
+        "build_image_id": image_id,
+        "recipe": BUILD_RECIPE,
+    }
+    fields.update({f"setting:{k}": v for k, v in sorted(settings.items())})
+    return fields
+
+
+def compile_key(pin: Pin, target: Target, *, image_id: str, settings: Mapping[str, str]) -> str:
+    """The cache key of the wheel built from ``pin``'s sdist (see :func:`compile_key_fields`)."""
+    return build_key(compile_key_fields(pin, target, image_id=image_id, settings=settings))
+
+
+def manifest_key(job: CompileJob) -> dict[str, dict[str, str]]:
+    """``{"key": fields}`` for the manifest of the wheel ``job`` builds, or nothing when its
+    fields are unknown or no longer hash to ``job.key`` (the build image changed between
+    planning and compiling): a manifest never names a key other than its entry's."""
+    fields = dict(job.key_fields)
+    return {"key": fields} if fields and build_key(fields) == job.key else {}
+
+
+def build_environment(source_date_epoch: int | None) -> dict[str, str]:
+    # Fixed timestamps inside built wheels (wheel and setuptools honour it).
+    epoch = source_date_epoch if source_date_epoch is not None else 315532800
+    return {**pip_environment(), "SOURCE_DATE_EPOCH": str(epoch)}
+
+
+def compile_spec(
+    jobs: Sequence[CompileJob],
+    target: Target,
+    *,
+    in_dir: Path,
+    out_dir: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> ContainerSpec:
+    """One container that builds every job, with exactly the mounts it needs."""
+    mounts = [
+        Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
+        Mount(source=in_dir, target=IN_DIR),
+        Mount(source=out_dir, target=OUT_DIR, read_only=False),
+        *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
+        *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
+        *index.container_mounts(),
+    ]
+    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)
+    return ContainerSpec(
+        image=target.build_image,
+        command=(
+            target.runtime.interpreter_path,
+            DRIVER_IN_CONTAINER,
+            f"{IN_DIR}/jobs.json",
+            f"{OUT_DIR}/results.json",
+        ),
+        description=f"compile {names}",
+        platform=target.arch.docker_platform,
+        mounts=tuple(mounts),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
+def _repairs(jobs: Sequence[CompileJob]) -> bool:
+    return any(job.provided is not None for job in jobs)
+
+
+def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": job.pin.name,
+            "version": job.pin.version,
+            "sdist": f"{SDIST_DIR}/{job.pin.filename}",
+            "out": job.out_dir,
+            "repair": None if job.provided is None else {"provided": list(job.provided)},
+        }
+        for job in jobs
+    ]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompiledWheel:
+    job: CompileJob
+    wheel: Path
+    seconds: float
+    vendored: tuple[str, ...] = ()  # "libpq.so.5 -> psycopg2.libs/libpq-1a2b3c4d.so.5"
+    unresolved: tuple[str, ...] = ()  # needs the build image itself could not resolve
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompileOutcome:
+    """What built (to cache even when something else failed) and the failure, if any."""
+
+    compiled: tuple[CompiledWheel, ...]
+    error: CompileError | None
+
+
+def check_built_wheel(job: CompileJob, filename: str, target: Target) -> None:
+    """A wheel built in the image must be for the target's Python and architecture.
+
+    One of its tags must be CPython of the target version (its own ABI, ``abi3`` or ``none``),
+    an older CPython's ``abi3``, or pure Python ``py3``/``py3X``; on ``any``, ``linux_<machine>``
+    or ``manylinux*_<machine>``.
+    """
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as err:
+        msg = f"Building {job.pin.name} produced {filename!r}, which is not a valid wheel name."
+        raise CompileError(msg) from err
+    if any(_built_tag_fits(tag, target) for tag in tags):
+        return
+    msg = (
+        f"Building {job.pin.name} {job.pin.version} in {target.build_image} produced {filename}, "
+        f"which is not for {target.runtime.abi} on linux {target.arch.machine}."
+    )
+    hint = "The build image's Python or architecture does not match the target runtime: check --build-image."
+    raise CompileError(msg, hint=hint)
+
+
+def _built_tag_fits(tag: Tag, target: Target) -> bool:
+    machine = target.arch.machine
+    platform_ok = tag.platform in ("any", f"linux_{machine}") or (
+        tag.platform.startswith("manylinux") and tag.platform.endswith(f"_{machine}")
+    )
+    if not platform_ok:
+        return False
+    major, minor = target.runtime.python_version
+    if tag.interpreter == target.runtime.abi and tag.abi in (target.runtime.abi, "abi3", "none"):
+        return True
+    if tag.abi == "abi3":
+        version = _cpython_version(tag.interpreter)
+        return version is not None and version[0] == major and version <= (major, minor)
+    return tag.abi == "none" and tag.interpreter in (f"py{major}", f"py{major}{minor}")
+
+
+def _cpython_version(interpreter: str) -> tuple[int, int] | None:
+    """``cp310`` → (3, 10); anything else → None."""
+    digits = interpreter.removeprefix("cp")
+    if digits == interpreter or len(digits) < 2 or not digits.isdigit():
+        return None
+    return int(digits[0]), int(digits[1:])
+
+
+def run_compile(
+    jobs: Sequence[CompileJob],
+    target: Target,
+    *,
+    runner: ContainerRunner,
+    reporter: Reporter,
+    verbose: bool,
+    workdir: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> CompileOutcome:
+    """Build ``jobs`` in one container; what failed comes back as a CompileError."""
+    in_dir, out_dir = workdir / "in", workdir / "out"
+    in_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True)
+    (in_dir / "jobs.json").write_text(json.dumps(jobs_document(jobs)), encoding="utf-8")
+    spec = compile_spec(
+        jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
+        source_date_epoch=source_date_epoch,
+    )  # fmt: skip
+    result = runner.run(spec, reporter=reporter, verbose=verbose)
+    outcomes = _read_results(out_dir / "results.json")
+    compiled: list[CompiledWheel] = []
+    failures = []
+    for job in jobs:
+        outcome = outcomes.get(job.pin.name)
+        if outcome is None or not outcome["ok"]:
+            failures.append((job, outcome))
+            continue
+        check_built_wheel(job, str(outcome["wheel"]), target)
+        wheel = out_dir / job.pin.name / str(outcome["wheel"])
+        built = CompiledWheel(
+            job=job, wheel=wheel, seconds=float(str(outcome["seconds"])),
+            vendored=tuple(_vendored(outcome.get("vendored"))),
+            unresolved=tuple(str(n) for n in _as_list(outcome.get("unresolved"))),
+        )  # fmt: skip
+        compiled.append(built)
+    error = _compile_failure(failures, target, result) if failures else None
+    return CompileOutcome(compiled=tuple(compiled), error=error)
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _vendored(value: object) -> list[str]:
+    return [
+        f"{item['soname']} -> {item['as']}"
+        for item in _as_list(value)
+        if isinstance(item, dict) and "soname" in item and "as" in item
+    ]
+
+
+def _read_results(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(item["name"]): item for item in data}
+
+
+def _compile_failure(
+    failures: list[tuple[CompileJob, dict[str, object] | None]],
+    target: Target,
+    result: ContainerResult,
+) -> CompileError:
+    job, outcome = failures[0]
+    raw_tail = outcome.get("log_tail") if outcome is not None else None
+    tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else list(result.log_tail)
+    names = ", ".join(f"{j.pin.name} {j.pin.version}" for j, _ in failures)
+    last = "\n".join(f"    {line}" for line in tail[-25:])
+    msg = (
+        f"Compiling {names} for {target.describe()} failed in {target.build_image}.\n"
+        f"Last lines of the build of {job.pin.name}:\n{last}"
+    )
+    hint = (
+        "Look for a missing compiler or -devel library in the lines above; a different pin with "
+        "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
+    )
+    return CompileError(msg, hint=hint)
+
+
+EMULATION_HINT = (
+    "Register QEMU for the architecture with the engine, for example "
+    "`docker run --privileged --rm tonistiigi/binfmt --install arm64` "
+    "(or `apt-get install qemu-user-static binfmt-support` on Debian and Ubuntu), "
+    "or build on a native engine of that architecture."
+)
+
+
+def probe_spec(target: Target) -> ContainerSpec:
+    """The smallest container that proves the engine can run the target's architecture."""
+    return ContainerSpec(
+        image=target.build_image,
+        command=("uname", "-m"),
+        description=f"check that {target.arch} containers run",
+        platform=target.arch.docker_platform,
+    )
+
+
+def emulation_error(target: Target, engine_machine: str, detail: str) -> EmulationUnavailableError:
+    msg = (
+        f"The Docker engine ({engine_machine}) cannot run {target.arch} containers, which "
+        f"compiling for {target.describe()} needs: {detail}"
+    )
+    return EmulationUnavailableError(msg, hint=EMULATION_HINT)
