@@ -1,8 +1,7 @@
 """``nativebuild cache``: look at, check, trim and share the wheel cache.
 
-Results go to stdout, progress and warnings to stderr. The shared plumbing (reporter, error
-mapping, settings cascade) comes from :mod:`nativebuild.cli`, imported when a command runs
-because that module imports this one.
+Results go to stdout, progress and warnings to stderr; the shared plumbing (reporter, error
+mapping, settings cascade) comes from :mod:`nativebuild.cli.common`.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from nativebuild.cache.tiered import (
     has_credentials,
     trim_stats,
 )
+from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.options import CacheDirOpt, JsonOpt, ProjectOpt, RemoteOpt
 from nativebuild.errors import CacheError, ConfigError
 
 if TYPE_CHECKING:
@@ -46,16 +47,6 @@ cache_app = typer.Typer(
     no_args_is_help=True,
 )
 
-CacheDirOpt = Annotated[Path | None, typer.Option(help="Wheel cache directory.")]
-RemoteOpt = Annotated[
-    str | None, typer.Option("--cache", help="The shared remote cache, s3://bucket/prefix.")
-]
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option(help="Directory holding pyproject.toml with [tool.nativebuild]. [default: .]"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
 _UNITS: dict[str, float] = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _PERIODS: dict[str, float] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -172,12 +163,10 @@ def _when(seconds: float) -> str:
 def _session(
     cache_dir: Path | None, remote: str | None, project: Path | None, *, quiet: bool = False
 ) -> Iterator[tuple[Settings, Path, Reporter]]:
-    from nativebuild.cli import ConsoleReporter, _settings, handle_errors
-
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(console):
-        settings = _settings({"cache-dir": cache_dir, "cache": remote}, project, env)
+        settings = settings_from_flags({"cache-dir": cache_dir, "cache": remote}, project, env)
         root = settings.cache_dir or default_cache_dir(env)
         yield settings, root, ConsoleReporter(console, verbose=False, quiet=quiet)
 

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+
 PROBLEMS_FOUND = 1
 _STYLE = {"ok": "green", "problem": "bold red", "skipped": "yellow"}
 
@@ -43,8 +45,6 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Check that this machine can build: Docker engine, emulation, images, cache, network, disk."""
-    from nativebuild.cli import ConsoleReporter, _settings, handle_errors
-
     errors = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(errors):
@@ -55,7 +55,7 @@ def doctor(
             "runtime": runtime, "arch": arch, "build-image": build_image,
             "runtime-image": runtime_image, "cache-dir": cache_dir, "cache": cache,
         }  # fmt: skip
-        settings = _settings(cli, project, env)
+        settings = settings_from_flags(cli, project, env)
         reporter = ConsoleReporter(errors, verbose=False, quiet=json_output)
         runner = DockerRunner.from_env(env)
         report = run_doctor(settings, runner=runner, env=env, reporter=reporter)

@@ -1,8 +1,7 @@
 """``nativebuild images``: build, list and pin nativebuild's build images.
 
-Progress goes to stderr; results (tags, the list, digests) to stdout. The shared plumbing
-(reporter, error mapping, settings cascade) comes from :mod:`nativebuild.cli`, imported when a
-command runs because that module imports this one.
+Progress goes to stderr; results (tags, the list, digests) to stdout; the shared plumbing
+(reporter, error mapping, settings cascade) comes from :mod:`nativebuild.cli.common`.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.options import JsonOpt, ProjectOpt, QuietOpt
 from nativebuild.errors import ImageNotFoundError
 from nativebuild.targets import Architecture, Runtime, get_runtime, runtimes
 
@@ -35,12 +36,6 @@ ArchsOpt = Annotated[
     list[str] | None,
     typer.Option("--arch", help="x86_64 or arm64; repeatable. [default: the configured ones]"),
 ]
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option(help="Directory holding pyproject.toml with [tool.nativebuild]. [default: .]"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")]
 
 
 def _console() -> Console:
@@ -66,7 +61,6 @@ def build(
     quiet: QuietOpt = False,
 ) -> None:
     """Build (and tag) the build images, streaming the build log; prints each tag."""
-    from nativebuild.cli import ConsoleReporter, _settings, handle_errors
 
     console = _console()
     env = dict(os.environ)
@@ -75,7 +69,7 @@ def build(
         from nativebuild.engine.docker import DockerRunner
         from nativebuild.index.pip_config import discover
 
-        settings = _settings({"arch": arch, "runtime-image": base}, project, env)
+        settings = settings_from_flags({"arch": arch, "runtime-image": base}, project, env)
         names = list(runtimes()) if all_runtimes else runtime or [settings.runtime]
         archs = tuple(Architecture) if all_runtimes else settings.archs
         reporter = ConsoleReporter(console, verbose=not quiet, quiet=quiet)
@@ -94,7 +88,6 @@ def build(
 @images_app.command("list")
 def list_images(json_output: JsonOpt = False) -> None:
     """Show nativebuild's build images present locally, with their ids and bases."""
-    from nativebuild.cli import handle_errors
 
     with handle_errors(_console()):
         from nativebuild.engine import build_images as images
@@ -135,7 +128,6 @@ def pin(
     quiet: QuietOpt = False,
 ) -> None:
     """Ask the registry for the current digest of every default image; record them."""
-    from nativebuild.cli import ConsoleReporter, handle_errors
 
     console = _console()
     with handle_errors(console):

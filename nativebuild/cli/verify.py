@@ -1,4 +1,4 @@
-"""``nativebuild verify ARCHIVE``: the command function, registered by ``cli.py``.
+"""``nativebuild verify ARCHIVE``: the command function, registered by ``nativebuild.cli``.
 
 The target comes from the flags, else from the archive's name (``NAME-python3.12-arm64.zip``,
 as ``build`` writes it), else from the configuration cascade.
@@ -17,50 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nativebuild.cli.common import ConsoleReporter, handle_errors
 from nativebuild.config.settings import load_tool_table, resolve
 from nativebuild.errors import AbiError, ConfigError
 
 if TYPE_CHECKING:
     from nativebuild.abi.verify import VerifyReport
     from nativebuild.targets import Target
-
-# Flags of `build` (and `plan`) about the ABI: checks, repair, system build dependencies.
-CheckOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--check/--no-check",
-        help="Check every binary against the runtime before writing the archives. [default: on]",
-    ),
-]
-RepairOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--repair/--no-repair",
-        help="Vendor the shared libraries the runtime lacks into the wheels compiled here. "
-        "[default: on]",
-    ),
-]
-VerifyFlagOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--verify/--no-verify",
-        help="Once built, import every module in the runtime image (as `nativebuild verify`).",
-    ),
-]
-BuildPackageOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--build-package",
-        help="System package installed in the build image (dnf, yum or apt name); repeatable.",
-    ),
-]
-BeforeBuildOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--before-build",
-        help="Shell command run once in the build image before compiling; repeatable.",
-    ),
-]
 
 _ARCHIVE_NAME = re.compile(r"-(python3\.[0-9]+)-(x86_64|arm64)\.zip$")
 
@@ -137,10 +100,9 @@ def verify(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
 ) -> None:
     """Import every module of an archive inside its runtime image, and check its binaries."""
-    # Imported here: cli.py imports this module to register the command.
+    # Imported when the command runs: docker and the ABI check are not needed for --help.
     from nativebuild.abi.verify import verify_archive
     from nativebuild.cache.local import LocalCache, default_cache_dir
-    from nativebuild.cli import ConsoleReporter, handle_errors
     from nativebuild.engine.docker import DockerRunner
 
     console = Console(stderr=True, soft_wrap=True)

@@ -23,7 +23,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from nativebuild.cli.publish import publish_built
+from nativebuild.cli.common import publish_built
 from nativebuild.errors import ConfigError
 from nativebuild.reporting import NullReporter
 from tests.moto_server import denied_endpoint, isolate_aws, moto_endpoint

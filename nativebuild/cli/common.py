@@ -1,0 +1,210 @@
+"""What every command shares: the console reporter, the error mapping, settings from flags, and
+the build, plan and publish runs that more than one command starts. Imports no command.
+
+The only place, with the command modules, that prints or exits. Heavy modules (the pipeline,
+docker, boto3) are imported when a command runs, so `--help` and warm builds stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nativebuild.config.settings import Settings, load_tool_table, resolve
+from nativebuild.errors import ConfigError, NativebuildError
+
+if TYPE_CHECKING:
+    from nativebuild.aws.lambda_api import PublishResult
+    from nativebuild.pipeline.run import PlanResult
+    from nativebuild.reporting import Reporter
+
+INTERRUPTED = 130
+
+
+class ConsoleReporter:
+    """Progress on stderr: steps always, details and container output by verbosity."""
+
+    def __init__(self, console: Console, *, verbose: bool, quiet: bool) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[bold]==>[/bold] {escape(message)}")
+
+    def detail(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"    {escape(message)}", style="dim")
+
+    def command(self, argv: list[str]) -> None:
+        if not self.quiet:
+            self.console.print(f"    + {escape(shlex.join(argv))}", style="dim")
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            self.console.print(f"    | {escape(line)}", highlight=False)
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+@contextlib.contextmanager
+def handle_errors(console: Console) -> Iterator[None]:
+    """Map our errors to a message and an exit code: no traceback for anything we foresaw."""
+    try:
+        yield
+    except NativebuildError as err:
+        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
+        if err.hint:
+            console.print(f"[cyan]hint:[/cyan] {escape(err.hint)}", highlight=False)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        console.print(
+            "[bold red]interrupted[/bold red]: containers were removed, nothing was left half-written"
+        )
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def settings_from_flags(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
+    cwd = Path.cwd()
+    project_dir = (project or cwd).resolve()
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in cli.items()}
+    return resolve(
+        cli={k: (v or None) if isinstance(v, list) else v for k, v in given.items()},
+        file_table=load_tool_table(project_dir / "pyproject.toml"),
+        env=env,
+        project_dir=project_dir,
+        cwd=cwd,
+    )
+
+
+def run_build(
+    cli: dict[str, Any],
+    project: Path | None,
+    *,
+    dry_run: bool,
+    json_output: bool,
+    verbose: bool,
+    quiet: bool,
+    to_publish: dict[str, Any] | None = None,
+) -> None:
+    console = Console(stderr=True, soft_wrap=True)
+    env = dict(os.environ)
+    with handle_errors(console):
+        from nativebuild.engine.builders import make_builders
+        from nativebuild.engine.docker import DockerRunner
+        from nativebuild.pipeline import run as pipeline
+        from nativebuild.pipeline.project import build_project, plan_project
+
+        settings = settings_from_flags(cli, project, env)
+        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+        runner = DockerRunner.from_env(env, reporter=reporter)
+        builders = make_builders(settings, env, reporter)
+        if dry_run:
+            planned = plan_project(
+                settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+                builders=builders,
+            )  # fmt: skip
+            if json_output:
+                typer.echo(pipeline.dump_json(planned))
+            else:
+                print_plan(planned)
+            return
+        result = build_project(
+            settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+            builders=builders,
+        )  # fmt: skip
+        if json_output:
+            typer.echo(pipeline.dump_json(result))
+        else:
+            for archive in result.archives:
+                typer.echo(str(archive.path))
+        if to_publish is not None:
+            publish_built(result.manifest, to_publish, reporter=reporter, console=console)
+
+
+def print_plan(planned: PlanResult) -> None:
+    # Wide enough for wheel file names when the output is not a terminal (a CI log, a file).
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    for target_plan in planned.targets:
+        table = Table(title=f"{target_plan.target.describe()} — {target_plan.plan.summary()}")
+        for column in ("package", "version", "action", "file", "reason"):
+            table.add_column(column)
+        for item in target_plan.plan.items:
+            table.add_row(
+                item.pin.name, item.pin.version, item.action.value, item.pin.filename, item.reason
+            )
+        console.print(table)
+
+
+def run_publish(
+    manifest: Path,
+    *,
+    layer_name: str | None,
+    functions: tuple[str, ...],
+    s3: str | None,
+    description: str | None = None,
+    license_info: str | None = None,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> PublishResult:
+    """The publish step, shared by ``publish`` and ``build --publish``."""
+    from nativebuild.aws.lambda_api import publish as do_publish
+    from nativebuild.aws.publish_plan import PublishOptions, S3Prefix, load_manifest
+
+    options = PublishOptions(
+        layer_name=layer_name,
+        functions=functions,
+        s3=S3Prefix.parse(s3) if s3 else None,
+        description=description or "",
+        license=license_info,
+    )
+    return do_publish(load_manifest(manifest), options, dry_run=dry_run, reporter=reporter)
+
+
+def print_publish_result(result: PublishResult, *, console: Console | None = None) -> None:
+    console = console or Console(highlight=False, soft_wrap=True, emoji=False)
+    verb = "would publish" if result.dry_run else "published"
+    for item in result.published:
+        where = f" → {item.arn}" if item.arn else ""
+        what = f"{item.archive} → {item.target}"
+        console.print(
+            f"[green]{verb}[/green] {escape(what)}{escape(where)}: {escape(item.reason)}",
+            emoji=False,
+            highlight=False,
+        )
+    for item in result.skipped:
+        where = f" ({item.arn})" if item.arn else ""
+        what = f"{item.archive} → {item.target}"
+        console.print(
+            f"[dim]skipped[/dim] {escape(what)}{escape(where)}: {escape(item.reason)}",
+            emoji=False,
+            highlight=False,
+        )
+
+
+def publish_built(
+    manifest: Path | None, options: Mapping[str, Any], *, reporter: Reporter, console: Console
+) -> None:
+    """``build --publish``: publish the manifest just written; the summary goes to stderr so
+    that ``build --json`` keeps one object on stdout."""
+    if manifest is None:
+        msg = "The build wrote no manifest, so there is nothing to publish."
+        raise ConfigError(msg, hint="Build archives first (not --dry-run).")
+    result = run_publish(
+        manifest, layer_name=options.get("layer_name"),
+        functions=tuple(options.get("functions") or ()), s3=options.get("s3"),
+        reporter=reporter,
+    )  # fmt: skip
+    print_publish_result(result, console=console)
