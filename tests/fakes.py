@@ -15,7 +15,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from nativebuild.engine.docker import ContainerResult, ContainerSpec
+from nativebuild.engine.runner import ContainerResult, ContainerSpec
 from nativebuild.index.uv import UvResult
 from nativebuild.reporting import NullReporter, Reporter
 from tests.elffixtures import elf_header

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nativebuild.abi.elf import parse_version
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ConfigError, ContainerError
 from nativebuild.targets import GlibcVersion, Target, expand_image
 
@@ -30,7 +30,7 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     from nativebuild.cache.local import LocalCache
-    from nativebuild.engine.docker import ContainerRunner
+    from nativebuild.engine.runner import ContainerRunner
     from nativebuild.reporting import Reporter
 
 __all__ = [

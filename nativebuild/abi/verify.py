@@ -23,13 +23,13 @@ from nativebuild.abi.elf import ARCHIVE_ROOT, LAYER_ROOT, merge_layers, scan_zip
 from nativebuild.abi.runtime_facts import RuntimeFacts, probe_facts
 from nativebuild.archive.wheels import unsafe_reason
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ArchiveError, ContainerError
 from nativebuild.targets import Target
 
 if TYPE_CHECKING:
     from nativebuild.cache.local import LocalCache
-    from nativebuild.engine.docker import ContainerRunner
+    from nativebuild.engine.runner import ContainerRunner
     from nativebuild.reporting import Reporter
 
 __all__ = [

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from nativebuild.cache.local import default_cache_dir
-from nativebuild.engine.docker import MIN_PLATFORM_API, ContainerSpec
+from nativebuild.engine.docker import MIN_PLATFORM_API
+from nativebuild.engine.runner import ContainerSpec, read_only_mounts
 from nativebuild.errors import NativebuildError
 from nativebuild.index.pip_config import IndexSettings, discover, redact
 from nativebuild.reporting import NullReporter
@@ -26,7 +27,7 @@ from nativebuild.targets import Architecture, Target
 
 if TYPE_CHECKING:
     from nativebuild.config.settings import Settings
-    from nativebuild.engine.docker import ContainerResult, EngineInfo, ImageInfo
+    from nativebuild.engine.runner import ContainerResult, EngineInfo, ImageInfo
     from nativebuild.reporting import Reporter
 
 GIB = 1024**3
@@ -283,7 +284,7 @@ def probe_index_spec(target: Target, image: str, url: str, index: IndexSettings)
         command=(target.runtime.interpreter_path, "-c", PROBE_SCRIPT),
         description=f"reach the package index from {image}",
         platform=target.arch.docker_platform,
-        mounts=index.container_mounts(),
+        mounts=read_only_mounts(index.container_files()),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
     )

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner, DockerRunner
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture

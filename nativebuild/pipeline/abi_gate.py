@@ -26,7 +26,7 @@ from nativebuild.abi.runtime_facts import (
 from nativebuild.abi.verify import VerifyReport, verify_archive
 from nativebuild.archive.manifest import ArchiveRecord
 from nativebuild.archive.plan import ArchivePlan, SourceFile
-from nativebuild.cache.local import build_key, file_identity
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.errors import AbiError, DockerUnavailableError
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_emulation

@@ -26,7 +26,8 @@ from nativebuild.archive.plan import ArchivePlan, plan_archive, write_zip
 from nativebuild.archive.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
 from nativebuild.archive.strip import Stripped, strip_wheels
 from nativebuild.archive.wheels import WheelMember, wheel_owner
-from nativebuild.cache.local import CachedFile, build_key
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.resolution import image_identity, with_build_image

@@ -12,7 +12,7 @@ from nativebuild.archive.plan import source_date_epoch
 from nativebuild.cache.local import LocalCache
 from nativebuild.cache.tiered import open_cache
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
 from nativebuild.index.pip_config import IndexSettings, discover
 from nativebuild.index.uv import HostUv, UvRunner
@@ -176,7 +176,11 @@ def open_context(
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
     uv = uv if uv is not None else HostUv()
     # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
-    cache = open_cache(settings, env=env, reporter=reporter)
+    cache = open_cache(
+        cache_dir=settings.cache_dir, remote_url=settings.cache,
+        endpoint_url=settings.cache_endpoint_url, readonly=settings.cache_readonly,
+        no_cache=settings.no_cache, env=env, reporter=reporter,
+    )  # fmt: skip
     host_index = discover(env)
     inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
     index = host_index

@@ -24,7 +24,7 @@ from nativebuild.archive.layout import (
     union_requirements_text,
 )
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError, ResolutionError
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.requirements import parse_requirements

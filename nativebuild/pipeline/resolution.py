@@ -14,9 +14,9 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.engine.build_images import ImageRunner, ensure_build_image
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerSpec, Mount, read_only_mounts
 from nativebuild.errors import (
     CacheOnlyError,
     ConfigError,
@@ -198,7 +198,7 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            *context.index.container_mounts(),
+            *read_only_mounts(context.index.container_files()),
         ),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",

@@ -17,10 +17,10 @@ from typing import Any
 
 from nativebuild import __version__
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
-from nativebuild.cache.local import CachedFile, build_key
-from nativebuild.cache.tiered import check_cache_only
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.index.downloads import fetch_all
 from nativebuild.index.uv import UvRunner
 from nativebuild.pipeline.abi_gate import (
@@ -33,7 +33,7 @@ from nativebuild.pipeline.assemble import assemble_target
 from nativebuild.pipeline.context import BuildContext, open_context
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.resolution import image_identity, resolve, with_compile_image
-from nativebuild.plan.distributions import Action, BuildPlan, make_plan
+from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only, make_plan
 from nativebuild.reporting import Reporter
 from nativebuild.resolve.in_image import Pin, Resolution
 from nativebuild.sdists.build import (

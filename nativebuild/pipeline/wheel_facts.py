@@ -18,7 +18,7 @@ from typing import Any
 
 from nativebuild import __version__
 from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, VersionNeed, read_binary
-from nativebuild.cache.local import build_key, file_identity
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.errors import ArchiveError
 from nativebuild.pipeline.context import BuildContext
 

@@ -10,9 +10,15 @@ from pathlib import Path
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerResult, ContainerRunner, ContainerSpec, Mount
+from nativebuild.engine.runner import (
+    ContainerResult,
+    ContainerRunner,
+    ContainerSpec,
+    Mount,
+    read_only_mounts,
+)
 from nativebuild.errors import CompileError, EmulationUnavailableError
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.reporting import Reporter
@@ -103,7 +109,7 @@ def compile_spec(
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
-        *index.container_mounts(),
+        *read_only_mounts(index.container_files()),
     ]
     environment = {**build_environment(source_date_epoch), **index.container_environment()}
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)

@@ -12,7 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from nativebuild.engine.docker import ContainerSpec, DockerRunner, Mount
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import DockerUnavailableError, ImageNotFoundError
 from nativebuild.reporting import NullReporter
 

@@ -18,16 +18,16 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nativebuild.engine.docker import (
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.orphans import OWNER_LABEL, owner
+from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
     ContainerSpec,
-    DockerRunner,
     Mount,
     architecture_mismatch,
     host_user,
     iter_lines,
 )
-from nativebuild.engine.orphans import OWNER_LABEL, owner
 from nativebuild.errors import (
     ContainerError,
     DockerUnavailableError,

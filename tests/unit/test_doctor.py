@@ -18,7 +18,7 @@ import pytest
 from nativebuild.config.settings import Settings
 from nativebuild.doctor import checks as doctor
 from nativebuild.doctor.checks import Status
-from nativebuild.engine.docker import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
+from nativebuild.engine.runner import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
 from nativebuild.errors import CacheError, DockerUnavailableError, ImageNotFoundError
 from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, IndexSettings
 from nativebuild.reporting import NullReporter, Reporter
