@@ -23,7 +23,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from nativebuild.errors import ConfigError, ResolutionError
-from nativebuild.inputs.requirements import RequirementLine, RequirementSet
+from nativebuild.inputs.requirement_line import RequirementLine
+from nativebuild.inputs.requirements import RequirementSet
 
 FUNCTION_ROOT = "/var/task"  # where Lambda extracts a function archive
 LAYER_ROOT = "/opt"  # where Lambda extracts every layer

@@ -21,7 +21,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nativebuild.cache.local import BuiltWheelEntry, CachedFile, LocalCache, default_cache_dir
 from nativebuild.errors import CacheError
+from nativebuild.redact import has_credentials
 from nativebuild.reporting import Reporter
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ STATS_DIR = "stats"
 USED_DIR = "used"
 STATS_KEEP = 200
 SOURCES = ("local", "remote", "miss")
-_CREDENTIALS_RE = re.compile(r"://[^/@\s]+@")
 
 _T = TypeVar("_T")
 
@@ -119,17 +118,6 @@ def trim_stats(directory: Path, keep: int = STATS_KEEP) -> None:
         events = sorted(p for p in directory.glob("*.json") if not p.name.startswith("."))
         for old in events[: max(0, len(events) - keep)]:
             old.unlink(missing_ok=True)
-
-
-def has_credentials(document: object) -> bool:
-    """Whether any string in ``document`` is a URL with user information in it."""
-    if isinstance(document, str):
-        return bool(_CREDENTIALS_RE.search(document))
-    if isinstance(document, Mapping):
-        return any(has_credentials(v) for v in document.values())
-    if isinstance(document, list | tuple):
-        return any(has_credentials(v) for v in document)
-    return False
 
 
 class TieredCache(LocalCache):

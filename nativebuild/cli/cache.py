@@ -32,17 +32,11 @@ from nativebuild.cache.maintenance import (
     verify_local,
     verify_remote,
 )
-from nativebuild.cache.tiered import (
-    LOCAL_ONLY_KINDS,
-    STATS_DIR,
-    USED_DIR,
-    TieredCache,
-    has_credentials,
-    trim_stats,
-)
+from nativebuild.cache.tiered import LOCAL_ONLY_KINDS, STATS_DIR, USED_DIR, TieredCache, trim_stats
 from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
 from nativebuild.cli.options import CacheDirOpt, JsonOpt, ProjectOpt, RemoteOpt
 from nativebuild.errors import CacheError, ConfigError
+from nativebuild.redact import has_credentials
 
 if TYPE_CHECKING:
     from nativebuild.config.settings import Settings

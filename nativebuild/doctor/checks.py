@@ -21,7 +21,8 @@ from nativebuild.cache.local import default_cache_dir
 from nativebuild.engine.docker import MIN_PLATFORM_API
 from nativebuild.engine.runner import ContainerSpec, read_only_mounts
 from nativebuild.errors import NativebuildError
-from nativebuild.index.pip_config import IndexSettings, discover, redact
+from nativebuild.index.pip_config import IndexSettings, discover
+from nativebuild.redact import redact
 from nativebuild.reporting import NullReporter
 from nativebuild.targets import Architecture, Target
 

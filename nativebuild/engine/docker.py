@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from nativebuild.reporting import Reporter
 from nativebuild.engine.transfer import pack_inputs, unpack_output
+from nativebuild.redact import redact_secrets
 
 LABEL = "org.nativebuild"
 # Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
@@ -61,13 +62,6 @@ _PERMISSION_HINT = (
     "Your user may not use the Docker socket: add it to the `docker` group "
     "(`sudo usermod -aG docker $USER`, then log in again), or point DOCKER_HOST at a rootless engine."
 )
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 class _DockerErrors:
@@ -113,7 +107,7 @@ class _DockerErrors:
         image = self.image or ""
         # APIError first: it is also a requests error, hence an OSError.
         if isinstance(err, docker.errors.APIError) and not self.connecting:
-            detail = _redact(str(err.explanation or err), self.secrets)
+            detail = redact_secrets(str(err.explanation or err), self.secrets)
             if self.pulling:
                 msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
             elif isinstance(err, docker.errors.ImageNotFound):
@@ -129,7 +123,7 @@ class _DockerErrors:
             return ImageNotFoundError(msg, hint=hint)
         if isinstance(err, docker.errors.DockerException | OSError):
             # requests/urllib3 connection errors, FileNotFoundError for a missing socket, ...
-            detail = _redact(str(err), self.secrets)
+            detail = redact_secrets(str(err), self.secrets)
             doing = "" if self.connecting else f" (trying to {self.action})"
             msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
             hint = _PERMISSION_HINT if "Permission denied" in detail else _START_HINT
@@ -423,12 +417,12 @@ class DockerRunner:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         guard = _DockerErrors(f"build image {tag}", image=tag, engine=self._engine, secrets=hidden)
         for raw in iter_lines(_guarded(stream, guard)):
-            line = _redact(raw, hidden)
+            line = redact_secrets(raw, hidden)
             tail.append(line)
             reporter.output(line)
         if "error" in found:
             log = "\n".join(tail)
-            msg = f"Building image {tag} failed: {_redact(found['error'], hidden)}\n{log}"
+            msg = f"Building image {tag} failed: {redact_secrets(found['error'], hidden)}\n{log}"
             hint = (
                 "The lines above end at the failing step. A package index or registry that "
                 "cannot be reached usually means proxy or CA settings: see `nativebuild doctor`."

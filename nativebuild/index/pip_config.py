@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nativebuild.redact import redact
+
 CA_BUNDLE_IN_CONTAINER = "/nativebuild/ca-bundle.crt"
 NETRC_IN_CONTAINER = "/nativebuild/netrc"
 PYPI_SIMPLE = "https://pypi.org/simple"
@@ -102,15 +104,6 @@ class IndexSettings:
             "index_url": redact(self.index_url),
             "extra_index_urls": " ".join(redact(u) for u in self.extra_index_urls),
         }
-
-
-def redact(url: str) -> str:
-    """``https://user:secret@host/x`` → ``https://***@host/x``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:

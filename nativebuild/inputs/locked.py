@@ -24,6 +24,7 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
+from nativebuild.redact import strip_credentials
 from nativebuild.resolve.in_image import Pin
 from nativebuild.targets import Target
 
@@ -49,13 +50,6 @@ class LockedPackage:
     sdist: FileRef | None
     origin: str  # where the pin comes from, for messages
     directory: str | None = None  # a local project, packed by nativebuild (localpkg.py)
-
-
-def strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def filename_of(url: str) -> str:

@@ -30,7 +30,7 @@ from nativebuild.errors import (
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.simple_api import FileLookup, SimpleIndex
 from nativebuild.inputs.locked import FileRef, LockedPackage
-from nativebuild.inputs.requirements import (
+from nativebuild.inputs.pyproject import (
     dependency_group_requirements,
     project_requirements,
     read_pyproject,

@@ -19,11 +19,8 @@ from nativebuild.index.uv import HostUv, UvRunner
 from nativebuild.inputs.local_project import pack, read_local_project
 from nativebuild.inputs.locked import LockedPackage, pylock_default_groups
 from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
-from nativebuild.inputs.requirements import (
-    RequirementSet,
-    parse_requirements,
-    requirements_from_pyproject,
-)
+from nativebuild.inputs.pyproject import requirements_from_pyproject
+from nativebuild.inputs.requirements import RequirementSet, parse_requirements
 from nativebuild.reporting import Reporter
 from nativebuild.resolve.in_image import Pin
 from nativebuild.targets import Architecture

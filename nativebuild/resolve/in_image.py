@@ -25,6 +25,7 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import CompileError, NativebuildError, ResolutionError
+from nativebuild.redact import strip_credentials
 from nativebuild.targets import Target
 
 RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
@@ -95,13 +96,6 @@ def resolve_command(python: str, *, has_constraints: bool) -> tuple[str, ...]:
     return tuple(command)
 
 
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
 def _sha256_of(download_info: Mapping[str, Any]) -> str | None:
     archive = download_info.get("archive_info", {})
     hashes = archive.get("hashes") or {}
@@ -123,7 +117,7 @@ def parse_report(report: Mapping[str, Any]) -> Resolution:
         if "dir_info" in info or "vcs_info" in info:
             msg = f"{name} comes from a local directory or a VCS URL, which is not supported yet."
             raise ResolutionError(msg, hint="Pin a released version from the package index.")
-        url = _strip_credentials(str(info["url"]))
+        url = strip_credentials(str(info["url"]))
         sha256 = _sha256_of(info)
         if sha256 is None:
             msg = f"pip reported no sha256 for {name} {metadata['version']} ({url})."

@@ -21,8 +21,8 @@ from nativebuild.index.pip_config import (
     discover,
     pip_config_files,
     read_pip_config,
-    redact,
 )
+from nativebuild.redact import redact
 
 SECRET = "s3cr3t-token"  # noqa: S105 - a fake credential that must never leak
 
