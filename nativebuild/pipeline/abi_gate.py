@@ -16,21 +16,21 @@ from typing import Any
 
 from nativebuild import __version__
 from nativebuild.abi.check import Severity, abi_error, check_mounts
-from nativebuild.abi.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
     facts_for_target,
     is_custom_runtime,
     known_facts,
 )
+from nativebuild.abi.scan import merge_layers, scan_archive_plan, scan_zip
 from nativebuild.abi.verify import VerifyReport, verify_archive
+from nativebuild.archive.layout import LAYER_ROOT
 from nativebuild.archive.manifest import ArchiveRecord
 from nativebuild.archive.plan import ArchivePlan, SourceFile
 from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.errors import AbiError, DockerUnavailableError
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.context import BuildContext, wheel_binaries
 from nativebuild.pipeline.emulation import check_emulation
-from nativebuild.pipeline.wheel_facts import wheel_binaries
 from nativebuild.targets import Target
 
 __all__ = ["build_facts", "check_group", "compile_settings", "provided_libraries", "verify_built"]

@@ -28,10 +28,9 @@ from nativebuild.archive.strip import Stripped, strip_wheels
 from nativebuild.archive.wheels import WheelMember, wheel_owner
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.resolution import image_identity, with_build_image
-from nativebuild.pipeline.wheel_facts import verified_wheels
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.targets import Target
 

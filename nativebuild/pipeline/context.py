@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from nativebuild import __version__
+from nativebuild.abi.elf import Binary
 from nativebuild.abi.runtime_facts import RuntimeFacts
+from nativebuild.abi.wheel_facts import KIND as WHEEL_FACTS_KIND
+from nativebuild.abi.wheel_facts import VERSION as WHEEL_FACTS_VERSION
+from nativebuild.abi.wheel_facts import WheelFacts, inspect_wheel
 from nativebuild.archive.plan import source_date_epoch
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.cache.local import LocalCache
 from nativebuild.cache.tiered import open_cache
 from nativebuild.config.settings import Settings
@@ -24,11 +30,6 @@ from nativebuild.inputs.requirements import RequirementSet, parse_requirements
 from nativebuild.reporting import Reporter
 from nativebuild.resolve.in_image import Pin
 from nativebuild.targets import Architecture
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from nativebuild.pipeline.wheel_facts import WheelFacts
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -202,3 +203,44 @@ def open_context(
         env=env,
         builders=dict(builders or {}),
     )
+
+
+# --- what reading each cached wheel told (abi.wheel_facts), kept by the file's identity ----------
+
+
+def wheel_facts(context: BuildContext, path: Path) -> WheelFacts:
+    """``path``'s facts: known in this build, kept from an earlier one, or read now."""
+    memo = context.wheel_facts
+    if path not in memo:
+        local = context.cache.machine_local  # the key holds this machine's paths
+        fields = {
+            "kind": WHEEL_FACTS_KIND,
+            "version": f"{__version__}/{WHEEL_FACTS_VERSION}",
+            "file": file_identity(path),
+        }
+        key = build_key(fields)
+        kept = local.get_json(WHEEL_FACTS_KIND, key)
+        facts = None
+        if kept is not None:
+            try:
+                facts = WheelFacts.from_json(kept)
+            except (KeyError, TypeError, ValueError):
+                facts = None
+        if facts is None:
+            facts = inspect_wheel(path)
+            local.put_json(WHEEL_FACTS_KIND, key, facts.to_json())
+        memo[path] = facts
+    return memo[path]
+
+
+def wheel_binaries(context: BuildContext, path: Path) -> Mapping[str, Binary]:
+    return wheel_facts(context, path).binaries
+
+
+def verified_wheels(context: BuildContext, paths: Iterable[Path]) -> frozenset[Path]:
+    """``paths``, each with every member's CRC checked (now, or by an earlier build): a
+    corrupt member raises ArchiveError here."""
+    chosen = frozenset(paths)
+    for path in chosen:
+        wheel_facts(context, path)
+    return chosen

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from nativebuild.pipeline import abi_gate, wheel_facts
+from nativebuild.abi import wheel_facts
+from nativebuild.pipeline import abi_gate
 from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, pe_file, shared_library
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
@@ -676,7 +677,7 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
         read.append(path.name)
         return original(path)
 
-    monkeypatch.setattr("nativebuild.pipeline.wheel_facts.inspect_wheel", counting)
+    monkeypatch.setattr("nativebuild.pipeline.context.inspect_wheel", counting)
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert len(read) == 4  # markupsafe, six, requests, idna
