@@ -7,7 +7,16 @@ the integration tier must never be skipped silently.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# CI: the same examples every run and no database of past failures, so a red run is the
+# product's doing and can be reproduced; elsewhere hypothesis explores freely.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
 STANDIN_RUNTIME = "nativebuild-test/runtime-python3.9:{arch}"

@@ -15,9 +15,12 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from nativebuild.abi.runtime_facts import PROBE_IN_CONTAINER
+from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
 from nativebuild.engine.runner import ContainerResult, ContainerSpec
 from nativebuild.index.uv import UvResult
 from nativebuild.reporting import NullReporter, Reporter
+from nativebuild.sdists.build import DRIVER_IN_CONTAINER as COMPILE_IN_CONTAINER
 from tests.elffixtures import elf_header
 from tests.wheelfactory import make_wheel
 
@@ -130,6 +133,7 @@ class FakeRunner:
         self.machine = "x86_64"
         self.emulates: set[str] = {"aarch64"}  # what binfmt lets the fake engine run
         self.cancelled = False
+        self.verify_requests: list[dict[str, object]] = []
 
     def check_engine(self) -> None:
         pass
@@ -168,9 +172,30 @@ class FakeRunner:
         mounts = {m.target: m.source for m in spec.mounts}
         if "--dry-run" in spec.command:
             return self._resolve(mounts)
-        if spec.command[1:2] == ("/nativebuild/probe.py",):
+        if spec.command[1:2] == (PROBE_IN_CONTAINER,):
             return self._probe_runtime(spec, mounts)
-        return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
+        if spec.command[1:2] == (VERIFY_IN_CONTAINER,):
+            return self._verify(spec, mounts)
+        if spec.command[1:2] == (COMPILE_IN_CONTAINER,):
+            return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
+        # A container this fake does not know must fail the test loudly, never pass as a compile.
+        msg = f"the fake engine does not know this container: {spec.command!r}"
+        raise AssertionError(msg)
+
+    def _verify(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
+        """What drivers/verify.py reports when every module imports and the handler returns."""
+        request = json.loads((mounts["/nativebuild/in"] / "request.json").read_text())
+        self.verify_requests.append(request)
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        ok = {"ok": True, "seconds": 0.01, "error": None, "detail": []}
+        handler = request.get("handler")
+        document = {
+            "python": "3.9.2", "machine": machine, "uid": 993,
+            "modules": [{"name": name, **ok} for name in request["modules"]],
+            "handler": None if not handler else {"handler": handler, **ok, "result": "1"},
+        }  # fmt: skip
+        (mounts["/nativebuild/out"] / "results.json").write_text(json.dumps(document))
+        return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
     def _probe_runtime(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
         """What drivers/runtime_probe.py finds in a glibc 2.31 image: glibc's own libraries."""

@@ -104,20 +104,20 @@ def run_build(
     with handle_errors(console):
         from nativebuild.engine.builders import make_builders
         from nativebuild.engine.docker import DockerRunner
-        from nativebuild.pipeline import run as pipeline
         from nativebuild.pipeline.project import build_project, plan_project
+        from nativebuild.pipeline.run import dump_json
 
         settings = settings_from_flags(cli, project, env)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
-        builders = make_builders(settings, env, reporter)
+        builders = make_builders(settings.builders, env, reporter)
         if dry_run:
             planned = plan_project(
                 settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
                 builders=builders,
             )  # fmt: skip
             if json_output:
-                typer.echo(pipeline.dump_json(planned))
+                typer.echo(dump_json(planned))
             else:
                 print_plan(planned)
             return
@@ -126,7 +126,7 @@ def run_build(
             builders=builders,
         )  # fmt: skip
         if json_output:
-            typer.echo(pipeline.dump_json(result))
+            typer.echo(dump_json(result))
         else:
             for archive in result.archives:
                 typer.echo(str(archive.path))

@@ -1,8 +1,8 @@
 """Run commands in containers through the Docker API: the only module that imports ``docker``.
 
-The pipeline depends on :class:`nativebuild.engine.runner.ContainerRunner`; :class:`DockerRunner`
-is the real one, built on the docker SDK (Docker, Podman's Docker API, remote engines). ``docker`` is imported lazily, so that importing this module (or building a
-package that needs no container) never needs the SDK to load or an engine to answer.
+:class:`DockerRunner` implements :class:`nativebuild.engine.runner.ContainerRunner` with the
+docker SDK (Docker, Podman's Docker API, remote engines). ``docker`` is imported lazily: a build
+that needs no container never loads the SDK or asks an engine anything.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nativebuild.engine.api import DEFAULT_HOST, PERMISSION_HINT, START_HINT, platform_api_error
 from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
 from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
@@ -29,12 +30,14 @@ from nativebuild.engine.runner import (
     host_user,
     iter_lines,
 )
+from nativebuild.engine.transfer import pack_inputs, unpack_output
 from nativebuild.errors import (
     ContainerError,
     DockerUnavailableError,
     ImageNotFoundError,
     NativebuildError,
 )
+from nativebuild.redact import redact_secrets
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -44,24 +47,8 @@ if TYPE_CHECKING:
     from docker.models.images import Image
 
     from nativebuild.reporting import Reporter
-from nativebuild.engine.transfer import pack_inputs, unpack_output
-from nativebuild.redact import redact_secrets
 
 LABEL = "org.nativebuild"
-# Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
-MIN_PLATFORM_API = (1, 41)
-_DEFAULT_HOST = "unix:///var/run/docker.sock"
-
-_START_HINT = (
-    "Start a Docker engine: `sudo systemctl start docker` (Linux with systemd), `sudo dockerd &` "
-    "(no init system), or open Docker Desktop (macOS, Windows). If `docker info` works but "
-    'nativebuild does not, your docker CLI uses a context: export DOCKER_HOST="$(docker context '
-    "inspect --format '{{.Endpoints.docker.Host}}')\"."
-)
-_PERMISSION_HINT = (
-    "Your user may not use the Docker socket: add it to the `docker` group "
-    "(`sudo usermod -aG docker $USER`, then log in again), or point DOCKER_HOST at a rootless engine."
-)
 
 
 class _DockerErrors:
@@ -126,13 +113,9 @@ class _DockerErrors:
             detail = redact_secrets(str(err), self.secrets)
             doing = "" if self.connecting else f" (trying to {self.action})"
             msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
-            hint = _PERMISSION_HINT if "Permission denied" in detail else _START_HINT
+            hint = PERMISSION_HINT if "Permission denied" in detail else START_HINT
             return DockerUnavailableError(msg, hint=hint)
         return None  # not docker's: KeyboardInterrupt, our own errors, bugs
-
-
-def _api_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 class DockerRunner:
@@ -164,7 +147,7 @@ class DockerRunner:
         self._engine = (
             f"DOCKER_HOST={docker_host}"
             if docker_host
-            else f"DOCKER_HOST, or the default socket {_DEFAULT_HOST}"
+            else f"DOCKER_HOST, or the default socket {DEFAULT_HOST}"
         )
         self._reporter = reporter
         self.containers_started = 0
@@ -450,14 +433,9 @@ class DockerRunner:
                     raise
             self._client = client
             self._reap_orphans(client)
-        version = self._client.api.api_version
-        if platform is not None and _api_tuple(version) < MIN_PLATFORM_API:
-            wanted = ".".join(map(str, MIN_PLATFORM_API))
-            msg = (
-                f"The Docker engine at {self._engine} speaks API {version}, but choosing a "
-                f"platform ({platform}) needs API {wanted} or newer."
-            )
-            raise DockerUnavailableError(msg, hint="Upgrade Docker Engine to 20.10 or newer.")
+        problem = platform_api_error(self._engine, self._client.api.api_version, platform)
+        if problem is not None:
+            raise problem
         return self._client
 
     def _pull(self, client: DockerClient, image: str, platform: str | None) -> Image:

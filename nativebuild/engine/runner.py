@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from nativebuild.targets import Architecture
+
 if TYPE_CHECKING:
     from nativebuild.reporting import Reporter
 
@@ -145,3 +147,12 @@ def architecture_mismatch(image: str, architecture: str, platform: str | None) -
         f"Image {image!r} exists locally only for linux/{actual}, but {platform} is needed: "
         "the classic image store keeps one architecture per name:tag."
     )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Builder:
+    """An engine that compiles one architecture natively (``--builder arm64=ssh://host``)."""
+
+    arch: Architecture
+    host: str  # a Docker host URL (ssh://, tcp://, unix://) or a docker context name
+    network: str | None = None  # network mode for its containers ("host" on some setups)

@@ -27,8 +27,8 @@ from nativebuild.inputs.locked import LockedPackage, pylock_default_groups
 from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.inputs.pyproject import requirements_from_pyproject
 from nativebuild.inputs.requirements import RequirementSet, parse_requirements
+from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin
 from nativebuild.targets import Architecture
 
 

@@ -28,7 +28,7 @@ from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError, ResolutionError
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.requirements import parse_requirements
-from nativebuild.pipeline import run as pipeline
+from nativebuild.pipeline import run
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
 
@@ -70,12 +70,12 @@ def _union_failure(settings: Settings, err: ResolutionError) -> ResolutionError:
     return ResolutionError(msg, hint=err.hint or _UNION_HINT)
 
 
-def _for_project(settings: Settings, env: Mapping[str, str], run: Callable[[Settings], _R]) -> _R:
-    """Run ``run`` on the project's effective settings (one union of requirements when it has
+def _for_project(settings: Settings, env: Mapping[str, str], step: Callable[[Settings], _R]) -> _R:
+    """Run ``step`` on the project's effective settings (one union of requirements when it has
     several functions), explaining a failed union in terms of those functions."""
     with project_settings(settings, env) as effective:
         try:
-            return run(effective)
+            return step(effective)
         except ResolutionError as err:
             if not settings.functions:
                 raise
@@ -91,11 +91,11 @@ def build_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
-) -> pipeline.BuildResult:
-    """:func:`pipeline.build` for a project, whatever number of functions it has."""
+) -> run.BuildResult:
+    """:func:`run.build` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
-        lambda effective: pipeline.build(
+        lambda effective: run.build(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
             builders=builders,
         ),
@@ -111,11 +111,11 @@ def plan_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
-) -> pipeline.PlanResult:
-    """:func:`pipeline.plan` for a project, whatever number of functions it has."""
+) -> run.PlanResult:
+    """:func:`run.plan` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
-        lambda effective: pipeline.plan(
+        lambda effective: run.plan(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
             builders=builders,
         ),

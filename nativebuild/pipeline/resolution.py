@@ -25,6 +25,7 @@ from nativebuild.errors import (
 )
 from nativebuild.inputs.locked import choose_files
 from nativebuild.inputs.requirements import RequirementSet
+from nativebuild.pins import RESOLVER_VERSION, Resolution
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.derived_image import with_derived_image
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
@@ -32,8 +33,6 @@ from nativebuild.resolve.in_image import (
     IN_DIR,
     OUT_DIR,
     REPORT_NAME,
-    RESOLVER_VERSION,
-    Resolution,
     check_pins,
     pip_environment,
     read_report,

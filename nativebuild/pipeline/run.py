@@ -23,6 +23,7 @@ from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.index.downloads import fetch_all
 from nativebuild.index.uv import UvRunner
+from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import (
     check_group,
     compile_settings,
@@ -35,7 +36,6 @@ from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.resolution import image_identity, resolve, with_compile_image
 from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only, make_plan
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin, Resolution
 from nativebuild.sdists.build import (
     CompileJob,
     compile_key_fields,

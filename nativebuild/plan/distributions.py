@@ -7,7 +7,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from nativebuild.errors import CacheOnlyError
-from nativebuild.resolve.in_image import Pin
+from nativebuild.pins import Pin
 from nativebuild.targets import Target
 
 

@@ -7,7 +7,6 @@ downloads and the cache keeps the answer, so a warm rebuild needs no container t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import posixpath
 import re
@@ -25,50 +24,16 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import CompileError, NativebuildError, ResolutionError
+from nativebuild.pins import Pin, Resolution
 from nativebuild.redact import strip_credentials
 from nativebuild.targets import Target
 
-RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
 # Inside the container only: shared by the jobs of one container run, gone with it. No host
 # directory is ever writable to a build but its output (a hostile build could plant files).
 PIP_CACHE_DIR = "/tmp/nativebuild-pip-cache"
 REPORT_NAME = "report.json"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Pin:
-    """One distribution to install, and the exact file that provides it."""
-
-    name: str  # canonical
-    version: str
-    filename: str
-    url: str  # without credentials
-    sha256: str
-
-    @property
-    def is_wheel(self) -> bool:
-        return self.filename.endswith(".whl")
-
-    def to_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Pin:
-        return cls(**{f.name: str(data[f.name]) for f in dataclasses.fields(cls)})
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Resolution:
-    pins: tuple[Pin, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"resolver": RESOLVER_VERSION, "pins": [p.to_json() for p in self.pins]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Resolution:
-        return cls(pins=tuple(Pin.from_json(p) for p in data["pins"]))
 
 
 def pip_environment() -> dict[str, str]:

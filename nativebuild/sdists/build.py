@@ -19,10 +19,11 @@ from nativebuild.engine.runner import (
     Mount,
     read_only_mounts,
 )
-from nativebuild.errors import CompileError, EmulationUnavailableError
+from nativebuild.errors import CompileError
 from nativebuild.index.pip_config import IndexSettings
+from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin, pip_environment
+from nativebuild.resolve.in_image import pip_environment
 from nativebuild.targets import Target
 
 DRIVER = script("build_wheels")
@@ -289,29 +290,3 @@ def _compile_failure(
         "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
     )
     return CompileError(msg, hint=hint)
-
-
-EMULATION_HINT = (
-    "Register QEMU for the architecture with the engine, for example "
-    "`docker run --privileged --rm tonistiigi/binfmt --install arm64` "
-    "(or `apt-get install qemu-user-static binfmt-support` on Debian and Ubuntu), "
-    "or build on a native engine of that architecture."
-)
-
-
-def probe_spec(target: Target) -> ContainerSpec:
-    """The smallest container that proves the engine can run the target's architecture."""
-    return ContainerSpec(
-        image=target.build_image,
-        command=("uname", "-m"),
-        description=f"check that {target.arch} containers run",
-        platform=target.arch.docker_platform,
-    )
-
-
-def emulation_error(target: Target, engine_machine: str, detail: str) -> EmulationUnavailableError:
-    msg = (
-        f"The Docker engine ({engine_machine}) cannot run {target.arch} containers, which "
-        f"compiling for {target.describe()} needs: {detail}"
-    )
-    return EmulationUnavailableError(msg, hint=EMULATION_HINT)

@@ -692,3 +692,27 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
 def _no_inflating(self: object) -> None:
     msg = "a verified wheel's member was inflated again"
     raise AssertionError(msg)
+
+
+def test_build_verify_imports_every_module_in_the_runtime_image(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    code, _, err = run_build(project, tmp_path / "cache", "--verify")
+    assert code == 0, err
+    [verify] = [s for s in fake.specs if s.command[1:2] == ("/nativebuild/verify.py",)]
+    assert verify.network_mode == "none"
+    assert [m.target for m in verify.mounts if not m.read_only] == ["/nativebuild/out"]
+    [request] = fake.verify_requests
+    assert sorted(request["modules"]) == ["handler", "idna", "markupsafe", "requests", "six"]
+
+
+def test_a_container_the_fake_engine_does_not_know_fails_the_test(fake: FakeRunner) -> None:
+    """The fake must never pass an unknown container off as a compile (or anything else)."""
+    from nativebuild.engine.runner import ContainerSpec
+    from nativebuild.reporting import NullReporter
+
+    spec = ContainerSpec(
+        image="x", command=("python3", "/nativebuild/new-thing.py"), description="?"
+    )
+    with pytest.raises(AssertionError, match="does not know this container"):
+        fake.run(spec, reporter=NullReporter())
