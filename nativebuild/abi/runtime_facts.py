@@ -12,7 +12,7 @@ import functools
 import importlib.resources
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -217,8 +217,10 @@ def probe_facts(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool = False,
+    before_container: Callable[[], object] | None = None,
 ) -> RuntimeFacts:
-    """Run the probe in ``image`` (once per image id: the answer is cached)."""
+    """Run the probe in ``image`` (once per image id: the answer is cached).
+    ``before_container`` runs only when a container is about to start (the emulation check)."""
     image_id = runner.image_id(image, platform=platform)
     key = build_key(
         {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
@@ -229,6 +231,8 @@ def probe_facts(
             return RuntimeFacts.from_json(cached)
         except (KeyError, TypeError, ValueError, ConfigError):
             reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
+    if before_container is not None:
+        before_container()
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
@@ -261,6 +265,7 @@ def facts_for_target(
     reporter: Reporter,
     probe: bool | None = None,
     verbose: bool = False,
+    before_container: Callable[[], object] | None = None,
 ) -> RuntimeFacts:
     """The facts to check ``target``'s archive against.
 
@@ -282,4 +287,5 @@ def facts_for_target(
         cache=cache,
         reporter=reporter,
         verbose=verbose,
+        before_container=before_container,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nativebuild.engine.api import DEFAULT_HOST, PERMISSION_HINT, START_HINT, platform_api_error
+from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
 from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
 from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
@@ -130,6 +131,7 @@ class DockerRunner:
         reporter: Reporter | None = None,
         copy_files: bool = False,
         network_mode: str | None = None,
+        local_api: LocalEngineAPI | None = None,
     ) -> None:
         """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
 
@@ -138,7 +140,9 @@ class DockerRunner:
         ``reporter`` hears about image pulls, which can take minutes. ``copy_files`` sends
         mounts through the API instead of binding host paths (a remote engine cannot see
         them); ``network_mode`` applies to every container (a builder may need "host").
+        ``local_api`` answers image ids without the SDK while no client is needed yet.
         """
+        self._local_api = local_api
         self.copy_files = copy_files
         self._network_mode = network_mode
         self._client_factory = client_factory
@@ -170,29 +174,8 @@ class DockerRunner:
             keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
             docker_host=env.get("DOCKER_HOST"),
             reporter=reporter,
+            local_api=LocalEngineAPI.from_env(env),
         )
-
-    @classmethod
-    def for_builder(
-        cls,
-        host: str,
-        *,
-        network_mode: str | None = None,
-        keep_containers: bool = False,
-        reporter: Reporter | None = None,
-    ) -> DockerRunner:
-        """A runner on another engine (``ssh://``, ``tcp://``, ``unix://``): files travel
-        through the Docker API, never as bind mounts."""
-
-        def factory() -> DockerClient:
-            import docker
-
-            return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-
-        return cls(
-            factory, keep_containers=keep_containers, docker_host=host, reporter=reporter,
-            copy_files=True, network_mode=network_mode,
-        )  # fmt: skip
 
     def check_engine(self) -> None:
         self._client_for(platform=None)
@@ -218,6 +201,10 @@ class DockerRunner:
                 self._client.containers.get(name).remove(force=True)
 
     def image_id(self, image: str, *, platform: str | None) -> str:
+        if self._client is None and self._local_api is not None:  # the warm path: no SDK
+            known = quick_image_id(self._local_api, image, platform, reporter=self._reporter)
+            if known is not None:
+                return known
         client = self._client_for(platform=platform)
         try:
             with _DockerErrors("inspect the image", image=image, engine=self._engine):
@@ -493,3 +480,14 @@ def _guarded(open_stream: Callable[[], Iterable[bytes]], guard: _DockerErrors) -
     # Covers opening and reading the stream, not what the consumer does with each chunk.
     with guard:
         yield from open_stream()
+
+
+def remote_client_factory(host: str) -> Callable[[], DockerClient]:
+    """A client of the engine at ``host`` (ssh://, tcp://, unix://), made when first needed."""
+
+    def factory() -> DockerClient:
+        import docker
+
+        return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+    return factory

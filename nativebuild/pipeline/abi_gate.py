@@ -19,7 +19,6 @@ from nativebuild.abi.check import Severity, abi_error, check_mounts
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
     facts_for_target,
-    is_custom_runtime,
     known_facts,
 )
 from nativebuild.abi.scan import merge_layers, scan_archive_plan, scan_zip
@@ -44,11 +43,12 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     memo = context.runtime_facts
     if target.arch not in memo:
         try:
-            if is_custom_runtime(target):  # probed in a container of the target's architecture
-                check_emulation(context, target, target.runtime_image)
+            # A custom image is probed in a container of the target's architecture, once per
+            # image id: the emulation check only when that container is about to start.
             memo[target.arch] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
+                before_container=lambda: check_emulation(context, target, target.runtime_image),
             )  # fmt: skip
         except DockerUnavailableError:
             facts = known_facts(target)

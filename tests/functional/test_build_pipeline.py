@@ -464,6 +464,21 @@ def test_two_architectures_give_two_archives_sharing_downloads(
     )
 
 
+@pytest.mark.parametrize("runtime_image", [None, "example/runtime:{arch}"])
+def test_a_warm_build_of_two_architectures_starts_no_container(
+    project: Path, tmp_path: Path, fake: FakeRunner, runtime_image: str | None
+) -> None:
+    """Not even the emulation probe: it runs only before a container of that architecture."""
+    extra = ("--arch", "arm64", *(("--runtime-image", runtime_image) if runtime_image else ()))
+    code, _, err = run_build(project, tmp_path / "cache", *extra)
+    assert code == 0, err
+    started = fake.containers_started
+    code, out, err = run_build(project, tmp_path / "cache", *extra)
+    assert code == 0, err
+    assert json.loads(out)["containers_started"] == 0
+    assert fake.containers_started == started, [s.command for s in fake.specs[started:]]
+
+
 def test_no_emulation_fails_fast_with_the_fix(
     project: Path, tmp_path: Path, fake: FakeRunner
 ) -> None:
