@@ -19,6 +19,7 @@ from nativebuild.abi.runtime_facts import PROBE_IN_CONTAINER
 from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
 from nativebuild.engine.runner import ContainerResult, ContainerSpec
 from nativebuild.index.uv import UvResult
+from nativebuild.pipeline.compiling import RESOLVED_MARKER
 from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.sdists.build import DRIVER_IN_CONTAINER as COMPILE_IN_CONTAINER
 from tests.elffixtures import elf_header
@@ -134,6 +135,8 @@ class FakeRunner:
         self.emulates: set[str] = {"aarch64"}  # what binfmt lets the fake engine run
         self.cancelled = False
         self.verify_requests: list[dict[str, object]] = []
+        self.resolved_then_compiled = 0  # resolution containers that went on to compile
+        self.compiled_jobs = 0  # sdists built, in either kind of container
 
     def check_engine(self) -> None:
         pass
@@ -176,8 +179,11 @@ class FakeRunner:
             return self._probe_runtime(spec, mounts)
         if spec.command[1:2] == (VERIFY_IN_CONTAINER,):
             return self._verify(spec, mounts)
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        if spec.command[1:3] == (COMPILE_IN_CONTAINER, "--resolve-first"):
+            return self._resolve_then_compile(mounts, machine, reporter)
         if spec.command[1:2] == (COMPILE_IN_CONTAINER,):
-            return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
+            return self._compile(mounts, machine)
         # A container this fake does not know must fail the test loudly, never pass as a compile.
         msg = f"the fake engine does not know this container: {spec.command!r}"
         raise AssertionError(msg)
@@ -238,12 +244,32 @@ class FakeRunner:
         (mounts["/nativebuild/out"] / "report.json").write_text(json.dumps(report))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
-    def _compile(self, mounts: dict[str, Path], machine: str) -> ContainerResult:
-        jobs = json.loads((mounts["/nativebuild/in"] / "jobs.json").read_text())
+    def _resolve_then_compile(
+        self, mounts: dict[str, Path], machine: str, reporter: Reporter
+    ) -> ContainerResult:
+        """drivers/build_wheels.py --resolve-first: the report, the marker (the host chooses on
+        the log thread, as it reads this line), then the builds the host put in go/."""
+        resolved = self._resolve(mounts)
+        if resolved.exit_code != 0:
+            return resolved
+        self.resolved_then_compiled += 1
+        reporter.output(RESOLVED_MARKER)
+        go = mounts["/nativebuild/in"] / "go"
+        if json.loads((go / "ready").read_text())["abort"]:
+            return resolved
+        return self._compile(mounts, machine, jobs_file=go / "jobs.json")
+
+    def _compile(
+        self, mounts: dict[str, Path], machine: str, *, jobs_file: Path | None = None
+    ) -> ContainerResult:
+        jobs = json.loads((jobs_file or mounts["/nativebuild/in"] / "jobs.json").read_text())
         out_root = mounts["/nativebuild/out"]
         results = []
         for job in jobs:
-            assert job["sdist"] in mounts, "the sdist must be mounted into the container"
+            sdist = _on_host(mounts, job["sdist"])
+            assert sdist is not None, "the sdist must be mounted into the container"
+            assert sdist.is_file(), f"the sdist {job['sdist']} is not there"
+            self.compiled_jobs += 1
             if job["name"] in self.fail_compile:
                 tail = ["src/_speedups.c:1:10: fatal error: Python.h: No such file or directory",
                         "error: command 'gcc' failed with exit status 1"]  # fmt: skip
@@ -277,6 +303,16 @@ class FakeRunner:
         (out_root / "results.json").write_text(json.dumps(results))
         ok = all(r["ok"] for r in results)
         return ContainerResult(exit_code=0 if ok else 1, log_tail=(), duration_s=0.3)
+
+
+def _on_host(mounts: dict[str, Path], container_path: str) -> Path | None:
+    """The host file a container path reaches through ``mounts`` (a file or a directory's)."""
+    for target, source in mounts.items():
+        if container_path == target:
+            return source
+        if container_path.startswith(target + "/"):
+            return source / container_path[len(target) + 1 :]
+    return None
 
 
 def _elf(machine: str) -> bytes:

@@ -224,7 +224,11 @@ class DockerRunner:
         return found.id
 
     def run(
-        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+        self,
+        spec: ContainerSpec,
+        *,
+        reporter: Reporter,
+        verbose: bool = False,  # noqa: ARG002 - every line goes to the reporter, which filters
     ) -> ContainerResult:
         import docker.types
 
@@ -292,8 +296,7 @@ class DockerRunner:
             )
             for line in iter_lines(chunks):
                 tail.append(line)
-                if verbose:
-                    reporter.output(line)
+                reporter.output(line)  # the reporter decides what to show (-v: everything)
             with guard(f"wait for the container to {spec.description}"):
                 status = container.wait()
             if self.copy_files:

@@ -30,7 +30,7 @@ from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.resolution import image_identity, with_build_image
+from nativebuild.pipeline.images import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.targets import Target
 
@@ -229,7 +229,7 @@ def _write(
                 version=item.pin.version,
                 filename=wheels[item.pin.name].path.name,
                 sha256=wheels[item.pin.name].sha256,
-                source=item.source,
+                source="compiled" if item.compile_key in context.compiled_keys else item.source,
                 url=item.pin.url,
                 sdist=None if item.pin.is_wheel else item.pin.filename,
                 sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,

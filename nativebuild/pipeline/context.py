@@ -73,10 +73,12 @@ class BuildContext:
     # The engine's machine per architecture whose containers are known to run
     # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
     engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # What reading each cached wheel told (nativebuild.pipeline.wheel_facts), by path
+    # What reading each cached wheel told (nativebuild.abi.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+    # Cache keys of the wheels this build compiled: their source is "compiled", not "cache"
+    compiled_keys: set[str] = dataclasses.field(default_factory=set)
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""

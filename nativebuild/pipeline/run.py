@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from nativebuild import __version__
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
@@ -31,16 +30,19 @@ from nativebuild.pipeline.abi_gate import (
     verify_built,
 )
 from nativebuild.pipeline.assemble import assemble_target
+from nativebuild.pipeline.compiling import (
+    can_compile_while_resolving,
+    compile_jobs,
+    resolve_and_compile,
+)
 from nativebuild.pipeline.context import BuildContext, open_context
-from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.resolution import image_identity, resolve, with_compile_image
+from nativebuild.pipeline.images import image_identity
+from nativebuild.pipeline.resolution import resolve
 from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only, make_plan
 from nativebuild.reporting import Reporter
 from nativebuild.sdists.build import (
     CompileJob,
     compile_key_fields,
-    manifest_key,
-    run_compile,
 )
 from nativebuild.targets import Architecture, Target
 
@@ -129,7 +131,7 @@ def build(
         builders=builders,
     )  # fmt: skip
     containers_before = context.containers_started()  # runners may be reused across builds
-    staged = [stage_target(context, target) for target in targets]
+    staged = [stage_target(context, target, compile_while_resolving=True) for target in targets]
     if settings.cache_only:  # before any download or compile container
         check_cache_only((stage.target, stage.plan) for stage in staged)
     downloaded = prefetch(context, staged)
@@ -156,9 +158,15 @@ class StagedTarget:
     key_fields: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
-def stage_target(context: BuildContext, target: Target) -> StagedTarget:
+def stage_target(
+    context: BuildContext, target: Target, *, compile_while_resolving: bool = False
+) -> StagedTarget:
+    """Resolve and plan ``target``. With ``compile_while_resolving`` (a build, not a plan), a
+    resolution container in the build image goes on to compile what its answer needs."""
     context.reporter.step(f"Planning {target.describe()}")
-    resolution = resolve(context, target)
+    combined = compile_while_resolving and can_compile_while_resolving(context, target)
+    in_image = resolve_and_compile if combined else None
+    resolution = resolve(context, target, in_image=in_image)
     target_plan, found, key_fields = plan_target(context, target, resolution)
     context.reporter.detail(target_plan.summary())
     return StagedTarget(target=target, plan=target_plan, found=found, key_fields=key_fields)
@@ -250,7 +258,8 @@ def build_target(
             name=item.pin.name,
             version=item.pin.version,
             arch=target.arch.value,
-            source=item.source,
+            # Compiled by this build's resolution container: planned as a cache hit since.
+            source="compiled" if item.compile_key in context.compiled_keys else item.source,
             filename=wheels[item.pin.name].path.name,
             sha256=wheels[item.pin.name].sha256,
         )
@@ -322,52 +331,6 @@ def acquire(
     if jobs:
         wheels.update(compile_jobs(context, target, jobs))
     return wheels
-
-
-def compile_jobs(
-    context: BuildContext, target: Target, jobs: list[CompileJob]
-) -> dict[str, CachedFile]:
-    reporter = context.reporter
-    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
-    runner = context.runner_for(target.arch)
-    engine = check_build_emulation(context, target)
-    emulated = engine != target.arch.machine
-    target = with_compile_image(context, target)
-    if emulated:
-        reporter.step(
-            f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "
-            f"expect about ten times the native time) in {target.build_image}"
-        )
-    else:
-        reporter.step(f"Compiling {names} in {target.build_image}")
-    with context.cache.scratch_dir() as work:
-        outcome = run_compile(
-            jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
-            workdir=work, index=context.index,
-            source_date_epoch=context.epoch,
-        )  # fmt: skip
-        built = {}
-        for compiled in outcome.compiled:
-            manifest = {
-                "name": compiled.job.pin.name,
-                "version": compiled.job.pin.version,
-                "sdist": compiled.job.pin.filename,
-                "sdist_sha256": compiled.job.pin.sha256,
-                "target": target.describe(),
-                "build_image": target.build_image,
-                "nativebuild": __version__,
-                "seconds": compiled.seconds,
-                "vendored": list(compiled.vendored),
-                **manifest_key(compiled.job),  # the full cache key, which readers re-hash
-            }
-            entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
-            built[compiled.job.pin.name] = entry.wheel
-            reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
-            for line in compiled.vendored:
-                reporter.detail(f"  vendored {line} (the runtime lacks it)")
-    if outcome.error is not None:
-        raise outcome.error
-    return built
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

@@ -130,16 +130,66 @@ def compile_spec(
     )
 
 
+# The combined container: the resolution, then the builds the host chose from its report.
+GO_DIR = f"{IN_DIR}/go"  # the host writes the sdists, jobs.json and ready here meanwhile
+
+
+def resolve_first_spec(
+    target: Target,
+    *,
+    resolve_command: Sequence[str],
+    in_dir: Path,
+    out_dir: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> ContainerSpec:
+    """One container that resolves (``resolve_command``), then builds what the host names in
+    ``in_dir/go`` once it has read the report: the second pip run finds the build dependencies
+    of the first in its cache, and no second container starts. ``in_dir`` is bound, not
+    copied, so it needs a local engine."""
+    plan = {
+        "resolve": list(resolve_command),
+        "jobs": f"{GO_DIR}/jobs.json",
+        "ready": f"{GO_DIR}/ready",
+    }
+    (in_dir / "go").mkdir(exist_ok=True)
+    (in_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    return ContainerSpec(
+        image=target.build_image,
+        command=(
+            target.runtime.interpreter_path,
+            DRIVER_IN_CONTAINER,
+            "--resolve-first",
+            f"{IN_DIR}/plan.json",
+            f"{OUT_DIR}/results.json",
+        ),
+        description=f"resolve requirements for {target.describe()}, then compile",
+        platform=target.arch.docker_platform,
+        mounts=(
+            Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
+            Mount(source=REPAIR, target=REPAIR_IN_CONTAINER),
+            Mount(source=in_dir, target=IN_DIR),
+            Mount(source=out_dir, target=OUT_DIR, read_only=False),
+            *read_only_mounts(index.container_files()),
+        ),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
 def _repairs(jobs: Sequence[CompileJob]) -> bool:
     return any(job.provided is not None for job in jobs)
 
 
-def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, object]]:
+def jobs_document(
+    jobs: Sequence[CompileJob], *, sdist_dir: str = SDIST_DIR
+) -> list[dict[str, object]]:
     return [
         {
             "name": job.pin.name,
             "version": job.pin.version,
-            "sdist": f"{SDIST_DIR}/{job.pin.filename}",
+            "sdist": f"{sdist_dir}/{job.pin.filename}",
             "out": job.out_dir,
             "repair": None if job.provided is None else {"provided": list(job.provided)},
         }
@@ -231,6 +281,13 @@ def run_compile(
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
     result = runner.run(spec, reporter=reporter, verbose=verbose)
+    return read_outcome(jobs, target, out_dir=out_dir, result=result)
+
+
+def read_outcome(
+    jobs: Sequence[CompileJob], target: Target, *, out_dir: Path, result: ContainerResult
+) -> CompileOutcome:
+    """What the container built for ``jobs`` (results.json in ``out_dir``), checked."""
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
     failures = []
