@@ -8,6 +8,7 @@ docker, boto3) are imported when a command runs, so `--help` and warm builds sta
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import sys
@@ -102,13 +103,28 @@ def run_build(
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(console):
+        settings = settings_from_flags(cli, project, env)
+        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+        if not dry_run and to_publish is None:
+            from nativebuild.pipeline.uptodate import up_to_date_result
+
+            # The warm no-op: before the pipeline (or docker) is even imported.
+            done = up_to_date_result(settings, env)
+            if done is not None:
+                reporter.step(
+                    f"Up to date: nothing changed since the build that wrote {settings.output}"
+                )
+                if json_output:
+                    typer.echo(json.dumps(done, indent=2, sort_keys=True))
+                else:
+                    for archive in done["archives"]:
+                        typer.echo(str(archive["path"]))
+                return
         from nativebuild.engine.builders import make_builders
         from nativebuild.engine.docker import DockerRunner
         from nativebuild.pipeline.project import build_project, plan_project
         from nativebuild.pipeline.run import dump_json
 
-        settings = settings_from_flags(cli, project, env)
-        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
         builders = make_builders(settings.builders, env, reporter)
         if dry_run:

@@ -19,6 +19,7 @@ from nativebuild.abi.check import Severity, abi_error, check_mounts
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
     facts_for_target,
+    is_custom_runtime,
     known_facts,
 )
 from nativebuild.abi.scan import merge_layers, scan_archive_plan, scan_zip
@@ -41,6 +42,7 @@ VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not t
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     """The runtime facts of ``target``, once per architecture and build."""
     memo = context.runtime_facts
+    runtime_key = f"{target.runtime_image}|{target.arch.docker_platform}"
     if target.arch not in memo:
         try:
             # A custom image is probed in a container of the target's architecture, once per
@@ -50,7 +52,12 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
                 reporter=context.reporter, verbose=context.verbose,
                 before_container=lambda: check_emulation(context, target, target.runtime_image),
             )  # fmt: skip
+            if is_custom_runtime(target):  # its facts, hence the verdicts, follow its id
+                context.image_ids[runtime_key] = context.runner_for(target.arch).image_id(
+                    target.runtime_image, platform=target.arch.docker_platform
+                )
         except DockerUnavailableError:
+            context.image_ids[runtime_key] = "unconfirmed"  # the next build asks again
             facts = known_facts(target)
             context.reporter.warning(
                 f"Cannot probe {target.runtime_image} (the Docker engine is not reachable): "

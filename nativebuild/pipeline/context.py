@@ -43,6 +43,7 @@ class Inputs:
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
+    files: tuple[Path, ...] = ()  # every file read to know the inputs (for pipeline.uptodate)
 
     @property
     def no_binary(self) -> tuple[str, ...]:
@@ -77,6 +78,8 @@ class BuildContext:
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+    # The id of every image the build's output depends on, "ref|platform" -> id (uptodate)
+    image_ids: dict[str, str] = dataclasses.field(default_factory=dict)
     # Cache keys of the wheels this build compiled: their source is "compiled", not "cache"
     compiled_keys: set[str] = dataclasses.field(default_factory=set)
 
@@ -123,7 +126,7 @@ def read_inputs(
         digest.update(repr((kind, settings.extras, groups)).encode())
         return Inputs(
             kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
-            extras=settings.extras, groups=groups,
+            extras=settings.extras, groups=groups, files=(path.absolute(),),
         )  # fmt: skip
     local = pack_local_projects(requirements, cache)
     fingerprint = requirements.fingerprint()
@@ -137,9 +140,11 @@ def read_inputs(
         msg = f"{path} says --no-index, which nativebuild cannot honour yet."
         hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
         raise ResolutionError(msg, hint=hint)
+    files = requirements.files if kind == "requirements" else (path.absolute(),)
     return Inputs(
-        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local
-    )
+        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local,
+        files=files,
+    )  # fmt: skip
 
 
 def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:

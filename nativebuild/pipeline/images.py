@@ -62,8 +62,11 @@ def image_identity(context: BuildContext, target: Target) -> str:
         context.reporter.detail(
             f"Docker engine not reachable: using {seen['image']} as last seen ({seen['id'][:19]})"
         )
+        # Never matches an id: the next build asks the engine again.
+        context.image_ids[f"{target.build_image}|{target.arch.docker_platform}"] = "unconfirmed"
         return str(seen["id"])
     identity = ref if ref.startswith(OWN_IMAGE_PREFIX) else image_id
+    context.image_ids[f"{ref}|{target.arch.docker_platform}"] = identity
     seen = context.cache.get_json("image-id", key)
     if seen is None or seen.get("id") != identity:
         context.cache.replace_json("image-id", key, {"image": ref, "id": identity})

@@ -26,9 +26,10 @@ from nativebuild.archive.layout import (
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError, ResolutionError
+from nativebuild.index.pip_config import pip_config_files
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.requirements import parse_requirements
-from nativebuild.pipeline import run
+from nativebuild.pipeline import run, uptodate
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
 
@@ -92,14 +93,45 @@ def build_project(
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> run.BuildResult:
-    """:func:`run.build` for a project, whatever number of functions it has."""
-    return _for_project(
-        settings, env,
-        lambda effective: run.build(
+    """:func:`run.build` for a project, whatever number of functions it has; the record of
+    what it was made from is kept for :func:`nativebuild.pipeline.uptodate.up_to_date_result`."""
+    uptodate.forget(uptodate.state_path(settings, env))
+
+    def step(effective: Settings) -> run.BuildResult:
+        result = run.build(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
             builders=builders,
-        ),
-    )  # fmt: skip
+        )  # fmt: skip
+        _remember(settings, effective, env, result)
+        return result
+
+    return _for_project(settings, env, step)
+
+
+def _remember(
+    settings: Settings, effective: Settings, env: Mapping[str, str], result: run.BuildResult
+) -> None:
+    made = result.made_from
+    if made is None or "unconfirmed" in made.images.values():
+        return  # an image could not be asked for its id: the next build must ask again
+    # Not the union of several functions' requirements: a file of this run only, made from
+    # theirs, which are among the files read.
+    files = [path for path in made.files if path != effective.requirements]
+    home = Path(env.get("HOME", str(Path.home())))
+    config_files = pip_config_files(env, home)
+    try:
+        record = uptodate.capture(
+            settings, env,
+            input_files=[*files, *(p for p in config_files if p.is_file())],
+            input_trees=made.trees,
+            absent_files=[p for p in config_files if not p.exists()],
+            images=made.images,
+            outputs=[*(a.path for a in result.archives), *([result.manifest] if result.manifest else [])],
+            result=result.to_json(),
+        )  # fmt: skip
+        uptodate.write(uptodate.state_path(settings, env), record)
+    except OSError:
+        return  # an input went away meanwhile: no record, so the next build is a real one
 
 
 def plan_project(

@@ -58,11 +58,22 @@ class WheelRecord:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class MadeFrom:
+    """What a build's archives depend on beyond its settings: files and trees it read, and
+    the images whose ids entered its cache keys or ABI verdicts."""
+
+    files: tuple[Path, ...]
+    trees: tuple[Path, ...]
+    images: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BuildResult:
     archives: tuple[ArchiveRecord, ...]
     wheels: tuple[WheelRecord, ...]
     containers_started: int
     manifest: Path | None = None
+    made_from: MadeFrom | None = None  # what pipeline.uptodate records
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +157,22 @@ def build(
         wheels=wheels,
         containers_started=context.containers_started() - containers_before,
         manifest=write_manifest(archives, settings.output),
+        made_from=made_from(context),
+    )
+
+
+def made_from(context: BuildContext) -> MadeFrom:
+    settings, inputs = context.settings, context.inputs
+    local = [] if inputs.requirements is None else inputs.requirements.requirements
+    trees = [
+        *([settings.src] if settings.src else []),
+        *(fn.src for fn in settings.functions if fn.src is not None),
+        *(line.local_path for line in local if line.local_path is not None),
+    ]
+    return MadeFrom(
+        files=(*inputs.files, *settings.with_layers),
+        trees=tuple(trees),
+        images=dict(context.image_ids),
     )
 
 

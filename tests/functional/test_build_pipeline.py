@@ -775,3 +775,42 @@ def test_plan_never_compiles(project: Path, tmp_path: Path, fake: FakeRunner) ->
     assert result.exit_code == 0, result.stderr
     assert fake.compiled_jobs == 0
     assert [("--dry-run" in s.command) for s in fake.specs] == [True]
+
+
+def test_an_unchanged_build_is_answered_before_the_pipeline_runs(
+    project: Path, tmp_path: Path, fake: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "nativebuild.pipeline.uptodate.engine_image_ids",
+        lambda env: lambda ref, platform: fake.image_id(ref, platform=platform),
+    )
+    code, cold, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+
+    def no_engine(*args: object, **kwargs: object) -> None:
+        msg = "an unchanged build must not even open the engine"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", no_engine)
+    code, warm, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" in err
+    warm_result = json.loads(warm)
+    assert warm_result["archives"] == json.loads(cold)["archives"]
+    assert warm_result["containers_started"] == 0
+    assert {w["source"] for w in warm_result["wheels"]} == {"cache"}
+
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: fake)
+    (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 3\n")
+    code, changed, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" not in err
+    assert json.loads(changed)["archives"][0]["sha256"] != warm_result["archives"][0]["sha256"]
+
+
+def test_verify_always_runs_the_pipeline(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    assert run_build(project, tmp_path / "cache", "--verify")[0] == 0
+    code, _, err = run_build(project, tmp_path / "cache", "--verify")
+    assert code == 0, err
+    assert "Up to date" not in err
+    assert len(fake.verify_requests) == 2

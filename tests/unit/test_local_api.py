@@ -18,6 +18,8 @@ from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
 from nativebuild.engine.orphans import OWNER_LABEL, owner
 from tests.fakes import RecordingReporter
 
+pytestmark = pytest.mark.local_api
+
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
