@@ -229,7 +229,7 @@ def _write(
                 version=item.pin.version,
                 filename=wheels[item.pin.name].path.name,
                 sha256=wheels[item.pin.name].sha256,
-                source="compiled" if item.compile_key in context.compiled_keys else item.source,
+                source=context.source_of(item),
                 url=item.pin.url,
                 sdist=None if item.pin.is_wheel else item.pin.filename,
                 sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,

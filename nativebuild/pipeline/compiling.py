@@ -10,6 +10,7 @@ keeps the results exactly as a compile container's, so the two ways give the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,13 +23,13 @@ from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.errors import NativebuildError
 from nativebuild.index.downloads import fetch_all
-from nativebuild.pins import Resolution
+from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.images import image_identity, with_compile_image
 from nativebuild.pipeline.resolution import check_hashes
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.resolve.in_image import (
     REPORT_NAME,
     check_pins,
@@ -154,6 +155,8 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
         result = context.runner_for(target.arch).run(
             spec, reporter=listener, verbose=context.verbose
         )
+        if chooser.prefetch is not None:
+            chooser.prefetch.join()  # no download outlives the step that started it
         if chooser.failure is not None:
             raise chooser.failure
         if result.exit_code != 0 and not chooser.jobs:
@@ -186,6 +189,7 @@ class _Chooser:
         self.jobs: list[CompileJob] = []
         self.resolution: Resolution | None = None
         self.failure: NativebuildError | None = None
+        self.prefetch: threading.Thread | None = None
 
     def choose(self) -> None:
         try:
@@ -229,7 +233,25 @@ class _Chooser:
         document = jobs_document(jobs, sdist_dir=GO_DIR)
         _write_atomic(self.go / "jobs.json", json.dumps(document))
         context.reporter.step(compiling_step(jobs, target, self.engine) + " (same container)")
+        self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
         return jobs
+
+    def _fetch_wheels_meanwhile(self, pins: list[Pin]) -> None:
+        """Download the binary wheels while the container compiles (the planner then finds
+        them in the cache); a failure here is only a lost head start, said by the planner."""
+        context = self.context
+        missing = [pin for pin in pins if context.cache.get_file(pin.sha256, pin.filename) is None]
+
+        def fetch() -> None:
+            with contextlib.suppress(NativebuildError, OSError):
+                got = fetch_all(
+                    missing, cache=context.cache, settings=context.index, reporter=NullReporter()
+                )
+                context.downloaded.update(got)  # by sha256: reported as downloads, not hits
+
+        if missing:
+            self.prefetch = threading.Thread(target=fetch, name="nativebuild-prefetch", daemon=True)
+            self.prefetch.start()
 
 
 class _MarkerListener:

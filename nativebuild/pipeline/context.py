@@ -28,6 +28,7 @@ from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.inputs.pyproject import requirements_from_pyproject
 from nativebuild.inputs.requirements import RequirementSet, parse_requirements
 from nativebuild.pins import Pin
+from nativebuild.plan.distributions import Action, PlanItem
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
 
@@ -80,8 +81,18 @@ class BuildContext:
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
     # The id of every image the build's output depends on, "ref|platform" -> id (uptodate)
     image_ids: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Cache keys of the wheels this build compiled: their source is "compiled", not "cache"
+    # Cache keys of the wheels this build compiled, sha256s of the files it downloaded: where
+    # a later step finds them in the cache, the build still reports how it got them
     compiled_keys: set[str] = dataclasses.field(default_factory=set)
+    downloaded: set[str] = dataclasses.field(default_factory=set)
+
+    def source_of(self, item: PlanItem) -> str:
+        """How this build got ``item``'s wheel: compiled, download or cache."""
+        if item.compile_key and item.compile_key in self.compiled_keys:
+            return "compiled"
+        if item.action is Action.CACHED_WHEEL and item.pin.sha256 in self.downloaded:
+            return "download"
+        return item.source
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""

@@ -285,8 +285,7 @@ def build_target(
             name=item.pin.name,
             version=item.pin.version,
             arch=target.arch.value,
-            # Compiled by this build's resolution container: planned as a cache hit since.
-            source="compiled" if item.compile_key in context.compiled_keys else item.source,
+            source=context.source_of(item),
             filename=wheels[item.pin.name].path.name,
             sha256=wheels[item.pin.name].sha256,
         )
