@@ -24,12 +24,14 @@ from nativebuild.cli.options import (
     FunctionOpt,
     GlibcOpt,
     GroupOpt,
+    HandlerOpt,
     IncludeOpt,
     JobsOpt,
     JsonOpt,
     KindOpt,
     LayerLayoutOpt,
     LayerNameOpt,
+    LoadOpt,
     NameOpt,
     NoCacheOpt,
     OutputOpt,
@@ -76,6 +78,8 @@ def build(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     with_layer: WithLayerOpt = None,
+    handler: HandlerOpt = None,
+    load: LoadOpt = None,
     check: CheckOpt = None,
     repair: RepairOpt = None,
     verify_: VerifyFlagOpt = None,
@@ -93,7 +97,8 @@ def build(
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build a Lambda function archive (.zip) from requirements and source."""
+    """Build a Lambda function archive (.zip), layer, or container image from requirements and
+    source."""
     cli = {
         "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
         "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
@@ -104,7 +109,7 @@ def build(
         "include": include, "exclude": exclude,
         "with-layers": [str(p) for p in with_layer] if with_layer else None,
         "check": check, "repair": repair, "verify": verify_, "build-packages": build_package,
-        "before-build": before_build,
+        "before-build": before_build, "handler": handler, "load": load,
     }  # fmt: skip
     to_publish = {"layer_name": layer_name, "functions": function, "s3": s3} if publish_ else None
     run_build(
