@@ -13,7 +13,7 @@ Python version decides (header fields, PAX records), so this module writes the h
 - members in the order given (the caller sorts them), then the two zero blocks of the end.
 
 Gzip (RFC 1952) is written by hand too: mtime 0, no file name, OS byte 255 ("unknown"), one
-fixed deflate level. The compressed bytes are then a function of the tar bytes and zlib alone.
+fixed deflate level (:data:`GZIP_LEVEL`). The compressed bytes are then a function of the tar bytes and zlib alone.
 Both streams are hashed as they are written, so a layer is read and written once.
 """
 
@@ -27,7 +27,11 @@ from collections.abc import Iterator
 from typing import IO, BinaryIO
 
 BLOCK = 512
-GZIP_LEVEL = 6  # zlib's default: what `docker push` and `gzip` use
+# zlib level 1: on a 188 MB runtime image layer, 3.1x faster than level 6 (docker's) for 8.6%
+# more bytes (83.4 MB against 76.8 MB). Every runtime image layer is compressed once per
+# machine, every dependencies layer once per change: that time is paid by builds, the bytes
+# only by uploads the registry does not already have.
+GZIP_LEVEL = 1
 PAX_NAME = "././@PaxHeader"
 _MAX_OCTAL_SIZE = 8**11 - 1  # the largest size a 12-byte octal field holds
 _CHUNK = 1024 * 1024

@@ -25,6 +25,7 @@ from nativebuild.cli.options import (
     GlibcOpt,
     GroupOpt,
     HandlerOpt,
+    ImageOpt,
     IncludeOpt,
     JobsOpt,
     JsonOpt,
@@ -89,6 +90,7 @@ def build(
     layer_name: LayerNameOpt = None,
     function: FunctionOpt = None,
     s3: S3Opt = None,
+    image: ImageOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -111,7 +113,11 @@ def build(
         "check": check, "repair": repair, "verify": verify_, "build-packages": build_package,
         "before-build": before_build, "handler": handler, "load": load,
     }  # fmt: skip
-    to_publish = {"layer_name": layer_name, "functions": function, "s3": s3} if publish_ else None
+    to_publish = (
+        {"layer_name": layer_name, "functions": function, "s3": s3, "image": image}
+        if publish_
+        else None
+    )
     run_build(
         cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet,
         to_publish=to_publish,

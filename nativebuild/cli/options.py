@@ -211,11 +211,19 @@ S3Opt = Annotated[
 ]
 
 
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="Push each built image to REGISTRY/REPOSITORY:TAG ({arch}, {runtime} replaced) with "
+        "docker's credentials; blobs the registry has are not sent.",
+    ),
+]
 PublishFlagOpt = Annotated[
     bool,
     typer.Option(
         "--publish",
         help="Then publish what was built, as `nativebuild publish` does with --layer-name, "
-        "--function and --s3.",
+        "--function, --s3 and --image.",
     ),
 ]

@@ -50,6 +50,7 @@ from nativebuild.archive.image_archive import (
     write_layer,
 )
 from nativebuild.archive.plan import ArchivePlan
+from nativebuild.archive.tarwriter import GZIP_LEVEL
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import LocalCache
 from nativebuild.engine.image_store import ImageStore
@@ -88,7 +89,13 @@ def base_image(context: BuildContext, target: Target) -> BaseImage:
     ref = target.runtime_image
     image_id = store.image_id(ref, platform=target.arch.docker_platform)
     local = context.cache.machine_local
-    key = build_key({"kind": BASE_KIND, "format": LAYER_FORMAT, "image": image_id})
+    fields = {
+        "kind": BASE_KIND,
+        "format": LAYER_FORMAT,
+        "level": str(GZIP_LEVEL),
+        "image": image_id,
+    }
+    key = build_key(fields)
     with local.lock(key):
         document = local.get_json(BASE_KIND, key)
         if document is None or not _blobs_present(local, document["layers"]):
@@ -267,8 +274,10 @@ def _report(reporter: Reporter, name: str, facts: ImageFacts, layers: Sequence[L
     total = base.uncompressed_size + sum(layer.uncompressed_size for layer in facts.layers)
     reporter.detail(f"{name}: image {facts.id[:19]}, {human(total)} uncompressed")
     reporter.detail(f"  {'layer':<40} {'files':>6} {'uncompressed':>13} {'compressed':>11}  digest")
+    plural = "" if len(base.layers) == 1 else "s"
+    runtime = f"runtime image ({len(base.layers)} layer{plural})"
     reporter.detail(
-        f"  {'runtime image (' + str(len(base.layers)) + ' layers)':<40} {'':>6} "
+        f"  {runtime:<40} {'':>6} "
         f"{human(base.uncompressed_size):>13} {human(sum(l.size for l in base.layers)):>11}"
     )
     for layer in facts.layers:
