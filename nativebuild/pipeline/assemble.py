@@ -30,7 +30,7 @@ from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.image import load_image, write_image
+from nativebuild.pipeline.image import image_store, load_image, write_image
 from nativebuild.pipeline.resolution import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.targets import Target
@@ -202,7 +202,7 @@ def _write(
         packages = package_sizes(archive_plan, spec.filename)
         facts = image.facts
         if context.settings.load:
-            load_image(context, image.path, facts)
+            load_image(image_store(context), image.path, facts, reporter=reporter)
             facts = replace(facts, loaded=True)
     else:
         info = write_zip(archive_plan, dest, epoch=context.epoch, verified=verified)

@@ -295,12 +295,16 @@ def _report(reporter: Reporter, name: str, facts: ImageFacts, layers: Sequence[L
 
 
 def load_image(
-    context: BuildContext, path: Path, facts: ImageFacts, *, repo_tag: str | None = None
+    store: ImageStore,
+    path: Path,
+    facts: ImageFacts,
+    *,
+    reporter: Reporter,
+    repo_tag: str | None = None,
 ) -> str:
     """Load the tarball into the engine as ``repo_tag`` (default ``NAME:RUNTIME-ARCH``),
     sending only the layers the engine lacks; returns the tag. The loaded image's id must
     be the one built."""
-    store = image_store(context)
     tag = repo_tag or f"{facts.repository}:{facts.tag}"
     ours = [layer.diff_id for layer in facts.base.layers] + [l.diff_id for l in facts.layers]
     held = 0
@@ -309,7 +313,7 @@ def load_image(
         if found is not None:
             held = max(held, _common_prefix(ours, found.layers))
     archive = open_image_archive(path)
-    context.reporter.step(
+    reporter.step(
         f"Loading {tag} into the engine ({len(ours) - held} of {len(ours)} layers to send)"
     )
     try:

@@ -6,80 +6,38 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import shutil
-import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from tests.fakes import FakeIndex, FakeRunner, FakeUv
-from tests.wheelfactory import make_tree, make_wheel
+from tests.fakes import FakeIndex, FakeRunner
+from tests.functional.image_project import (
+    RUNTIME_IMAGE,
+    build,
+    fake_engine,
+    image_index,
+    layer_files,
+    make_project,
+    members,
+    ok,
+)
+from tests.wheelfactory import make_wheel
 
-BUILD_IMAGE = "example/build:{arch}"
-RUNTIME_IMAGE = "example/runtime-python3.9:{arch}"
 BIG = 40 * 1024 * 1024  # over LARGE_PACKAGE: a layer of its own
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> FakeIndex:
-    index = FakeIndex(tmp_path / "index")
-    index.add_wheel("six", "1.16.0")
-    index.add_wheel("idna", "3.6")
-    index.add_sdist("markupsafe", "2.1.5")
-    return index
+    return image_index(tmp_path)
 
 
 @pytest.fixture
 def fake(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
-    runner = FakeRunner(index)
-    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
-    uv = FakeUv(index)
-    monkeypatch.setattr("nativebuild.pipeline.context.HostUv", lambda: uv)
-    return runner
-
-
-def make_project(root: Path, requirements: str = "six==1.16.0\nmarkupsafe==2.1.5\n") -> Path:
-    return make_tree(
-        root,
-        {
-            "requirements.txt": requirements,
-            "app/handler.py": "import six\n\ndef handler(event, context):\n    return 1\n",
-            "app/lib/util.py": "X = 1\n",
-        },
-    )
-
-
-def build(project: Path, cache: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
-    args = [
-        "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", BUILD_IMAGE,
-        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31", "--kind", "image",
-        "--handler", "handler.handler", "--name", "orders",
-        "--cache-dir", str(cache), "-o", str(project / "dist"), "--project", str(project),
-        "--json", *extra,
-    ]  # fmt: skip
-    return CliRunner().invoke(cli.app, args, env={"SOURCE_DATE_EPOCH": "", **(env or {})})
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert result.exit_code == 0, result.stderr
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
-
-
-def members(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path) as archive:
-        return {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}  # type: ignore[union-attr]
-
-
-def layer_files(blob: bytes) -> dict[str, tarfile.TarInfo]:
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as archive:
-        return {m.name: m for m in archive}
+    return fake_engine(index, monkeypatch)
 
 
 def test_image_tarball_is_an_oci_layout_and_a_docker_archive(
@@ -302,3 +260,26 @@ def test_corrupt_cached_blob_is_caught_and_evicted(tmp_path: Path, fake: FakeRun
     again = ok(build(project, tmp_path / "cache"))["archives"][0]
     assert again["sha256"] == first["sha256"]
     shutil.rmtree(project / "dist")
+
+
+def test_sam_image_hook_builds_and_loads_under_sams_tag(tmp_path: Path, fake: FakeRunner) -> None:
+    from nativebuild.config.settings import Settings
+    from nativebuild.pipeline.project import build_sam_image
+    from nativebuild.reporting import NullReporter
+    from nativebuild.targets import Architecture, GlibcVersion
+
+    project = make_project(tmp_path / "project")
+    settings = Settings(
+        runtime="python3.9", archs=(Architecture.ARM64,), requirements=project / "requirements.txt",
+        src=project / "app", output=project / ".aws-sam" / "build" / "OrdersFunction",
+        cache_dir=tmp_path / "cache", build_image="example/build:{arch}",
+        runtime_image=RUNTIME_IMAGE, glibc=GlibcVersion(major=2, minor=31),
+        name="OrdersFunction", handler="handler.handler",
+    )  # fmt: skip
+    built = build_sam_image(
+        settings, tag="ordersfunction:latest", runner=fake, env={}, reporter=NullReporter()
+    )
+    assert built.image_uri == "ordersfunction:latest"
+    assert fake.images["ordersfunction:latest"].id == built.image_id
+    assert built.record.path.parent == settings.output
+    assert built.record.arch == "arm64"
