@@ -166,6 +166,10 @@ def check_image_settings(settings: Settings) -> None:
     if settings.load and settings.kind is not Kind.IMAGE:
         msg = f"--load loads an image, but this build writes {settings.kind} archives."
         raise ConfigError(msg, hint="Add --kind image, or drop --load.")
+    if settings.with_layers and settings.kind is Kind.IMAGE:
+        msg = "An image function cannot use Lambda layers; --with-layer is for zip functions."
+        hint = "Add what the layers hold to the requirements instead."
+        raise ConfigError(msg, hint=hint)
     if settings.verify and settings.kind is Kind.IMAGE:
         msg = "--verify checks .zip archives in the runtime image; an image is its own runtime."
         hint = "Drop --verify, build with --load, then `docker run` the image."

@@ -224,6 +224,7 @@ def test_an_image_over_lambdas_limit_is_refused_before_writing(
         (("--handler", "nope"), "must look like module.function"),
         (("--kind", "function", "--load"), "--load loads an image"),
         (("--verify",), "--verify checks .zip archives"),
+        (("--with-layer", "layer.zip"), "cannot use Lambda layers"),
     ],
 )
 def test_bad_image_settings(

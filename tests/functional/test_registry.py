@@ -193,6 +193,19 @@ def test_push_sends_each_blob_once_and_nothing_the_second_time(
         assert json.loads(third.stdout)["published"][0]["reason"].startswith("2 of ")
 
 
+def test_build_publish_pushes_what_it_built(tmp_path: Path, fake: FakeRunner) -> None:
+    project = make_project(tmp_path / "project")
+    with fake_registry() as (host, registry):
+        login = docker_login(tmp_path / "docker", host)
+        result = build(
+            project, tmp_path / "cache", "--publish", "--image", f"{host}/app:{{arch}}",
+            env={"DOCKER_CONFIG": str(login)},
+        )  # fmt: skip
+        image = ok(result)["archives"][0]["image"]  # stdout stays one JSON object
+        assert registry.manifests["app:x86_64"][0] == image["manifest_digest"]
+        assert f"{host}/app@{image['manifest_digest']}" in result.stderr
+
+
 def test_dry_run_sends_nothing(tmp_path: Path, fake: FakeRunner) -> None:
     project = make_project(tmp_path / "project")
     ok(build(project, tmp_path / "cache"))
