@@ -51,7 +51,7 @@ from nativebuild.archive.image_archive import (
 )
 from nativebuild.archive.plan import ArchivePlan
 from nativebuild.archive.tarwriter import GZIP_LEVEL
-from nativebuild.cache.keys import build_key
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.cache.local import LocalCache
 from nativebuild.engine.image_store import ImageStore
 from nativebuild.errors import ArchiveError, ContainerError
@@ -62,6 +62,7 @@ from nativebuild.targets import Target
 BASE_KIND = "image-base"
 LAYER_KIND = "image-layer"
 BLOB_NAME = "blob.tar.gz"
+VERIFIED_KIND = "image-blob-verified"  # a cached blob hashed once, by its file's identity
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,6 +125,10 @@ def _repository(ref: str) -> str:
 
 def _blobs_present(cache: LocalCache, layers: Sequence[Mapping[str, object]]) -> bool:
     return all(cache.stored_file(_hex(str(layer["digest"])), BLOB_NAME) for layer in layers)
+
+
+def _verified_key(path: Path, digest: str) -> str:
+    return build_key({"kind": VERIFIED_KIND, "file": file_identity(path), "digest": digest})
 
 
 def _hex(digest: str) -> str:
@@ -242,14 +247,21 @@ def write_image(
         manifest_descriptor = Descriptor(
             media_type=MANIFEST_MEDIA_TYPE, digest=manifest.digest, size=manifest.size
         )
+        local = context.cache.machine_local
+        files = [
+            *((layer.digest, layer.size, local.stored_file(_hex(layer.digest), BLOB_NAME))
+              for layer in base.layers),
+            *((layer.blob.digest, layer.blob.size, path) for layer, path in built),
+        ]  # fmt: skip
         blobs = [config, manifest]
-        for layer in base.layers:
-            path = context.cache.machine_local.stored_file(_hex(layer.digest), BLOB_NAME)
-            blobs.append(Blob(digest=layer.digest, size=layer.size, path=path))
-        blobs += [
-            Blob(digest=layer.blob.digest, size=layer.blob.size, path=path) for layer, path in built
-        ]
-        files = {
+        unverified: list[str] = []
+        for digest, size, path in files:
+            key = _verified_key(path, digest) if path is not None else None
+            verified = key is not None and local.get_json(VERIFIED_KIND, key) is not None
+            if key is not None and not verified:
+                unverified.append(key)
+            blobs.append(Blob(digest=digest, size=size, path=path, verified=verified))
+        members = {
             "oci-layout": OCI_LAYOUT,
             "index.json": image_index(manifest_descriptor, tag=tag, repository=repository),
             "manifest.json": docker_manifest(
@@ -257,10 +269,12 @@ def write_image(
             ),
         }
         try:
-            sha256, size = write_image_archive(dest, blobs, files, mtime=mtime)
+            sha256, size = write_image_archive(dest, blobs, members, mtime=mtime)
         except BlobMismatchError as err:
-            context.cache.machine_local.get_file(_hex(err.digest), BLOB_NAME)  # evicts it
+            local.get_file(_hex(err.digest), BLOB_NAME)  # evicts it
             raise
+        for key in unverified:  # hashed while written: the next build only copies them
+            local.put_json(VERIFIED_KIND, key, {"ok": True})
     facts = ImageFacts(
         id=config.digest, manifest_digest=manifest.digest, repository=repository, tag=tag,
         handler=context.settings.handler, base=base, layers=tuple(ours),
