@@ -25,7 +25,7 @@ from nativebuild.config.settings import Settings, load_tool_table, resolve
 from nativebuild.errors import ConfigError, NativebuildError
 
 if TYPE_CHECKING:
-    from nativebuild.aws.lambda_api import PublishResult
+    from nativebuild.aws.publish_plan import PublishResult
     from nativebuild.pipeline.run import PlanResult
     from nativebuild.reporting import Reporter
 
@@ -170,14 +170,27 @@ def run_publish(
     layer_name: str | None,
     functions: tuple[str, ...],
     s3: str | None,
+    image: str | None = None,
     description: str | None = None,
     license_info: str | None = None,
     dry_run: bool = False,
     reporter: Reporter | None = None,
 ) -> PublishResult:
-    """The publish step, shared by ``publish`` and ``build --publish``."""
+    """The publish step, shared by ``publish`` and ``build --publish``: images to their
+    registry first (no AWS SDK needed for that), then Lambda and S3."""
+    from nativebuild.aws.publish_plan import PublishOptions, PublishResult, S3Prefix, load_manifest
+
+    archives = load_manifest(manifest)
+    result = PublishResult(published=(), skipped=(), dry_run=dry_run)
+    if image:
+        from nativebuild.aws.registry import push_images
+
+        result += push_images(
+            archives, image, env=dict(os.environ), dry_run=dry_run, reporter=reporter
+        )
+        if not (layer_name or functions or s3):
+            return result
     from nativebuild.aws.lambda_api import publish as do_publish
-    from nativebuild.aws.publish_plan import PublishOptions, S3Prefix, load_manifest
 
     options = PublishOptions(
         layer_name=layer_name,
@@ -186,7 +199,7 @@ def run_publish(
         description=description or "",
         license=license_info,
     )
-    return do_publish(load_manifest(manifest), options, dry_run=dry_run, reporter=reporter)
+    return result + do_publish(archives, options, dry_run=dry_run, reporter=reporter)
 
 
 def print_publish_result(result: PublishResult, *, console: Console | None = None) -> None:
@@ -221,6 +234,6 @@ def publish_built(
     result = run_publish(
         manifest, layer_name=options.get("layer_name"),
         functions=tuple(options.get("functions") or ()), s3=options.get("s3"),
-        reporter=reporter,
+        image=options.get("image"), reporter=reporter,
     )  # fmt: skip
     print_publish_result(result, console=console)

@@ -23,13 +23,16 @@ from nativebuild.archive.layout import (
     pin_conflicts,
     union_requirements_text,
 )
+from nativebuild.archive.manifest import ArchiveRecord
 from nativebuild.config.settings import Settings
+from nativebuild.engine.image_store import ImageStore
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError, ResolutionError
 from nativebuild.index.pip_config import pip_config_files
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.requirements import parse_requirements
 from nativebuild.pipeline import run, uptodate
+from nativebuild.pipeline.image import load_image
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
 
@@ -152,3 +155,43 @@ def plan_project(
             builders=builders,
         ),
     )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SamImage:
+    """What ``sam build`` writes for an image function: the ``ImageUri`` of the built template
+    (the loaded tag), and the build's record of the image."""
+
+    image_uri: str
+    image_id: str
+    record: ArchiveRecord
+
+
+def build_sam_image(
+    settings: Settings,
+    *,
+    tag: str,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+) -> SamImage:
+    """The image of one ``PackageType: Image`` function whose ``Metadata.BuildMethod`` is
+    ``nativebuild-image``, for ``nativebuild sam build``: ``settings`` carry its runtime,
+    architecture (one), requirements, source (CodeUri), handler and output directory; the
+    image is built and loaded into the engine as ``tag`` (SAM's ``LogicalId:DockerTag``),
+    which ``sam deploy`` then pushes."""
+    if len(settings.archs) != 1:
+        msg = f"An image function has one architecture; got {len(settings.archs)}."
+        raise ConfigError(msg, hint="Set one Architectures entry on the function.")
+    image_settings = dataclasses.replace(settings, kind=Kind.IMAGE, load=False)
+    result = build_project(
+        image_settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv
+    )
+    (record,) = result.archives
+    if record.image is None or not isinstance(runner, ImageStore):  # pragma: no cover
+        msg = "The build wrote no image, or the engine cannot load one."
+        raise ConfigError(msg)
+    loaded = load_image(runner, record.path, record.image, reporter=reporter, repo_tag=tag)
+    return SamImage(image_uri=loaded, image_id=record.image.id, record=record)

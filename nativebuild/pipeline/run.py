@@ -15,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from nativebuild.archive.layout import Kind
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
+from nativebuild.errors import ConfigError
 from nativebuild.index.downloads import fetch_all
 from nativebuild.index.uv import UvRunner
 from nativebuild.pins import Pin, Resolution
@@ -77,11 +79,18 @@ class BuildResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "archives": [{**dataclasses.asdict(a), "path": str(a.path)} for a in self.archives],
+            "archives": [_archive_json(a) for a in self.archives],
             "wheels": [dataclasses.asdict(w) for w in self.wheels],
             "containers_started": self.containers_started,
             "manifest": str(self.manifest) if self.manifest else None,
         }
+
+
+def _archive_json(archive: ArchiveRecord) -> dict[str, Any]:
+    document = {**dataclasses.asdict(archive), "path": str(archive.path)}
+    if archive.image is not None:
+        document["image"] = {**archive.image.to_json(), "loaded": archive.image.loaded}
+    return document
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -137,6 +146,7 @@ def build(
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
     """
     targets = settings.targets()  # validates runtime and images before any work
+    check_image_settings(settings)
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
@@ -174,6 +184,25 @@ def made_from(context: BuildContext) -> MadeFrom:
         trees=tuple(trees),
         images=dict(context.image_ids),
     )
+
+
+def check_image_settings(settings: Settings) -> None:
+    """An image needs its handler (its CMD); --load means nothing without an image."""
+    if settings.kind is Kind.IMAGE and settings.handler is None:
+        msg = "An image needs the handler its CMD runs: pass --handler module.function."
+        hint = 'Or set handler = "app.handler" in [tool.nativebuild], or NATIVEBUILD_HANDLER.'
+        raise ConfigError(msg, hint=hint)
+    if settings.load and settings.kind is not Kind.IMAGE:
+        msg = f"--load loads an image, but this build writes {settings.kind} archives."
+        raise ConfigError(msg, hint="Add --kind image, or drop --load.")
+    if settings.with_layers and settings.kind is Kind.IMAGE:
+        msg = "An image function cannot use Lambda layers; --with-layer is for zip functions."
+        hint = "Add what the layers hold to the requirements instead."
+        raise ConfigError(msg, hint=hint)
+    if settings.verify and settings.kind is Kind.IMAGE:
+        msg = "--verify checks .zip archives in the runtime image; an image is its own runtime."
+        hint = "Drop --verify, build with --load, then `docker run` the image."
+        raise ConfigError(msg, hint=hint)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

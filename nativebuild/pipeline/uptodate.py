@@ -187,8 +187,8 @@ def up_to_date(
 def up_to_date_result(settings: Settings, env: Mapping[str, str]) -> dict[str, Any] | None:
     """The last build's answer, when nothing it was made from changed (see pipeline.uptodate);
     images are asked of a local engine over its socket, and anything else means a build."""
-    if settings.verify or settings.no_cache:
-        return None
+    if settings.verify or settings.no_cache or settings.load:
+        return None  # each asks for work that outlives the archives (an engine's state)
     return up_to_date(settings, env, image_ids=engine_image_ids(env))
 
 
