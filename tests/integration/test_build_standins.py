@@ -232,6 +232,7 @@ def test_one_container_resolves_and_compiles_the_same_wheel_as_two(tmp_path: Pat
     assert sources == {"wrapt": "compiled", "six": "download"}
 
     shutil.rmtree(cache / "v1" / "built")  # the resolution stays: no resolution container now
+    shutil.rmtree(project / "dist")  # else the unchanged output is simply up to date
     second = nativebuild(project, cache)
     assert second.code == 0, second.stderr
     assert "(same container)" not in second.stderr
