@@ -21,6 +21,7 @@ from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
 from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ConfigError, ContainerError
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import GlibcVersion, Target, expand_image
 
 if sys.version_info >= (3, 11):
@@ -217,8 +218,11 @@ def probe_facts(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool = False,
+    arch: str | None = None,
+    emulated: bool = False,
 ) -> RuntimeFacts:
-    """Run the probe in ``image`` (once per image id: the answer is cached)."""
+    """Run the probe in ``image`` (once per image id: the answer is cached); ``arch`` and
+    ``emulated`` only describe the probe's progress task."""
     image_id = runner.image_id(image, platform=platform)
     key = build_key(
         {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
@@ -232,7 +236,9 @@ def probe_facts(
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
-        result = runner.run(spec, reporter=reporter, verbose=verbose)
+        label = f"the libraries of {image}"
+        with track(reporter, TaskKind.PROBE, label, arch=arch, emulated=emulated):
+            result = runner.run(spec, reporter=reporter, verbose=verbose)
         out = work / "facts.json"
         if result.exit_code != 0 or not out.is_file():
             tail = "\n".join(result.log_tail[-20:])
@@ -261,6 +267,7 @@ def facts_for_target(
     reporter: Reporter,
     probe: bool | None = None,
     verbose: bool = False,
+    emulated: bool = False,
 ) -> RuntimeFacts:
     """The facts to check ``target``'s archive against.
 
@@ -282,4 +289,6 @@ def facts_for_target(
         cache=cache,
         reporter=reporter,
         verbose=verbose,
+        arch=target.arch.value,
+        emulated=emulated,
     )

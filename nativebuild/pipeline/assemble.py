@@ -32,6 +32,7 @@ from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.resolution import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import Target
 
 # Called, before anything is written, with the final plans of archives deployed together (a
@@ -185,10 +186,19 @@ def _write(
     wheels_used = {
         e.source.wheel for e in archive_plan.entries if isinstance(e.source, WheelMember)
     }
-    info = write_zip(
-        archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
-        verified=verified_wheels(context, wheels_used),
-    )  # fmt: skip
+    verified = verified_wheels(context, wheels_used)
+    total = len(archive_plan.entries)
+    with track(
+        reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value, total=total
+    ) as task:
+
+        def on_entries(done: int) -> None:
+            task.advance(completed=done)
+
+        info = write_zip(
+            archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
+            verified=verified, on_entries=on_entries,
+        )  # fmt: skip
     elapsed = time.monotonic() - started
     reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
     packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)

@@ -28,6 +28,8 @@ from nativebuild.inputs.requirements import RequirementSet
 from nativebuild.pins import RESOLVER_VERSION, Resolution
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.derived_image import with_derived_image
+from nativebuild.pipeline.emulation import known_emulated
+from nativebuild.reporting import TaskKind, track
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
@@ -88,8 +90,12 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
     context.reporter.step(
         f"Resolving {len(requirements.requirements)} requirements for {target.describe()}"
     )
+    label = f"{len(requirements.requirements)} requirements with uv on the host"
     try:
-        with context.cache.scratch_dir() as work:
+        with (
+            context.cache.scratch_dir() as work,
+            track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
+        ):
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
                 workdir=work, uv_cache=context.cache.root / "uv",
@@ -179,7 +185,12 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
         spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
         runner = context.runner_for(target.arch)
-        result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
+        label = f"{len(requirements.requirements)} requirements in {target.build_image}"
+        emulated = known_emulated(context, target)
+        with track(
+            context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value, emulated=emulated
+        ):
+            result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
             raise resolution_error_from_log(result.log_tail)
         return read_report(out_dir / REPORT_NAME)
@@ -241,8 +252,9 @@ def with_build_image(context: BuildContext, target: Target) -> Target:
             msg = f"The engine for {target.arch} cannot build nativebuild's build image."
             raise ConfigError(msg, hint="Pass --build-image with an image that has a compiler.")
         memo[target.arch] = ensure_build_image(
-            target, runner, context.reporter, index=context.index
-        )
+            target, runner, context.reporter, index=context.index,
+            emulated=known_emulated(context, target),
+        )  # fmt: skip
     return dataclasses.replace(target, build_image=memo[target.arch])
 
 

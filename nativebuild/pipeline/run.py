@@ -18,7 +18,7 @@ from typing import Any
 from nativebuild import __version__
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
 from nativebuild.cache.keys import build_key
-from nativebuild.cache.local import CachedFile
+from nativebuild.cache.local import CachedFile, default_cache_dir
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.index.downloads import fetch_all
@@ -343,8 +343,8 @@ def compile_jobs(
     with context.cache.scratch_dir() as work:
         outcome = run_compile(
             jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
-            workdir=work, index=context.index,
-            source_date_epoch=context.epoch,
+            workdir=work, index=context.index, source_date_epoch=context.epoch,
+            emulated=emulated, logs_dir=logs_dir(context),
         )  # fmt: skip
         built = {}
         for compiled in outcome.compiled:
@@ -368,6 +368,13 @@ def compile_jobs(
     if outcome.error is not None:
         raise outcome.error
     return built
+
+
+def logs_dir(context: BuildContext) -> Path:
+    """Where the build logs of failed compiles are kept: ``logs/`` in the cache directory (also
+    with --no-cache, whose throwaway cache is gone when the build ends), never in the output,
+    which a failed build leaves as it was."""
+    return (context.settings.cache_dir or default_cache_dir(context.env)) / "logs"
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

@@ -3,8 +3,9 @@ that take a while: what the output tests watch, on a terminal and off one.
 
 Usage: ``python progress_driver.py INDEX_PICKLE nativebuild-args...``. The build reads a pickled
 :class:`tests.fakes.FakeIndex` (see :func:`make_index`); each compile container prints build-log
-lines the way nativebuild's own driver does (``=== building NAME VERSION``, ``[NAME] line``)
-for ``NB_COMPILE_SECONDS`` (default 2) before its wheels appear. ``NB_HEARTBEAT_SECONDS``
+lines the way nativebuild's own driver does (``=== building NAME VERSION``, ``[NAME] line``,
+``=== built NAME VERSION``): ``NB_COMPILE_LINES`` lines per package (default 8) spread over
+``NB_COMPILE_SECONDS`` (default 2) before its wheels appear. ``NB_HEARTBEAT_SECONDS``
 shortens the heartbeat interval of the line-by-line output, so a test sees heartbeats without
 waiting 30 s; ``NB_FAIL_COMPILE`` names packages whose compile fails.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from nativebuild.engine.docker import ContainerResult, ContainerSpec
+from nativebuild.engine.runner import ContainerResult, ContainerSpec
 from nativebuild.reporting import Reporter
 from tests.fakes import FakeIndex, FakeRunner, FakeUv, IndexFile
 from tests.wheelfactory import make_wheel
@@ -108,9 +109,10 @@ class SlowCompileRunner(FakeRunner):
     """FakeRunner whose compile containers take a while and stream a build log, one thread
     per package as the real driver does."""
 
-    def __init__(self, index: FakeIndex, *, seconds: float) -> None:
+    def __init__(self, index: FakeIndex, *, seconds: float, lines: int) -> None:
         super().__init__(index)
         self.seconds = seconds
+        self.lines = lines
 
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
@@ -130,12 +132,13 @@ class SlowCompileRunner(FakeRunner):
         def build_log(job: dict[str, str]) -> None:
             name = job["name"]
             say(f"=== building {name} {job['version']}")
-            steps = max(1, int(self.seconds / 0.25))
-            for step in range(steps):
-                time.sleep(self.seconds / steps)
+            for step in range(self.lines):
+                time.sleep(self.seconds / self.lines)
                 say(f"[{name}] gcc -c src/{name}_{step}.c -o build/{name}_{step}.o")
-            if name in self.fail_compile:
+            failed = name in self.fail_compile
+            if failed:
                 say(f"[{name}] src/{name}.c:1:10: fatal error: Python.h: No such file or directory")
+            say(f"=== {'failed' if failed else 'built'} {name} {job['version']}")
 
         threads = [threading.Thread(target=build_log, args=(job,)) for job in jobs]
         for thread in threads:
@@ -147,7 +150,11 @@ class SlowCompileRunner(FakeRunner):
 
 def main() -> None:
     index = pickle.loads(Path(sys.argv[1]).read_bytes())  # noqa: S301 - the test's own file
-    runner = SlowCompileRunner(index, seconds=float(os.environ.get("NB_COMPILE_SECONDS", "2")))
+    runner = SlowCompileRunner(
+        index,
+        seconds=float(os.environ.get("NB_COMPILE_SECONDS", "2")),
+        lines=int(os.environ.get("NB_COMPILE_LINES", "8")),
+    )
     runner.fail_compile = set(filter(None, os.environ.get("NB_FAIL_COMPILE", "").split(",")))
     uv = FakeUv(index)
     from nativebuild import cli

@@ -1,0 +1,259 @@
+"""The reporters the commands print through, on stderr.
+
+:class:`ConsoleReporter` writes line by line, as every log reads it (and with a heartbeat while
+long work runs silently); :class:`LiveReporter`, on a terminal, adds rich's live display: one row
+per running task (download, compile, resolution, check, archive, probe, image build), which
+disappears once done, leaving the same one-line summaries as the line-by-line output. Several
+targets share the one display. :func:`open_reporter` chooses (see
+:func:`nativebuild.cli.progress.wants_live`).
+
+Nothing is highlighted automatically: colour comes only from the markup written here (headings,
+package names, warnings), so ``python3.9`` or ``2.31`` read as one word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import threading
+from collections.abc import Iterator, Mapping
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Task as RichTask
+from rich.table import Column
+from rich.text import Text
+
+from nativebuild.cli.progress import VERBS, Heartbeat, wants_live
+from nativebuild.reporting import Phase, ProgressEvent, Task, TaskKind
+
+
+def stderr_console() -> Console:
+    """Where progress goes: stderr, never wrapped by rich (a log keeps its long lines), never
+    highlighted."""
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+class ConsoleReporter:
+    """Progress on stderr, line by line: steps always, details and container output by
+    verbosity; with a :class:`Heartbeat`, a line saying what still runs after a silence."""
+
+    def __init__(
+        self, console: Console, *, verbose: bool, quiet: bool, heartbeat: Heartbeat | None = None
+    ) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.quiet = quiet
+        self.heartbeat = heartbeat
+
+    def _print(self, text: str, *, style: str | None = None) -> None:
+        self.console.print(text, style=style, highlight=False)
+        if self.heartbeat is not None:
+            self.heartbeat.touch()
+
+    def step(self, message: str) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.step(message)
+        if not self.quiet:
+            self._print(f"[bold]==>[/bold] {escape(message)}")
+
+    def detail(self, message: str) -> None:
+        if not self.quiet:
+            self._print(f"    {escape(message)}", style="dim")
+
+    def command(self, argv: list[str]) -> None:
+        if not self.quiet:
+            self._print(f"    + {escape(shlex.join(argv))}", style="dim")
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            self._print(f"    | {escape(line)}")
+
+    def warning(self, message: str) -> None:
+        self._print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+    def progress(self, event: ProgressEvent) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.progress(event)
+
+
+def task_markup(task: Task) -> str:
+    """A row's words: ``compiling markupsafe 2.1.5 arm64 under emulation``, marked up."""
+    text = f"[bold]{VERBS[task.kind]}[/bold] [cyan]{escape(task.label)}[/cyan]"
+    if task.arch:
+        text += f" [dim]{escape(task.arch)}[/dim]"
+    if task.emulated:
+        text += " [yellow]under emulation[/yellow]"
+    return text
+
+
+class StatusColumn(ProgressColumn):
+    """A spinner while the task runs; a tick, or a cross, once it is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spinner = SpinnerColumn()
+
+    def render(self, task: RichTask) -> Text:
+        ok = task.fields.get("ok")
+        if ok is None:
+            rendered = self._spinner.render(task)
+            return rendered if isinstance(rendered, Text) else Text("")
+        return Text("✓", style="green") if ok else Text("✗", style="red")
+
+
+class DetailColumn(ProgressColumn):
+    """Bytes and rate of a download, entries of an archive, else the last line of the log."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"))
+        self._bytes = DownloadColumn()
+        self._rate = TransferSpeedColumn()
+
+    def render(self, task: RichTask) -> Text:
+        kind = task.fields.get("kind")
+        if kind is TaskKind.DOWNLOAD:
+            return Text.assemble(self._bytes.render(task), " ", self._rate.render(task))
+        if kind is TaskKind.ARCHIVE and task.total:
+            return Text(f"{int(task.completed):,}/{int(task.total):,} files", style="dim")
+        line = str(task.fields.get("line") or "")
+        return Text(line, style="dim", no_wrap=True, overflow="ellipsis")
+
+
+class LiveReporter:
+    """The terminal's reporter: lines as :class:`ConsoleReporter` prints them, above a live
+    display of the tasks running now. A finished task's row stays (ticked, its time frozen)
+    until the next line is printed, usually its own summary, or until no task runs; the
+    display is then erased, so the screen keeps only the lines."""
+
+    def __init__(self, console: Console, *, verbose: bool) -> None:
+        self.lines = ConsoleReporter(console, verbose=verbose, quiet=False)
+        self._progress = Progress(
+            StatusColumn(),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(),
+            DetailColumn(),
+            console=console,
+            transient=True,
+            expand=True,
+            redirect_stdout=False,  # stdout carries the result (archive paths, JSON)
+            redirect_stderr=False,
+        )
+        self._rows: dict[int, TaskID] = {}
+        self._done: set[int] = set()
+        self._live = False
+        self._lock = threading.RLock()
+
+    def step(self, message: str) -> None:
+        with self._lock:
+            self._sweep()
+            self.lines.step(message)
+
+    def detail(self, message: str) -> None:
+        with self._lock:
+            self._sweep()
+            self.lines.detail(message)
+
+    def command(self, argv: list[str]) -> None:
+        with self._lock:
+            self._sweep()
+            self.lines.command(argv)
+
+    def output(self, line: str) -> None:
+        self.lines.output(line)
+
+    def warning(self, message: str) -> None:
+        with self._lock:
+            self._sweep()
+            self.lines.warning(message)
+
+    def progress(self, event: ProgressEvent) -> None:
+        task = event.task
+        with self._lock:
+            if event.phase is Phase.START:
+                if not self._live:
+                    self._progress.start()
+                    self._live = True
+                self._rows[task.id] = self._progress.add_task(
+                    task_markup(task), total=task.total, kind=task.kind, line="", ok=None
+                )
+                return
+            row = self._rows.get(task.id)
+            if row is None or task.id in self._done:
+                return
+            if event.phase is Phase.ADVANCE:
+                changes: dict[str, object] = {}
+                if event.line is not None:
+                    changes["line"] = event.line
+                if event.total is not None:
+                    changes["total"] = event.total
+                if event.completed is not None:
+                    changes["completed"] = event.completed
+                self._progress.update(row, **changes)  # type: ignore[arg-type]
+                return
+            self._progress.stop_task(row)  # freezes its elapsed time
+            self._progress.update(row, ok=event.ok)
+            self._done.add(task.id)
+            if len(self._done) == len(self._rows):
+                self._sweep()
+
+    def close(self) -> None:
+        with self._lock:
+            self._done.update(self._rows)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the rows of finished tasks; stop (and erase) the display when none is left."""
+        for task_id in list(self._done):
+            self._progress.remove_task(self._rows.pop(task_id))
+        self._done.clear()
+        if self._live and not self._rows:
+            self._progress.stop()
+            self._live = False
+
+
+@contextlib.contextmanager
+def open_reporter(
+    console: Console,
+    *,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool = False,
+    env: Mapping[str, str] | None = None,
+    is_terminal: bool | None = None,
+) -> Iterator[ConsoleReporter | LiveReporter]:
+    """The reporter for one command, live on a terminal (see :func:`wants_live`), else line by
+    line with heartbeats (none with -q, which promises errors only); closed, the live display
+    erased and the heartbeat stopped, when the block ends."""
+    env = os.environ if env is None else env
+    if is_terminal is None:
+        isatty = getattr(console.file, "isatty", None)
+        is_terminal = bool(isatty()) if isatty is not None else False
+    if wants_live(is_terminal=is_terminal, json_output=json_output, quiet=quiet, env=env):
+        live = LiveReporter(console, verbose=verbose)
+        try:
+            yield live
+        finally:
+            live.close()
+        return
+    if quiet:
+        yield ConsoleReporter(console, verbose=verbose, quiet=True)
+        return
+
+    def emit(text: str) -> None:
+        console.print(escape(text), style="dim", highlight=False)
+
+    heartbeat = Heartbeat(emit)
+    with heartbeat.running():
+        yield ConsoleReporter(console, verbose=verbose, quiet=False, heartbeat=heartbeat)
