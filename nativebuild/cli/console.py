@@ -127,8 +127,13 @@ class DetailColumn(ProgressColumn):
             return Text.assemble(self._bytes.render(task), " ", self._rate.render(task))
         if kind is TaskKind.ARCHIVE and task.total:
             return Text(f"{int(task.completed):,}/{int(task.total):,} files", style="dim")
-        line = str(task.fields.get("line") or "")
-        return Text(line, style="dim", no_wrap=True, overflow="ellipsis")
+        return Text(plain_line(str(task.fields.get("line") or "")), style="dim")
+
+
+def plain_line(line: str) -> str:
+    """A log line fit for one row: its colour codes and indentation dropped, tabs as one space
+    (a compiler's escape sequences would move the cursor under the live display)."""
+    return Text.from_ansi(line).plain.replace("\t", " ").strip()
 
 
 class LiveReporter:

@@ -91,16 +91,21 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
         f"Resolving {len(requirements.requirements)} requirements for {target.describe()}"
     )
     label = f"{len(requirements.requirements)} requirements with uv on the host"
-    try:
-        with (
-            context.cache.scratch_dir() as work,
-            track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
-        ):
+    why: HostResolutionUnavailable | None = None
+    host = None
+    with (
+        context.cache.scratch_dir() as work,
+        track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
+    ):
+        try:
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
                 workdir=work, uv_cache=context.cache.root / "uv",
             )  # fmt: skip
-    except HostResolutionUnavailable as why:
+        except HostResolutionUnavailable as unavailable:
+            why = unavailable  # not a failure: the build image resolves instead
+    if host is None:
+        assert why is not None  # noqa: S101 - one or the other
         if context.inputs.local:
             names = ", ".join(sorted(context.inputs.local))
             msg = (

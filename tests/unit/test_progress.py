@@ -226,3 +226,14 @@ def test_heartbeat_thread_ticks_on_its_own_and_stops() -> None:
     assert not spoke.wait(0.2)  # stopped with the block
     assert len(said) == count
     assert said[0].startswith(f"{HEARTBEAT_PREFIX}Compiling markupsafe 2.1.5 (")
+
+
+def test_a_log_line_on_a_row_is_plain_text() -> None:
+    from nativebuild.cli.console import plain_line, task_markup
+
+    assert plain_line("  \x1b[01;31merror:\x1b[0m Python.h\tmissing  ") == "error: Python.h missing"
+    markup = task_markup(compile_task(label="[weird] 1.0", emulated=True))
+    assert markup == (
+        "[bold]compiling[/bold] [cyan]\\[weird] 1.0[/cyan] [dim]arm64[/dim]"
+        " [yellow]under emulation[/yellow]"
+    )
