@@ -248,7 +248,7 @@ def run_compile(
         result = runner.run(spec, reporter=logs, verbose=True)
         compiled, failures = _collect(jobs, target, out_dir, logs, logs_dir)
         error = _compile_failure(failures, target, result, logs, logs_dir) if failures else None
-        ok = True
+        ok = not failures
     finally:
         logs.close(ok=ok)
     return CompileOutcome(compiled=tuple(compiled), error=error)
