@@ -38,6 +38,8 @@ from rich.text import Text
 from nativebuild.cli.progress import VERBS, Heartbeat, wants_live
 from nativebuild.reporting import Phase, ProgressEvent, Task, TaskKind
 
+REFRESH_PER_SECOND = 10
+
 
 def stderr_console() -> Console:
     """Where progress goes: stderr, never wrapped by rich (a log keeps its long lines), never
@@ -57,8 +59,10 @@ class ConsoleReporter:
         self.quiet = quiet
         self.heartbeat = heartbeat
 
-    def _print(self, text: str, *, style: str | None = None) -> None:
-        self.console.print(text, style=style, highlight=False)
+    def _print(self, markup: str) -> None:
+        # Styles as markup, never print(style=): under a live display, that style would
+        # colour the display's rows too.
+        self.console.print(markup, highlight=False)
         if self.heartbeat is not None:
             self.heartbeat.touch()
 
@@ -70,11 +74,11 @@ class ConsoleReporter:
 
     def detail(self, message: str) -> None:
         if not self.quiet:
-            self._print(f"    {escape(message)}", style="dim")
+            self._print(f"[dim]    {escape(message)}[/dim]")
 
     def command(self, argv: list[str]) -> None:
         if not self.quiet:
-            self._print(f"    + {escape(shlex.join(argv))}", style="dim")
+            self._print(f"[dim]    + {escape(shlex.join(argv))}[/dim]")
 
     def output(self, line: str) -> None:
         if self.verbose:
@@ -107,9 +111,9 @@ class StatusColumn(ProgressColumn):
 
     def render(self, task: RichTask) -> Text:
         ok = task.fields.get("ok")
-        if ok is None:
-            rendered = self._spinner.render(task)
-            return rendered if isinstance(rendered, Text) else Text("")
+        if ok is None:  # the spinner turns until the task says it is done, total reached or not
+            rendered = self._spinner.spinner.render(task.get_time())
+            return rendered if isinstance(rendered, Text) else Text(str(rendered))
         return Text("✓", style="green") if ok else Text("✗", style="red")
 
 
@@ -140,25 +144,38 @@ class LiveReporter:
     """The terminal's reporter: lines as :class:`ConsoleReporter` prints them, above a live
     display of the tasks running now. A finished task's row stays (ticked, its time frozen)
     until the next line is printed, usually its own summary, or until no task runs; the
-    display is then erased, so the screen keeps only the lines."""
+    display is then erased, so the screen keeps only the lines.
+
+    Every line and every redraw happens under one lock, redrawn by this reporter's own ticker
+    rather than rich's: rich redraws from its thread while another thread prints, and the two
+    disagree on where the display is (rows left behind, lines erased).
+    """
 
     def __init__(self, console: Console, *, verbose: bool) -> None:
+        self.console = console
         self.lines = ConsoleReporter(console, verbose=verbose, quiet=False)
-        self._progress = Progress(
+        self._progress = self._display()
+        self._rows: dict[int, TaskID] = {}
+        self._done: set[int] = set()
+        self._live = False
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def _display(self) -> Progress:
+        # A new one each time rows appear, so no state of an earlier display carries over.
+        return Progress(
             StatusColumn(),
             TextColumn("{task.description}", table_column=Column(no_wrap=True)),
             TimeElapsedColumn(),
             DetailColumn(),
-            console=console,
+            console=self.console,
+            auto_refresh=False,  # redrawn by _tick, under self._lock
             transient=True,
             expand=True,
             redirect_stdout=False,  # stdout carries the result (archive paths, JSON)
             redirect_stderr=False,
         )
-        self._rows: dict[int, TaskID] = {}
-        self._done: set[int] = set()
-        self._live = False
-        self._lock = threading.RLock()
 
     def step(self, message: str) -> None:
         with self._lock:
@@ -176,7 +193,8 @@ class LiveReporter:
             self.lines.command(argv)
 
     def output(self, line: str) -> None:
-        self.lines.output(line)
+        with self._lock:
+            self.lines.output(line)
 
     def warning(self, message: str) -> None:
         with self._lock:
@@ -187,9 +205,7 @@ class LiveReporter:
         task = event.task
         with self._lock:
             if event.phase is Phase.START:
-                if not self._live:
-                    self._progress.start()
-                    self._live = True
+                self._show()
                 self._rows[task.id] = self._progress.add_task(
                     task_markup(task), total=task.total, kind=task.kind, line="", ok=None
                 )
@@ -214,18 +230,42 @@ class LiveReporter:
                 self._sweep()
 
     def close(self) -> None:
+        self._closing.set()
+        if self._ticker is not None:
+            self._ticker.join()
         with self._lock:
             self._done.update(self._rows)
             self._sweep()
 
+    def _show(self) -> None:
+        """Start the display, if it is not showing (under self._lock)."""
+        if self._live:
+            return
+        self._progress = self._display()
+        self._progress.start()
+        self._live = True
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="nativebuild-live", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._closing.wait(1 / REFRESH_PER_SECOND):
+            with self._lock:
+                if self._live:
+                    self._progress.refresh()
+
     def _sweep(self) -> None:
-        """Remove the rows of finished tasks; stop (and erase) the display when none is left."""
+        """Remove the rows of finished tasks; stop (and erase) the display when none is left
+        (under self._lock)."""
+        removed = bool(self._done)
         for task_id in list(self._done):
             self._progress.remove_task(self._rows.pop(task_id))
         self._done.clear()
         if self._live and not self._rows:
             self._progress.stop()
             self._live = False
+        elif self._live and removed:
+            self._progress.refresh()  # else the next line is printed above the rows just gone
 
 
 @contextlib.contextmanager
@@ -257,7 +297,7 @@ def open_reporter(
         return
 
     def emit(text: str) -> None:
-        console.print(escape(text), style="dim", highlight=False)
+        console.print(f"[dim]{escape(text)}[/dim]", highlight=False)
 
     heartbeat = Heartbeat(emit)
     with heartbeat.running():
