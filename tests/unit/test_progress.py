@@ -237,3 +237,30 @@ def test_a_log_line_on_a_row_is_plain_text() -> None:
         "[bold]compiling[/bold] [cyan]\\[weird] 1.0[/cyan] [dim]arm64[/dim]"
         " [yellow]under emulation[/yellow]"
     )
+
+
+@pytest.mark.parametrize(
+    ("is_terminal", "quiet", "env", "kind", "heartbeat"),
+    [
+        (True, False, {"TERM": "xterm"}, "LiveReporter", False),
+        (False, False, {"TERM": "xterm"}, "ConsoleReporter", True),
+        (True, False, {"TERM": "dumb"}, "ConsoleReporter", True),
+        (False, True, {}, "ConsoleReporter", False),  # -q promises errors only
+    ],
+)
+def test_open_reporter_picks_the_rendering(
+    is_terminal: bool, quiet: bool, env: dict[str, str], kind: str, heartbeat: bool
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from nativebuild.cli.console import ConsoleReporter, open_reporter
+
+    console = Console(file=io.StringIO())
+    with open_reporter(
+        console, verbose=False, quiet=quiet, env=env, is_terminal=is_terminal
+    ) as reporter:
+        assert type(reporter).__name__ == kind
+        if isinstance(reporter, ConsoleReporter):
+            assert (reporter.heartbeat is not None) is heartbeat
