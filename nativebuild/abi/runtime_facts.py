@@ -12,7 +12,7 @@ import functools
 import importlib.resources
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -218,11 +218,13 @@ def probe_facts(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool = False,
+    before_container: Callable[[], object] | None = None,
     arch: str | None = None,
-    emulated: bool = False,
+    emulated: Callable[[], bool] | None = None,
 ) -> RuntimeFacts:
-    """Run the probe in ``image`` (once per image id: the answer is cached); ``arch`` and
-    ``emulated`` only describe the probe's progress task."""
+    """Run the probe in ``image`` (once per image id: the answer is cached).
+    ``before_container`` runs only when a container is about to start (the emulation check);
+    ``arch`` and ``emulated`` (asked after it) only describe the probe's progress task."""
     image_id = runner.image_id(image, platform=platform)
     key = build_key(
         {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
@@ -233,11 +235,14 @@ def probe_facts(
             return RuntimeFacts.from_json(cached)
         except (KeyError, TypeError, ValueError, ConfigError):
             reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
+    if before_container is not None:
+        before_container()
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
         label = f"the libraries of {image}"
-        with track(reporter, TaskKind.PROBE, label, arch=arch, emulated=emulated):
+        under_emulation = emulated() if emulated is not None else False
+        with track(reporter, TaskKind.PROBE, label, arch=arch, emulated=under_emulation):
             result = runner.run(spec, reporter=reporter, verbose=verbose)
         out = work / "facts.json"
         if result.exit_code != 0 or not out.is_file():
@@ -267,7 +272,8 @@ def facts_for_target(
     reporter: Reporter,
     probe: bool | None = None,
     verbose: bool = False,
-    emulated: bool = False,
+    before_container: Callable[[], object] | None = None,
+    emulated: Callable[[], bool] | None = None,
 ) -> RuntimeFacts:
     """The facts to check ``target``'s archive against.
 
@@ -289,6 +295,7 @@ def facts_for_target(
         cache=cache,
         reporter=reporter,
         verbose=verbose,
+        before_container=before_container,
         arch=target.arch.value,
         emulated=emulated,
     )

@@ -247,6 +247,13 @@ class LocalCache:
 
         return self._verified(load, sha256, path, "it will be downloaded again")
 
+    def stored_file(self, sha256: str, filename: str) -> Path | None:
+        """Where a stored file is, without reading it (None when absent): for large blobs that
+        the caller hashes as it copies them, then hands to :meth:`get_file` on a mismatch,
+        which evicts the corrupt entry."""
+        path = self._file_path(sha256, filename)
+        return path if path.is_file() else None
+
     def put_file(
         self, source: Path, *, sha256: str, filename: str, move: bool = False
     ) -> CachedFile:

@@ -181,6 +181,9 @@ class TieredCache(LocalCache):
         self.stats.record("file", sha256, "miss")
         return None
 
+    def stored_file(self, sha256: str, filename: str) -> Path | None:
+        return self.local.stored_file(sha256, filename)
+
     def put_file(
         self, source: Path, *, sha256: str, filename: str, move: bool = False
     ) -> CachedFile:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nativebuild.archive.image import parse_handler
 from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.archive.slim import compile_glob, parse_rules
 from nativebuild.config.values import as_flag
@@ -29,6 +30,8 @@ KEYS = (
     "exclude",
     "with-layers",
     "functions",
+    "handler",
+    "load",
 )
 _FUNCTION_KEYS = ("name", "requirements", "src")
 
@@ -89,8 +92,10 @@ def convert(key: str, raw: Any, origin: str, base: Path) -> Any:
         return Kind.parse(_text(raw, key, origin), origin)
     if key == "layer-layout":
         return LayerLayout.parse(_text(raw, key, origin), origin)
-    if key == "compile":
+    if key in ("compile", "load"):
         return as_flag(raw, key, origin)
+    if key == "handler":
+        return parse_handler(_text(raw, key, origin), origin)
     if key == "slim":
         return parse_rules(raw, origin)
     if key in ("include", "exclude"):

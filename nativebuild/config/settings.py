@@ -87,7 +87,7 @@ class Settings:
     cache_only: bool = False  # fail rather than compile anything
     cache_readonly: bool = False  # pull from the remote cache, never push
     no_cache: bool = False  # read no cache at all: a throwaway one for this build
-    kind: Kind = Kind.FUNCTION  # function | layer | split (nativebuild.archive.layout)
+    kind: Kind = Kind.FUNCTION  # function | layer | split | image (nativebuild.archive.layout)
     layer_layout: LayerLayout = LayerLayout.PYTHON
     compile: bool = False  # ship .pyc files (checked-hash, PEP 552)
     slim: tuple[str, ...] = ()  # opt-in rules of nativebuild.archive.slim
@@ -95,6 +95,8 @@ class Settings:
     exclude: tuple[str, ...] = ()  # globs left out of the archives
     with_layers: tuple[Path, ...] = ()  # layer zips built elsewhere, counted in the budget
     functions: tuple[FunctionSpec, ...] = ()  # [[tool.nativebuild.functions]]
+    handler: str | None = None  # an image's CMD: module.function
+    load: bool = False  # load a built image into the engine
     check: bool = True  # every binary against the runtime, before the archives are written
     repair: bool = True  # vendor what the runtime lacks into the wheels compiled here
     verify: bool = False  # import every module in the runtime image once built

@@ -4,7 +4,12 @@ engine): the API version it needs, and the hints for an engine that does not ans
 
 from __future__ import annotations
 
-from nativebuild.errors import DockerUnavailableError
+from nativebuild.errors import (
+    ContainerError,
+    DockerUnavailableError,
+    ImageNotFoundError,
+    NativebuildError,
+)
 
 # Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
 MIN_PLATFORM_API = (1, 41)
@@ -39,3 +44,34 @@ def platform_api_error(
         f"platform ({platform}) needs API {wanted} or newer."
     )
     return DockerUnavailableError(msg, hint="Upgrade Docker Engine to 20.10 or newer.")
+
+
+def engine_machine(architecture: str) -> str:
+    """An engine's ``Architecture`` as ``uname -m`` says it: ``amd64`` → ``x86_64``."""
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture)
+
+
+def api_error(
+    action: str, image: str, detail: str, pulling: bool, not_found: bool
+) -> NativebuildError:
+    """The error for an engine that answered, but refused ``action``."""
+    if pulling:
+        msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
+    elif not_found:
+        msg = f"Image {image!r} was not found (trying to {action}): {detail}"
+    else:
+        about = f" (image {image!r})" if image else ""
+        return ContainerError(f"Docker could not {action}{about}: {detail}")
+    hint = (
+        f"Check the image name; build it locally, `docker pull {image}` from a "
+        "registry you can reach, or pass --build-image to use another image."
+    )
+    return ImageNotFoundError(msg, hint=hint)
+
+
+def unreachable_error(engine: str, action: str | None, detail: str) -> DockerUnavailableError:
+    """The error for an engine that does not answer (``action`` None: while connecting)."""
+    doing = f" (trying to {action})" if action else ""
+    msg = f"Cannot reach the Docker engine at {engine}{doing}: {detail}"
+    hint = PERMISSION_HINT if "Permission denied" in detail else START_HINT
+    return DockerUnavailableError(msg, hint=hint)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.docker import DockerRunner, remote_client_factory
 from nativebuild.engine.runner import Builder, ContainerRunner
 from nativebuild.errors import ConfigError
 from nativebuild.reporting import Reporter
@@ -38,10 +38,12 @@ def make_builders(
     runners: dict[Architecture, ContainerRunner] = {}
     for builder in builders:
         host = builder.host if "://" in builder.host else context_host(builder.host, env)
-        runners[builder.arch] = DockerRunner.for_builder(
-            host,
-            network_mode=builder.network,
+        runners[builder.arch] = DockerRunner(
+            remote_client_factory(host),
             keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
+            docker_host=host,
             reporter=reporter,
+            copy_files=True,  # files travel through the API: a remote engine has no bind mounts
+            network_mode=builder.network,
         )
     return runners

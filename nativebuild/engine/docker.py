@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nativebuild.engine.api import DEFAULT_HOST, PERMISSION_HINT, START_HINT, platform_api_error
+from nativebuild.engine.api import (
+    DEFAULT_HOST,
+    api_error,
+    engine_machine,
+    platform_api_error,
+    unreachable_error,
+)
+from nativebuild.engine.image_store import load_messages
+from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
 from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
 from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
@@ -31,12 +39,7 @@ from nativebuild.engine.runner import (
     iter_lines,
 )
 from nativebuild.engine.transfer import pack_inputs, unpack_output
-from nativebuild.errors import (
-    ContainerError,
-    DockerUnavailableError,
-    ImageNotFoundError,
-    NativebuildError,
-)
+from nativebuild.errors import ContainerError, ImageNotFoundError, NativebuildError
 from nativebuild.redact import redact_secrets
 
 if TYPE_CHECKING:
@@ -91,30 +94,15 @@ class _DockerErrors:
     def _translate(self, err: BaseException) -> NativebuildError | None:
         import docker.errors
 
-        image = self.image or ""
         # APIError first: it is also a requests error, hence an OSError.
         if isinstance(err, docker.errors.APIError) and not self.connecting:
             detail = redact_secrets(str(err.explanation or err), self.secrets)
-            if self.pulling:
-                msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
-            elif isinstance(err, docker.errors.ImageNotFound):
-                msg = f"Image {image!r} was not found (trying to {self.action}): {detail}"
-            else:
-                about = f" (image {image!r})" if image else ""
-                msg = f"Docker could not {self.action}{about}: {detail}"
-                return ContainerError(msg)
-            hint = (
-                f"Check the image name; build it locally, `docker pull {image}` from a "
-                "registry you can reach, or pass --build-image to use another image."
-            )
-            return ImageNotFoundError(msg, hint=hint)
+            not_found = isinstance(err, docker.errors.ImageNotFound)
+            return api_error(self.action, self.image or "", detail, self.pulling, not_found)
         if isinstance(err, docker.errors.DockerException | OSError):
             # requests/urllib3 connection errors, FileNotFoundError for a missing socket, ...
             detail = redact_secrets(str(err), self.secrets)
-            doing = "" if self.connecting else f" (trying to {self.action})"
-            msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
-            hint = PERMISSION_HINT if "Permission denied" in detail else START_HINT
-            return DockerUnavailableError(msg, hint=hint)
+            return unreachable_error(self.engine, None if self.connecting else self.action, detail)
         return None  # not docker's: KeyboardInterrupt, our own errors, bugs
 
 
@@ -130,6 +118,7 @@ class DockerRunner:
         reporter: Reporter | None = None,
         copy_files: bool = False,
         network_mode: str | None = None,
+        local_api: LocalEngineAPI | None = None,
     ) -> None:
         """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
 
@@ -138,7 +127,9 @@ class DockerRunner:
         ``reporter`` hears about image pulls, which can take minutes. ``copy_files`` sends
         mounts through the API instead of binding host paths (a remote engine cannot see
         them); ``network_mode`` applies to every container (a builder may need "host").
+        ``local_api`` answers image ids without the SDK while no client is needed yet.
         """
+        self._local_api = local_api
         self.copy_files = copy_files
         self._network_mode = network_mode
         self._client_factory = client_factory
@@ -170,29 +161,8 @@ class DockerRunner:
             keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
             docker_host=env.get("DOCKER_HOST"),
             reporter=reporter,
+            local_api=LocalEngineAPI.from_env(env),
         )
-
-    @classmethod
-    def for_builder(
-        cls,
-        host: str,
-        *,
-        network_mode: str | None = None,
-        keep_containers: bool = False,
-        reporter: Reporter | None = None,
-    ) -> DockerRunner:
-        """A runner on another engine (``ssh://``, ``tcp://``, ``unix://``): files travel
-        through the Docker API, never as bind mounts."""
-
-        def factory() -> DockerClient:
-            import docker
-
-            return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-
-        return cls(
-            factory, keep_containers=keep_containers, docker_host=host, reporter=reporter,
-            copy_files=True, network_mode=network_mode,
-        )  # fmt: skip
 
     def check_engine(self) -> None:
         self._client_for(platform=None)
@@ -201,8 +171,7 @@ class DockerRunner:
         """The engine's own machine (``x86_64``, ``aarch64``): what runs without emulation."""
         client = self._client_for(platform=None)
         with _DockerErrors("ask the engine for its architecture", engine=self._engine):
-            machine = str(client.info().get("Architecture", ""))
-        return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+            return engine_machine(str(client.info().get("Architecture", "")))
 
     def cancel(self) -> None:
         """Kill and remove every container this runner has running (Ctrl-C from another
@@ -218,6 +187,10 @@ class DockerRunner:
                 self._client.containers.get(name).remove(force=True)
 
     def image_id(self, image: str, *, platform: str | None) -> str:
+        if self._client is None and self._local_api is not None:  # the warm path: no SDK
+            known = quick_image_id(self._local_api, image, platform, reporter=self._reporter)
+            if known is not None:
+                return known
         client = self._client_for(platform=platform)
         try:
             with _DockerErrors("inspect the image", image=image, engine=self._engine):
@@ -237,7 +210,11 @@ class DockerRunner:
         return found.id
 
     def run(
-        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+        self,
+        spec: ContainerSpec,
+        *,
+        reporter: Reporter,
+        verbose: bool = False,  # noqa: ARG002 - every line goes to the reporter, which filters
     ) -> ContainerResult:
         import docker.types
 
@@ -305,8 +282,7 @@ class DockerRunner:
             )
             for line in iter_lines(chunks):
                 tail.append(line)
-                if verbose:
-                    reporter.output(line)
+                reporter.output(line)  # the reporter decides what to show (-v: everything)
             with guard(f"wait for the container to {spec.description}"):
                 status = container.wait()
             if self.copy_files:
@@ -328,11 +304,10 @@ class DockerRunner:
         client = self._client_for(platform=None)
         with _DockerErrors("ask the engine for its version", engine=self._engine):
             version, info = client.version(), client.info()
-        machine = str(info.get("Architecture", ""))
         return EngineInfo(
             version=str(version.get("Version", "")),
             api_version=str(client.api.api_version),
-            architecture={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+            architecture=engine_machine(str(info.get("Architecture", ""))),
             root_dir=str(info.get("DockerRootDir", "")),
         )
 
@@ -357,6 +332,18 @@ class DockerRunner:
             for image in images
             if any(tag.startswith(prefix) for tag in image.tags)
         ]
+
+    def save_image(self, image: str) -> Iterator[bytes]:
+        """``docker save IMAGE``, streamed (nativebuild.engine.image_store.ImageStore)."""
+        client = self._client_for(platform=None)
+        guard = _DockerErrors("save the image", image=image, engine=self._engine)
+        return _guarded(lambda: client.api.get_image(image), guard)
+
+    def load_image(self, data: Iterable[bytes]) -> tuple[str, ...]:
+        """``docker load`` of a docker-archive stream; the engine's messages."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("load an image", engine=self._engine):
+            return load_messages(client.api.load_image(data))  # type: ignore[no-untyped-call]
 
     def registry_digest(self, image: str) -> str:
         """The digest the registry serves for ``image`` now; nothing is pulled."""
@@ -493,3 +480,14 @@ def _guarded(open_stream: Callable[[], Iterable[bytes]], guard: _DockerErrors) -
     # Covers opening and reading the stream, not what the consumer does with each chunk.
     with guard:
         yield from open_stream()
+
+
+def remote_client_factory(host: str) -> Callable[[], DockerClient]:
+    """A client of the engine at ``host`` (ssh://, tcp://, unix://), made when first needed."""
+
+    def factory() -> DockerClient:
+        import docker
+
+        return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+    return factory

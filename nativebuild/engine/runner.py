@@ -86,12 +86,15 @@ class ImageInfo:
     architecture: str
     created: str
     size: int
+    layers: tuple[str, ...] = ()  # RootFS.Layers: the diff_ids of its layers, in order
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, object]) -> ImageInfo:
         config = attrs.get("Config")
         labels = config.get("Labels") if isinstance(config, dict) else None
         tags, digests, size = attrs.get("RepoTags"), attrs.get("RepoDigests"), attrs.get("Size")
+        rootfs = attrs.get("RootFS")
+        layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
         return cls(
             id=str(attrs.get("Id", "")),
             tags=tuple(map(str, tags)) if isinstance(tags, list) else (),
@@ -100,6 +103,7 @@ class ImageInfo:
             architecture=str(attrs.get("Architecture", "")),
             created=str(attrs.get("Created", "")),
             size=size if isinstance(size, int) else 0,
+            layers=tuple(map(str, layers)) if isinstance(layers, list) else (),
         )
 
 

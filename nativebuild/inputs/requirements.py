@@ -76,6 +76,8 @@ class RequirementSet:
     pre: bool
     no_index: bool = False
     require_hashes_option: bool = False  # --require-hashes was given
+    # Every file read (the one parsed, then its -r/-c includes): where, not what.
+    files: tuple[Path, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def require_hashes(self) -> bool:
@@ -141,9 +143,10 @@ def parse_requirements(path: Path, *, env: Mapping[str, str]) -> RequirementSet:
     except (OSError, ValueError) as err:
         msg = f"cannot read requirements file {path}: {err}"
         raise RequirementsFileNotFoundError(msg) from err
-    return parse_requirements_text(
+    found = parse_requirements_text(
         text, origin=str(path), base_dir=path.absolute().parent, read_file=read_text, env=env
     )
+    return dataclasses.replace(found, files=(path.absolute(), *found.files))
 
 
 def read_text(path: Path) -> str:
@@ -254,6 +257,7 @@ class _Parser:
         self._no_binary: set[str] = set()
         self._only_binary: set[str] = set()
         self._flags: set[str] = set()
+        self._included: list[Path] = []
 
     def result(self) -> RequirementSet:
         no_index = "--no-index" in self._flags  # then pip ignores every index URL
@@ -270,6 +274,7 @@ class _Parser:
             pre="--pre" in self._flags,
             no_index=no_index,
             require_hashes_option="--require-hashes" in self._flags,
+            files=tuple(self._included),
         )
 
     def parse(self, text: str, *, stack: tuple[tuple[Path, str], ...], constraint: bool) -> None:
@@ -369,6 +374,7 @@ class _Parser:
             raise syntax_error(where, f"includes nest too deep: {chain}")
         try:
             text = self._read_file(path)
+            self._included.append(path)
         except UnicodeDecodeError as err:
             raise syntax_error(where, f"{shown} is not UTF-8 text: {err}") from err
         except FileNotFoundError as err:

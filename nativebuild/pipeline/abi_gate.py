@@ -43,16 +43,23 @@ VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not t
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     """The runtime facts of ``target``, once per architecture and build."""
     memo = context.runtime_facts
+    runtime_key = f"{target.runtime_image}|{target.arch.docker_platform}"
     if target.arch not in memo:
         try:
-            if is_custom_runtime(target):  # probed in a container of the target's architecture
-                check_emulation(context, target, target.runtime_image)
+            # A custom image is probed in a container of the target's architecture, once per
+            # image id: the emulation check only when that container is about to start.
             memo[target.arch] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
-                emulated=known_emulated(context, target),
+                before_container=lambda: check_emulation(context, target, target.runtime_image),
+                emulated=lambda: known_emulated(context, target),
             )  # fmt: skip
+            if is_custom_runtime(target):  # its facts, hence the verdicts, follow its id
+                context.image_ids[runtime_key] = context.runner_for(target.arch).image_id(
+                    target.runtime_image, platform=target.arch.docker_platform
+                )
         except DockerUnavailableError:
+            context.image_ids[runtime_key] = "unconfirmed"  # the next build asks again
             facts = known_facts(target)
             context.reporter.warning(
                 f"Cannot probe {target.runtime_image} (the Docker engine is not reachable): "

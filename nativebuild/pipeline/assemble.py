@@ -22,7 +22,7 @@ from nativebuild.archive.budget import (
 from nativebuild.archive.bytecode import INVALIDATION, compile_groups, plan_groups, with_bytecode
 from nativebuild.archive.layout import ArchiveSpec, archive_specs, budget_groups
 from nativebuild.archive.manifest import ArchiveRecord, WheelEntry
-from nativebuild.archive.plan import ArchivePlan, plan_archive, write_zip
+from nativebuild.archive.plan import ArchiveInfo, ArchivePlan, plan_archive, write_zip
 from nativebuild.archive.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
 from nativebuild.archive.strip import Stripped, strip_wheels
 from nativebuild.archive.wheels import WheelMember, wheel_owner
@@ -30,7 +30,8 @@ from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.resolution import image_identity, with_build_image
+from nativebuild.pipeline.image import image_store, load_image, write_image
+from nativebuild.pipeline.images import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import Target
@@ -85,7 +86,7 @@ def assemble_target(
     planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
     if settings.compile:
         planned = _compile(context, target, planned, wheels, image_id, job_target)
-    _check_budget(context, planned)
+    _check_budget(context, planned)  # an image's size is checked as it is written
     if check is not None:
         mounted = {spec.filename: (archive_plan, spec.mount) for spec, archive_plan, _ in planned}
         for group in budget_groups([spec for spec, _, _ in planned]):
@@ -162,7 +163,8 @@ def _compile(
 def _check_budget(context: BuildContext, planned: list[Planned]) -> None:
     external = [read_layer(path) for path in context.settings.with_layers]
     plans = {spec.filename: archive_plan for spec, archive_plan, _ in planned}
-    for group in budget_groups([spec for spec, _, _ in planned]):
+    zips = [spec for spec, _, _ in planned if spec.kind != "image"]
+    for group in budget_groups(zips) if zips else []:
         warnings = check_group(
             [(spec.filename, plans[spec.filename]) for spec in group],
             external,
@@ -187,27 +189,44 @@ def _write(
         e.source.wheel for e in archive_plan.entries if isinstance(e.source, WheelMember)
     }
     verified = verified_wheels(context, wheels_used)
+    dest = context.settings.output / spec.filename
+    facts = None
     total = len(archive_plan.entries)
-    with track(
-        reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value, total=total
-    ) as task:
-
-        def on_entries(done: int) -> None:
-            task.advance(completed=done)
-
-        info = write_zip(
-            archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
-            verified=verified, on_entries=on_entries,
+    if spec.kind == "image":
+        with track(reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value):
+            image = write_image(
+                context, target, archive_plan, name=spec.name, dest=dest,
+                wheel_hashes={w.path: w.sha256 for w in wheels.values()},
+            )  # fmt: skip
+        info = ArchiveInfo(
+            path=image.path, sha256=image.sha256, size=image.size,
+            entries=len(archive_plan.entries), uncompressed_size=archive_plan.unzipped_size,
         )  # fmt: skip
+        packages = package_sizes(archive_plan, spec.filename)
+        facts = image.facts
+        if context.settings.load:
+            load_image(image_store(context), image.path, facts, reporter=reporter)
+            facts = replace(facts, loaded=True)
+    else:
+        with track(
+            reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value, total=total
+        ) as task:
+
+            def on_entries(done: int) -> None:
+                task.advance(completed=done)
+
+            info = write_zip(
+                archive_plan, dest, epoch=context.epoch, verified=verified, on_entries=on_entries
+            )
+        packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
+        for line in render_table(spec.filename, info.size, packages):
+            reporter.detail(line)
+        for warning in zipped_warnings(spec.filename, info.size):
+            reporter.warning(warning)
     elapsed = time.monotonic() - started
     reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
-    packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
-    for line in render_table(spec.filename, info.size, packages):
-        reporter.detail(line)
     for line in summarize(removed):
         reporter.detail(line)
-    for warning in zipped_warnings(spec.filename, info.size):
-        reporter.warning(warning)
     if not archive_plan.entries:
         reporter.warning(f"{spec.filename} is empty: Lambda refuses an empty archive.")
     owners = {entry.owner for entry in archive_plan.entries}
@@ -224,7 +243,7 @@ def _write(
         arch=target.arch.value,
         kind=spec.kind,
         name=spec.name,
-        code_sha256=info.code_sha256,
+        code_sha256="" if spec.kind == "image" else info.code_sha256,
         unzipped_size=info.uncompressed_size,
         files=info.entries,
         mount=spec.mount,
@@ -239,7 +258,7 @@ def _write(
                 version=item.pin.version,
                 filename=wheels[item.pin.name].path.name,
                 sha256=wheels[item.pin.name].sha256,
-                source=item.source,
+                source=context.source_of(item),
                 url=item.pin.url,
                 sdist=None if item.pin.is_wheel else item.pin.filename,
                 sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,
@@ -249,6 +268,8 @@ def _write(
         packages=packages,
         slim_rules=context.settings.slim,
         removed=removed,
+        image_id=facts.id if facts is not None else None,
+        image=facts,
     )
 
 

@@ -28,6 +28,7 @@ from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.inputs.pyproject import requirements_from_pyproject
 from nativebuild.inputs.requirements import RequirementSet, parse_requirements
 from nativebuild.pins import Pin
+from nativebuild.plan.distributions import Action, PlanItem
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
 
@@ -43,6 +44,7 @@ class Inputs:
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
+    files: tuple[Path, ...] = ()  # every file read to know the inputs (for pipeline.uptodate)
 
     @property
     def no_binary(self) -> tuple[str, ...]:
@@ -73,10 +75,24 @@ class BuildContext:
     # The engine's machine per architecture whose containers are known to run
     # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
     engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # What reading each cached wheel told (nativebuild.pipeline.wheel_facts), by path
+    # What reading each cached wheel told (nativebuild.abi.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
     runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+    # The id of every image the build's output depends on, "ref|platform" -> id (uptodate)
+    image_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Cache keys of the wheels this build compiled, sha256s of the files it downloaded: where
+    # a later step finds them in the cache, the build still reports how it got them
+    compiled_keys: set[str] = dataclasses.field(default_factory=set)
+    downloaded: set[str] = dataclasses.field(default_factory=set)
+
+    def source_of(self, item: PlanItem) -> str:
+        """How this build got ``item``'s wheel: compiled, download or cache."""
+        if item.compile_key and item.compile_key in self.compiled_keys:
+            return "compiled"
+        if item.action is Action.CACHED_WHEEL and item.pin.sha256 in self.downloaded:
+            return "download"
+        return item.source
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""
@@ -121,7 +137,7 @@ def read_inputs(
         digest.update(repr((kind, settings.extras, groups)).encode())
         return Inputs(
             kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
-            extras=settings.extras, groups=groups,
+            extras=settings.extras, groups=groups, files=(path.absolute(),),
         )  # fmt: skip
     local = pack_local_projects(requirements, cache)
     fingerprint = requirements.fingerprint()
@@ -135,9 +151,11 @@ def read_inputs(
         msg = f"{path} says --no-index, which nativebuild cannot honour yet."
         hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
         raise ResolutionError(msg, hint=hint)
+    files = requirements.files if kind == "requirements" else (path.absolute(),)
     return Inputs(
-        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local
-    )
+        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local,
+        files=files,
+    )  # fmt: skip
 
 
 def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:

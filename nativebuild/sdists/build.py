@@ -131,16 +131,66 @@ def compile_spec(
     )
 
 
+# The combined container: the resolution, then the builds the host chose from its report.
+GO_DIR = f"{IN_DIR}/go"  # the host writes the sdists, jobs.json and ready here meanwhile
+
+
+def resolve_first_spec(
+    target: Target,
+    *,
+    resolve_command: Sequence[str],
+    in_dir: Path,
+    out_dir: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> ContainerSpec:
+    """One container that resolves (``resolve_command``), then builds what the host names in
+    ``in_dir/go`` once it has read the report: the second pip run finds the build dependencies
+    of the first in its cache, and no second container starts. ``in_dir`` is bound, not
+    copied, so it needs a local engine."""
+    plan = {
+        "resolve": list(resolve_command),
+        "jobs": f"{GO_DIR}/jobs.json",
+        "ready": f"{GO_DIR}/ready",
+    }
+    (in_dir / "go").mkdir(exist_ok=True)
+    (in_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    return ContainerSpec(
+        image=target.build_image,
+        command=(
+            target.runtime.interpreter_path,
+            DRIVER_IN_CONTAINER,
+            "--resolve-first",
+            f"{IN_DIR}/plan.json",
+            f"{OUT_DIR}/results.json",
+        ),
+        description=f"resolve requirements for {target.describe()}, then compile",
+        platform=target.arch.docker_platform,
+        mounts=(
+            Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
+            Mount(source=REPAIR, target=REPAIR_IN_CONTAINER),
+            Mount(source=in_dir, target=IN_DIR),
+            Mount(source=out_dir, target=OUT_DIR, read_only=False),
+            *read_only_mounts(index.container_files()),
+        ),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
 def _repairs(jobs: Sequence[CompileJob]) -> bool:
     return any(job.provided is not None for job in jobs)
 
 
-def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, object]]:
+def jobs_document(
+    jobs: Sequence[CompileJob], *, sdist_dir: str = SDIST_DIR
+) -> list[dict[str, object]]:
     return [
         {
             "name": job.pin.name,
             "version": job.pin.version,
-            "sdist": f"{SDIST_DIR}/{job.pin.filename}",
+            "sdist": f"{sdist_dir}/{job.pin.filename}",
             "out": job.out_dir,
             "repair": None if job.provided is None else {"provided": list(job.provided)},
         }
@@ -237,31 +287,35 @@ def run_compile(
         jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
-    packages = [(job.pin.name, job.pin.version) for job in jobs]
     logs = BuildLogs(
-        reporter, packages, workdir=workdir / "logs", arch=target.arch.value, emulated=emulated,
+        reporter, workdir=workdir / "logs", arch=target.arch.value, emulated=emulated,
         verbose=verbose,
     )  # fmt: skip
     ok = False
     try:
         # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
         result = runner.run(spec, reporter=logs, verbose=True)
-        compiled, failures = _collect(jobs, target, out_dir, logs, logs_dir)
-        error = _compile_failure(failures, target, result, logs, logs_dir) if failures else None
-        ok = not failures
+        outcome = read_outcome(
+            jobs, target, out_dir=out_dir, result=result, logs=logs, logs_dir=logs_dir
+        )
+        ok = outcome.error is None
     finally:
         logs.close(ok=ok)
-    return CompileOutcome(compiled=tuple(compiled), error=error)
+    return outcome
 
 
-def _collect(
+def read_outcome(
     jobs: Sequence[CompileJob],
     target: Target,
+    *,
     out_dir: Path,
-    logs: BuildLogs,
-    logs_dir: Path | None,
-) -> tuple[list[CompiledWheel], list[tuple[CompileJob, dict[str, object] | None]]]:
-    """The wheels the container built, and the jobs that failed with their results."""
+    result: ContainerResult,
+    logs: BuildLogs | None = None,
+    logs_dir: Path | None = None,
+) -> CompileOutcome:
+    """What the container built for ``jobs`` (results.json in ``out_dir``), checked; with
+    ``logs`` (the container's output, split by package) and ``logs_dir``, each failed
+    package's whole log is kept there and a built one's old failure log removed."""
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
     failures = []
@@ -278,9 +332,10 @@ def _collect(
             unresolved=tuple(str(n) for n in _as_list(outcome.get("unresolved"))),
         )  # fmt: skip
         compiled.append(built)
-        if logs_dir is not None:
-            logs.forget(job.pin.name, logs_dir)
-    return compiled, failures
+        if logs is not None and logs_dir is not None:
+            logs.forget(job.pin.name, job.pin.version, logs_dir)
+    error = _compile_failure(failures, target, result, logs, logs_dir) if failures else None
+    return CompileOutcome(compiled=tuple(compiled), error=error)
 
 
 def _as_list(value: object) -> list[object]:
@@ -307,7 +362,7 @@ def _compile_failure(
     failures: list[tuple[CompileJob, dict[str, object] | None]],
     target: Target,
     result: ContainerResult,
-    logs: BuildLogs,
+    logs: BuildLogs | None,
     logs_dir: Path | None,
 ) -> CompileError:
     """The error for the packages that failed: the last lines of the first one's build log,
@@ -317,11 +372,12 @@ def _compile_failure(
     for job, outcome in failures:
         raw_tail = outcome.get("log_tail") if outcome is not None else None
         driver_tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else []
-        tail = logs.tail(job.pin.name) or driver_tail or list(result.log_tail)
+        streamed = logs.tail(job.pin.name) if logs is not None else []
+        tail = streamed or driver_tail or list(result.log_tail)
         if not first_tail:
             first_tail = tail
-        if logs_dir is not None:
-            path = logs.keep(job.pin.name, logs_dir, fallback=driver_tail or tail)
+        if logs is not None and logs_dir is not None:
+            path = logs.keep(job.pin.name, job.pin.version, logs_dir, fallback=driver_tail or tail)
             if path is not None:
                 kept.append(path)
     job = failures[0][0]

@@ -47,28 +47,20 @@ class BuildLogs:
     whatever happens, so that every task is finished and every file closed."""
 
     def __init__(
-        self,
-        reporter: Reporter,
-        packages: Sequence[tuple[str, str]],
-        *,
-        workdir: Path,
-        arch: str,
-        emulated: bool,
-        verbose: bool,
+        self, reporter: Reporter, *, workdir: Path, arch: str, emulated: bool, verbose: bool
     ) -> None:
-        """``packages``: (name, version) of each job; ``workdir``: where the logs are written
-        while the container runs (a scratch directory)."""
+        """``workdir``: where the logs are written while the container runs (a scratch
+        directory). The packages are learned from the driver's ``=== building`` lines (a
+        container that resolves first decides what to build on the way)."""
         self._reporter = reporter
         self._verbose = verbose
         self._arch = arch
         self._emulated = emulated
-        self._versions = dict(packages)
+        self._versions: dict[str, str] = {}
         self._dir = workdir
         self._dir.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, IO[str]] = {}
-        self._tails: dict[str, collections.deque[str]] = {
-            name: collections.deque(maxlen=TAIL_LINES) for name in self._versions
-        }
+        self._tails: dict[str, collections.deque[str]] = {}
         self._tasks: dict[str, TaskHandle] = {}
         self._lock = threading.Lock()
 
@@ -98,9 +90,9 @@ class BuildLogs:
         if self._verbose:
             self._reporter.output(line)
         if line.startswith(_START):
-            name = line[len(_START) :].split(" ", 1)[0]
-            if name in self._versions:
-                self._start(name)
+            name, _, version = line[len(_START) :].partition(" ")
+            if name:
+                self._start(name, version.strip())
             return
         split = split_line(line)
         if split is None or split[0] not in self._versions:
@@ -118,7 +110,9 @@ class BuildLogs:
         """The last TAIL_LINES lines of ``name``'s build log (empty when it printed none)."""
         return list(self._tails.get(name, ()))
 
-    def keep(self, name: str, logs_dir: Path, *, fallback: Sequence[str] = ()) -> Path | None:
+    def keep(
+        self, name: str, version: str, logs_dir: Path, *, fallback: Sequence[str] = ()
+    ) -> Path | None:
         """Copy ``name``'s whole log into ``logs_dir`` (atomically, replacing an older one);
         ``fallback`` (the driver's own tail) when the container streamed none. Its path, or
         None when there is nothing to keep or it could not be written."""
@@ -131,7 +125,7 @@ class BuildLogs:
         if handle is None:
             return None
         handle.close()
-        dest = logs_dir / log_name(name, self._versions[name], self._arch)
+        dest = logs_dir / log_name(name, version, self._arch)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             _copy_atomic(self._dir / f"{name}.log", dest)
@@ -139,9 +133,9 @@ class BuildLogs:
             return None
         return dest
 
-    def forget(self, name: str, logs_dir: Path) -> None:
+    def forget(self, name: str, version: str, logs_dir: Path) -> None:
         """``name`` built: a log of an earlier failure of the same build would only mislead."""
-        stale = logs_dir / log_name(name, self._versions[name], self._arch)
+        stale = logs_dir / log_name(name, version, self._arch)
         with contextlib.suppress(OSError):
             stale.unlink(missing_ok=True)
 
@@ -155,12 +149,14 @@ class BuildLogs:
         for handle in files:
             handle.close()
 
-    def _start(self, name: str) -> None:
-        label = f"{name} {self._versions[name]}"
+    def _start(self, name: str, version: str) -> None:
+        label = f"{name} {version}".strip()
         task = start_task(
             self._reporter, TaskKind.COMPILE, label, arch=self._arch, emulated=self._emulated
         )
         with self._lock:
+            self._versions[name] = version
+            self._tails.setdefault(name, collections.deque(maxlen=TAIL_LINES))
             old = self._tasks.pop(name, None)
             self._tasks[name] = task
         if old is not None:

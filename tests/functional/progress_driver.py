@@ -30,18 +30,22 @@ from nativebuild.reporting import Reporter
 from tests.fakes import FakeIndex, FakeRunner, FakeUv, IndexFile
 from tests.wheelfactory import make_wheel
 
-COMPILE_DRIVER = "/nativebuild/driver.py"  # nativebuild.sdists.build.DRIVER_IN_CONTAINER
 REQUIREMENTS = "markupsafe==2.1.5\nujson==3.0.0\nsix==1.16.0\nrequests==2.31.0\nbigdata==1.0\n"
 
 
-def make_world(root: Path) -> tuple[Path, Path]:
+# Resolved on the host (every package has a wheel), the sdists compiled after planning: the
+# targets compile at the same time (-j 2).
+HOST_RESOLVED = "psutil==5.7.0\n--no-binary psutil\nnetifaces==0.10.9\n--no-binary netifaces\n"
+
+
+def make_world(root: Path, requirements: str = REQUIREMENTS) -> tuple[Path, Path]:
     """The pickled index and a project (requirements and source) under ``root``."""
     from tests.wheelfactory import make_tree
 
     project = root / "project"
     make_tree(
         project,
-        {"requirements.txt": REQUIREMENTS, "app/handler.py": "def handler(e, c):\n    return 1\n"},
+        {"requirements.txt": requirements, "app/handler.py": "def handler(e, c):\n    return 1\n"},
     )
     return make_index(root), project
 
@@ -94,6 +98,8 @@ def make_index(root: Path) -> Path:
     index.add_wheel("idna", "3.6")
     index.add_sdist("markupsafe", "2.1.5")
     index.add_sdist("ujson", "3.0.0")
+    index.add_both("psutil", "5.7.0")
+    index.add_both("netifaces", "0.10.9")
     payload = random.Random(24).randbytes(3 * 1024 * 1024)  # noqa: S311 - test data
     path = make_wheel(
         index.root, "bigdata", "1.0", {"bigdata/__init__.py": "", "bigdata/blob.bin": payload}
@@ -106,28 +112,39 @@ def make_index(root: Path) -> Path:
 
 
 class SlowCompileRunner(FakeRunner):
-    """FakeRunner whose compile containers take a while and stream a build log, one thread
-    per package as the real driver does."""
+    """FakeRunner whose compiles (in a compile container, or in the resolution container that
+    goes on to compile) take a while and stream a build log, one thread per package as the real
+    driver does. Like DockerRunner, it passes every line to the reporter, which decides."""
 
     def __init__(self, index: FakeIndex, *, seconds: float, lines: int) -> None:
         super().__init__(index)
         self.seconds = seconds
         self.lines = lines
+        self._current = threading.local()  # targets compile on threads of their own
 
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
     ) -> ContainerResult:
         reporter.command(list(spec.command))  # as DockerRunner does
-        if spec.command[1:2] != (COMPILE_DRIVER,):
+        # Containers run inside others' runs (the runtime probe while the resolution container
+        # waits for its plan): the compile streams to its own container's reporter.
+        outer = getattr(self._current, "reporter", None)
+        self._current.reporter = reporter
+        try:
             return super().run(spec, reporter=reporter, verbose=verbose)
-        mounts = {m.target: m.source for m in spec.mounts}
-        jobs = json.loads((mounts["/nativebuild/in"] / "jobs.json").read_text())
+        finally:
+            self._current.reporter = outer
+
+    def _compile(
+        self, mounts: dict[str, Path], machine: str, *, jobs_file: Path | None = None
+    ) -> ContainerResult:
+        jobs = json.loads((jobs_file or mounts["/nativebuild/in"] / "jobs.json").read_text())
+        reporter: Reporter = self._current.reporter
         lock = threading.Lock()
 
         def say(line: str) -> None:
-            if verbose:
-                with lock:
-                    reporter.output(line)
+            with lock:
+                reporter.output(line)
 
         def build_log(job: dict[str, str]) -> None:
             name = job["name"]
@@ -145,7 +162,7 @@ class SlowCompileRunner(FakeRunner):
             thread.start()
         for thread in threads:
             thread.join()
-        return super().run(spec, reporter=reporter, verbose=verbose)
+        return super()._compile(mounts, machine, jobs_file=jobs_file)
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from nativebuild.engine.orphans import OWNER_LABEL
+
 pytestmark = pytest.mark.docker
 
 BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
@@ -119,29 +121,40 @@ def test_arm64_compiles_on_its_own_builder_without_bind_mounts(tmp_path: Path) -
     (project / "app" / "handler.py").write_text("import markupsafe._speedups\n")
     # The stand-in builder's bridge has no NAT: its containers reach PyPI on the host network.
     (project / "pyproject.toml").write_text(
-        f'[tool.nativebuild.engine.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
+        f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
     )
-    local_before = {str(c["Id"]) for c in containers(None)}
-    done = subprocess.run(
+    build = subprocess.Popen(
         [sys.executable, "-m", "nativebuild", "build", "--project", str(project),
          "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
          "--runtime", "python3.9", "--arch", "arm64", "--build-image", BUILD_IMAGE,
          "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json"],
-        capture_output=True, text=True, env={**os.environ, "NATIVEBUILD_KEEP_CONTAINER": "1"},
-        check=False, timeout=900,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NATIVEBUILD_KEEP_CONTAINER": "1"},
     )  # fmt: skip
+    stdout, stderr = build.communicate(timeout=900)
+    done = subprocess.CompletedProcess(build.args, build.returncode, stdout, stderr)
+    # Kept containers carry their owner (host/pid/start): this build's, whoever else shares the
+    # engine meanwhile.
+    ours = f"/{build.pid}/"
+
+    def owned(found: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [
+            c for c in found
+            if ours in str(c["Config"]["Labels"].get(OWNER_LABEL, ""))  # type: ignore[index]
+        ]  # fmt: skip
+
     try:
         assert done.returncode == 0, done.stderr
-        kept = containers(SECOND_ENGINE)
+        kept = owned(containers(SECOND_ENGINE))
         assert kept, "the arm64 containers ran on the builder"
         for container in kept:
             assert container["Mounts"] == [], "no host path is bind-mounted on a remote engine"
             assert container["Config"]["Image"] == "nativebuild-test/build-python3.9:arm64"  # type: ignore[index]
-        assert {str(c["Id"]) for c in containers(None)} == local_before, "nothing ran locally"
+        assert owned(containers(None)) == [], "nothing ran locally"
         archive = Path(json.loads(done.stdout)["archives"][0]["path"])
         assert elf_machines(archive) == {EM_AARCH64}
     finally:
-        ids = [str(c["Id"]) for c in containers(SECOND_ENGINE)]
+        ids = [str(c["Id"]) for c in owned(containers(SECOND_ENGINE))]
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], env={**os.environ, "DOCKER_HOST": SECOND_ENGINE},
                            capture_output=True, check=False)  # fmt: skip

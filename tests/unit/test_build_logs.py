@@ -27,9 +27,8 @@ class Recorder(NullReporter):
 
 def logs_for(tmp_path: Path, reporter: Recorder, *, verbose: bool = False) -> BuildLogs:
     return BuildLogs(
-        reporter, [("markupsafe", "2.1.5"), ("ujson", "3.0.0")], workdir=tmp_path / "work",
-        arch="arm64", emulated=True, verbose=verbose,
-    )  # fmt: skip
+        reporter, workdir=tmp_path / "work", arch="arm64", emulated=True, verbose=verbose
+    )
 
 
 def test_driver_lines_split_by_package() -> None:
@@ -66,6 +65,15 @@ def test_each_package_is_a_compile_task_with_its_last_line(tmp_path: Path) -> No
     task = reporter.events[0].task
     assert (task.kind, task.arch, task.emulated) == (TaskKind.COMPILE, "arm64", True)
     assert reporter.lines == []  # not verbose: nothing streams
+
+
+def test_lines_of_a_package_never_announced_are_not_its_log(tmp_path: Path) -> None:
+    reporter = Recorder()
+    logs = logs_for(tmp_path, reporter)
+    logs.output("[ujson] before any === building line")
+    logs.close(ok=True)
+    assert logs.tail("ujson") == []
+    assert reporter.events == []
 
 
 def test_verbose_streams_every_line_but_the_drivers_bookkeeping(tmp_path: Path) -> None:
@@ -106,7 +114,7 @@ def test_a_failed_packages_whole_log_is_kept_and_its_tail_told(tmp_path: Path) -
     assert len(tail) == TAIL_LINES
     assert tail[0] == f"line {45 - TAIL_LINES}"
     assert tail[-1] == "line 44"
-    kept = logs.keep("ujson", tmp_path / "logs")
+    kept = logs.keep("ujson", "3.0.0", tmp_path / "logs")
     logs.close(ok=True)
     assert kept == tmp_path / "logs" / "compile-ujson-3.0.0-arm64.log"
     assert kept.read_text().splitlines() == [f"line {n}" for n in range(45)]
@@ -115,18 +123,20 @@ def test_a_failed_packages_whole_log_is_kept_and_its_tail_told(tmp_path: Path) -
 
 def test_a_package_that_streamed_nothing_keeps_the_drivers_tail(tmp_path: Path) -> None:
     logs = logs_for(tmp_path, Recorder())
-    kept = logs.keep("markupsafe", tmp_path / "logs", fallback=["fatal error: Python.h"])
+    kept = logs.keep("markupsafe", "2.1.5", tmp_path / "logs", fallback=["fatal error: Python.h"])
     logs.close(ok=True)
     assert kept is not None
+    assert kept.name == "compile-markupsafe-2.1.5-arm64.log"
     assert kept.read_text() == "fatal error: Python.h\n"
-    assert logs.keep("ujson", tmp_path / "logs") is None  # nothing at all: no file
+    assert logs.keep("ujson", "3.0.0", tmp_path / "logs") is None  # nothing at all: no file
 
 
 def test_an_unwritable_logs_directory_is_no_log_not_an_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     logs = logs_for(tmp_path, Recorder())
+    logs.output("=== building ujson 3.0.0")
     logs.output("[ujson] boom")
-    assert logs.keep("ujson", tmp_path / "file" / "logs") is None
+    assert logs.keep("ujson", "3.0.0", tmp_path / "file" / "logs") is None
     logs.close(ok=True)
 
 
@@ -135,7 +145,7 @@ def test_a_later_success_forgets_the_old_failure_log(tmp_path: Path) -> None:
     stale.parent.mkdir()
     stale.write_text("old failure\n")
     logs = logs_for(tmp_path, Recorder())
-    logs.forget("ujson", tmp_path / "logs")
+    logs.forget("ujson", "3.0.0", tmp_path / "logs")
     logs.close(ok=True)
     assert not stale.exists()
 
