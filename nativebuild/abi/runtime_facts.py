@@ -21,6 +21,7 @@ from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
 from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ConfigError, ContainerError
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import GlibcVersion, Target, expand_image
 
 if sys.version_info >= (3, 11):
@@ -218,9 +219,12 @@ def probe_facts(
     reporter: Reporter,
     verbose: bool = False,
     before_container: Callable[[], object] | None = None,
+    arch: str | None = None,
+    emulated: Callable[[], bool] | None = None,
 ) -> RuntimeFacts:
     """Run the probe in ``image`` (once per image id: the answer is cached).
-    ``before_container`` runs only when a container is about to start (the emulation check)."""
+    ``before_container`` runs only when a container is about to start (the emulation check);
+    ``arch`` and ``emulated`` (asked after it) only describe the probe's progress task."""
     image_id = runner.image_id(image, platform=platform)
     key = build_key(
         {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
@@ -236,7 +240,10 @@ def probe_facts(
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
-        result = runner.run(spec, reporter=reporter, verbose=verbose)
+        label = f"the libraries of {image}"
+        under_emulation = emulated() if emulated is not None else False
+        with track(reporter, TaskKind.PROBE, label, arch=arch, emulated=under_emulation):
+            result = runner.run(spec, reporter=reporter, verbose=verbose)
         out = work / "facts.json"
         if result.exit_code != 0 or not out.is_file():
             tail = "\n".join(result.log_tail[-20:])
@@ -266,6 +273,7 @@ def facts_for_target(
     probe: bool | None = None,
     verbose: bool = False,
     before_container: Callable[[], object] | None = None,
+    emulated: Callable[[], bool] | None = None,
 ) -> RuntimeFacts:
     """The facts to check ``target``'s archive against.
 
@@ -288,4 +296,6 @@ def facts_for_target(
         reporter=reporter,
         verbose=verbose,
         before_container=before_container,
+        arch=target.arch.value,
+        emulated=emulated,
     )

@@ -36,7 +36,7 @@ from nativebuild.archive.plan import (
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile, LocalCache
 from nativebuild.engine.runner import ContainerRunner
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import Reporter, TaskKind
 from nativebuild.targets import Target
 
 INVALIDATION = "checked-hash"
@@ -186,6 +186,7 @@ def compile_groups(
         results = run_jobs(
             {"compile": jobs}, target, runner=runner, reporter=reporter, verbose=verbose,
             workdir=work, description="compile bytecode",
+            task=(TaskKind.COMPILE, f"bytecode of {count} modules"),
         )  # fmt: skip
         compiled = {str(out) for out in results.get("compiled", [])}
         failed = {str(item["src"]) for item in results.get("compile_failed", [])}

@@ -11,7 +11,7 @@ from typing import Any
 from nativebuild.drivers import script
 from nativebuild.engine.runner import ContainerRunner, ContainerSpec, Mount
 from nativebuild.errors import ContainerError
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import Reporter, TaskKind, track
 from nativebuild.targets import Target
 
 DRIVER = script("archive_jobs")
@@ -53,15 +53,19 @@ def run_jobs(
     verbose: bool,
     workdir: Path,
     description: str,
+    task: tuple[TaskKind, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``jobs`` (files already in ``workdir/in``, outputs to ``workdir/out``); returns the
-    driver's results. Raises ContainerError when the driver did not finish."""
+    driver's results. Raises ContainerError when the driver did not finish. ``task``: the kind
+    and label of the progress task the container is, if any."""
     in_dir, out_dir = workdir / "in", workdir / "out"
     in_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (in_dir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
     spec = job_spec(target, in_dir=in_dir, out_dir=out_dir, description=description)
-    result = runner.run(spec, reporter=reporter, verbose=verbose)
+    kind, label = task if task is not None else (TaskKind.ARCHIVE, description)
+    with track(reporter, kind, label, arch=target.arch.value):
+        result = runner.run(spec, reporter=reporter, verbose=verbose)
     try:
         results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

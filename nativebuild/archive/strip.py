@@ -26,7 +26,7 @@ from nativebuild.archive.zipwriter import ZipWriter, raw_member_data
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile, LocalCache
 from nativebuild.engine.runner import ContainerRunner
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import Reporter, TaskKind
 from nativebuild.targets import Target
 
 RECIPE = "1"
@@ -167,6 +167,7 @@ def strip_wheels(
             verbose=verbose,
             workdir=work,
             description="strip debug symbols",
+            task=(TaskKind.STRIP, f"{count} shared objects"),
         )
         for failure in results.get("strip_failed", []):
             reporter.warning(f"strip failed, kept as built: {failure.get('error', '')}")

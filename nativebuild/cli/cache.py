@@ -33,7 +33,8 @@ from nativebuild.cache.maintenance import (
     verify_remote,
 )
 from nativebuild.cache.tiered import LOCAL_ONLY_KINDS, STATS_DIR, USED_DIR, TieredCache, trim_stats
-from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.common import handle_errors, settings_from_flags
+from nativebuild.cli.console import ConsoleReporter, stderr_console
 from nativebuild.cli.options import CacheDirOpt, JsonOpt, ProjectOpt, RemoteOpt
 from nativebuild.errors import CacheError, ConfigError
 from nativebuild.redact import has_credentials
@@ -66,7 +67,7 @@ def _when(seconds: float) -> str:
 def _session(
     cache_dir: Path | None, remote: str | None, project: Path | None, *, quiet: bool = False
 ) -> Iterator[tuple[Settings, Path, Reporter]]:
-    console = Console(stderr=True, soft_wrap=True)
+    console = stderr_console()
     env = dict(os.environ)
     with handle_errors(console):
         settings = settings_from_flags({"cache-dir": cache_dir, "cache": remote}, project, env)
@@ -133,7 +134,7 @@ def ls(
         table.add_column(column)
     for kind, _, name, size, when in rows:
         table.add_row(kind, name, _human(size), when)
-    Console(width=200).print(table)
+    Console(width=200, highlight=False).print(table)
 
 
 @cache_app.command("stats")

@@ -1,5 +1,6 @@
-"""What every command shares: the console reporter, the error mapping, settings from flags, and
-the build, plan and publish runs that more than one command starts. Imports no command.
+"""What every command shares: the error mapping, settings from flags, and the build, plan and
+publish runs that more than one command starts. Imports no command; the reporters are in
+nativebuild.cli.console.
 
 The only place, with the command modules, that prints or exits. Heavy modules (the pipeline,
 docker, boto3) are imported when a command runs, so `--help` and warm builds stay fast.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.config.settings import Settings, load_tool_table, resolve
 from nativebuild.errors import ConfigError, NativebuildError
 
@@ -30,34 +31,6 @@ if TYPE_CHECKING:
     from nativebuild.reporting import Reporter
 
 INTERRUPTED = 130
-
-
-class ConsoleReporter:
-    """Progress on stderr: steps always, details and container output by verbosity."""
-
-    def __init__(self, console: Console, *, verbose: bool, quiet: bool) -> None:
-        self.console = console
-        self.verbose = verbose
-        self.quiet = quiet
-
-    def step(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(f"[bold]==>[/bold] {escape(message)}")
-
-    def detail(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(f"    {escape(message)}", style="dim")
-
-    def command(self, argv: list[str]) -> None:
-        if not self.quiet:
-            self.console.print(f"    + {escape(shlex.join(argv))}", style="dim")
-
-    def output(self, line: str) -> None:
-        if self.verbose:
-            self.console.print(f"    | {escape(line)}", highlight=False)
-
-    def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 @contextlib.contextmanager
@@ -100,11 +73,14 @@ def run_build(
     quiet: bool,
     to_publish: dict[str, Any] | None = None,
 ) -> None:
-    console = Console(stderr=True, soft_wrap=True)
+    console = stderr_console()
     env = dict(os.environ)
-    with handle_errors(console):
+    reporting = open_reporter(
+        console, verbose=verbose, quiet=quiet, json_output=json_output, env=env
+    )
+    # The reporter closes (the live display erased) before an error is printed.
+    with handle_errors(console), reporting as reporter:
         settings = settings_from_flags(cli, project, env)
-        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         if not dry_run and to_publish is None:
             from nativebuild.pipeline.uptodate import up_to_date_result
 
@@ -152,7 +128,7 @@ def run_build(
 
 def print_plan(planned: PlanResult) -> None:
     # Wide enough for wheel file names when the output is not a terminal (a CI log, a file).
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     for target_plan in planned.targets:
         table = Table(title=f"{target_plan.target.describe()} — {target_plan.plan.summary()}")
         for column in ("package", "version", "action", "file", "reason"):

@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.common import handle_errors, settings_from_flags
+from nativebuild.cli.console import ConsoleReporter, stderr_console
 
 PROBLEMS_FOUND = 1
 _STYLE = {"ok": "green", "problem": "bold red", "skipped": "yellow"}
@@ -45,7 +46,7 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Check that this machine can build: Docker engine, emulation, images, cache, network, disk."""
-    errors = Console(stderr=True, soft_wrap=True)
+    errors = stderr_console()
     env = dict(os.environ)
     with handle_errors(errors):
         from nativebuild.doctor.run import run_doctor

@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.common import handle_errors, settings_from_flags
+from nativebuild.cli.console import ConsoleReporter, open_reporter, stderr_console
 from nativebuild.cli.options import JsonOpt, ProjectOpt, QuietOpt
 from nativebuild.errors import ImageNotFoundError
 from nativebuild.targets import Architecture, Runtime, get_runtime, runtimes
@@ -39,7 +40,7 @@ ArchsOpt = Annotated[
 
 
 def _console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    return stderr_console()
 
 
 @images_app.command("build")
@@ -64,7 +65,8 @@ def build(
 
     console = _console()
     env = dict(os.environ)
-    with handle_errors(console):
+    reporting = open_reporter(console, verbose=not quiet, quiet=quiet, env=env)
+    with handle_errors(console), reporting as reporter:
         from nativebuild.engine import build_images
         from nativebuild.engine.docker import DockerRunner
         from nativebuild.index.pip_config import discover
@@ -72,7 +74,6 @@ def build(
         settings = settings_from_flags({"arch": arch, "runtime-image": base}, project, env)
         names = list(runtimes()) if all_runtimes else runtime or [settings.runtime]
         archs = tuple(Architecture) if all_runtimes else settings.archs
-        reporter = ConsoleReporter(console, verbose=not quiet, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
         recipe = build_images.Recipe.load()
         index = discover(env)
@@ -114,7 +115,7 @@ def list_images(json_output: JsonOpt = False) -> None:
                 item.base_digest[:19],
                 f"{item.info.size / 1024**2:.0f} MB",
             )
-        Console(width=None if sys.stdout.isatty() else 200).print(table)
+        Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(table)
 
 
 @images_app.command("pin")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from nativebuild.cli.common import ConsoleReporter, handle_errors, print_publish_result, run_publish
+from nativebuild.cli.common import handle_errors, print_publish_result, run_publish
+from nativebuild.cli.console import ConsoleReporter, stderr_console
 from nativebuild.cli.options import FunctionOpt, ImageOpt, LayerNameOpt, S3Opt
 
 ManifestOpt = Annotated[
@@ -46,7 +46,7 @@ def publish(
 ) -> None:
     """Publish the built archives: layer versions, function code, S3 objects, images — only
     what changed."""
-    console = Console(stderr=True, soft_wrap=True)
+    console = stderr_console()
     with handle_errors(console):
         reporter = ConsoleReporter(console, verbose=False, quiet=quiet)
         result = run_publish(

@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nativebuild.cli.common import ConsoleReporter, handle_errors
+from nativebuild.cli.common import handle_errors
+from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.config.settings import load_tool_table, resolve
 from nativebuild.errors import AbiError, ConfigError
 
@@ -105,9 +106,12 @@ def verify(
     from nativebuild.cache.local import LocalCache, default_cache_dir
     from nativebuild.engine.docker import DockerRunner
 
-    console = Console(stderr=True, soft_wrap=True)
+    console = stderr_console()
     env = dict(os.environ)
-    with handle_errors(console):
+    reporting = open_reporter(
+        console, verbose=verbose, quiet=quiet, json_output=json_output, env=env
+    )
+    with handle_errors(console), reporting as reporter:
         if handler is not None and "." not in handler:
             msg = f"Invalid handler {handler!r}: expected module.function, e.g. app.handler."
             raise ConfigError(msg)
@@ -117,7 +121,6 @@ def verify(
         cli = {"runtime": runtime, "arch": arch, "runtime-image": runtime_image,
                "cache-dir": str(cache_dir) if cache_dir else None}  # fmt: skip
         target, configured_cache = _settings(archive, cli, project, env)
-        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         cache_root = configured_cache or default_cache_dir(env)
         report = verify_archive(
             archive, target, layers=tuple(layer or ()), handler=handler, event=_event(event),
@@ -151,7 +154,7 @@ def _hint(report: VerifyReport) -> str:
 
 
 def print_report(report: VerifyReport) -> None:
-    console = Console()
+    console = Console(highlight=False)
     table = Table(title=f"{report.archive.name} in {report.image} ({report.machine})")
     for column in ("module", "package", "result", "seconds"):
         table.add_column(column)

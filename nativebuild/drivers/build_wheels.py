@@ -150,6 +150,8 @@ def main(jobs_file: str, results_file: str) -> int:
     def run(job: dict[str, Any]) -> None:
         say("=== building %s %s" % (job["name"], job["version"]))
         result = build(job)
+        # Read by the host (nativebuild.sdists.logs): the package's row ends, its log too.
+        say("=== %s %s %s" % ("built" if result["ok"] else "failed", job["name"], job["version"]))
         with lock:
             results.append(result)
             partial = results_file + ".part"

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nativebuild.errors import ConfigError, NativebuildError
 from nativebuild.index.pip_config import IndexSettings
+from nativebuild.reporting import TaskKind, TaskOutput, track
 from nativebuild.targets import Architecture, Runtime, Target
 
 if sys.version_info >= (3, 11):
@@ -214,12 +215,17 @@ def build_image(
     reporter: Reporter,
     recipe: Recipe,
     index: IndexSettings | None = None,
+    emulated: bool = False,
 ) -> str:
-    """Build and tag ``plan``; returns the image id. The log streams through ``reporter``."""
+    """Build and tag ``plan``; returns the image id. The log streams through ``reporter``,
+    its last line as the image task's."""
     index = index if index is not None else IndexSettings()
     network = network_buildargs(index)
     reporter.step(f"Building {plan.describe()}")
-    with tempfile.TemporaryDirectory(prefix="nativebuild-image-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="nativebuild-image-") as tmp,
+        track(reporter, TaskKind.IMAGE, plan.tag, arch=plan.arch.value, emulated=emulated) as task,
+    ):
         context_dir = Path(tmp)
         write_context(recipe, context_dir, ca_bundle=index.ca_bundle)
         return runner.build_image(
@@ -227,7 +233,7 @@ def build_image(
             tag=plan.tag,
             buildargs={**plan.buildargs(), **network},
             platform=plan.platform,
-            reporter=reporter,
+            reporter=TaskOutput(reporter, task),
             secrets=[value for value in network.values() if "@" in value],  # user:pass@host
         )
 
@@ -240,6 +246,7 @@ def ensure_build_image(
     index: IndexSettings | None = None,
     recipe: Recipe | None = None,
     force: bool = False,
+    emulated: bool = False,
 ) -> str:
     """nativebuild's build image for ``target`` (FROM its runtime image): the tag of the local
     one when it exists, else built now (minutes, once per recipe and base; ``force``: always)."""
@@ -256,7 +263,9 @@ def ensure_build_image(
     if not force and runner.local_image(plan.tag) is not None:
         return plan.tag
     reporter.detail(f"First use of the build image for {target.describe()}: building {plan.tag}")
-    build_image(plan, runner=runner, reporter=reporter, recipe=recipe, index=index)
+    build_image(
+        plan, runner=runner, reporter=reporter, recipe=recipe, index=index, emulated=emulated
+    )
     return plan.tag
 
 

@@ -21,7 +21,7 @@ from nativebuild.errors import DownloadError
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.redact import redact
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import Reporter, TaskKind, track
 
 ATTEMPTS = 3
 TIMEOUT_S = 60
@@ -64,13 +64,29 @@ def _open(url: str, settings: IndexSettings) -> IO[bytes]:
     return response
 
 
-def download_to(url: str, dest: Path, *, settings: IndexSettings) -> str:
+# Called with the bytes written so far and the size the server announced (None: not said).
+OnBytes = Callable[[int, int | None], None]
+
+
+def _announced_size(response: IO[bytes]) -> int | None:
+    length = getattr(response, "headers", {}).get("Content-Length")
+    return int(length) if isinstance(length, str) and length.isdigit() else None
+
+
+def download_to(
+    url: str, dest: Path, *, settings: IndexSettings, on_bytes: OnBytes | None = None
+) -> str:
     """Stream ``url`` into ``dest``; return the sha256 of what was written."""
     digest = hashlib.sha256()
+    written = 0
     with _open(url, settings) as response, dest.open("wb") as out:
+        total = _announced_size(response)
         while chunk := response.read(1 << 20):
             digest.update(chunk)
             out.write(chunk)
+            written += len(chunk)
+            if on_bytes is not None:
+                on_bytes(written, total)
     return digest.hexdigest()
 
 
@@ -80,6 +96,7 @@ def fetch_pin(
     cache: LocalCache,
     settings: IndexSettings,
     sleep: Callable[[float], None] = time.sleep,
+    on_bytes: OnBytes | None = None,
 ) -> CachedFile:
     """The file of ``pin``, from the cache or downloaded into it, always hash-verified."""
     cached = cache.get_file(pin.sha256, pin.filename)
@@ -90,7 +107,7 @@ def fetch_pin(
         with cache.scratch_dir() as scratch:
             part = scratch / pin.filename
             try:
-                got = download_to(pin.url, part, settings=settings)
+                got = download_to(pin.url, part, settings=settings, on_bytes=on_bytes)
             except urllib.error.HTTPError as err:
                 last_error = err
                 if err.code < 500 and err.code != 429:
@@ -126,7 +143,12 @@ def fetch_all(
 
     def one(pin: Pin) -> tuple[str, CachedFile]:
         started = time.monotonic()
-        cached = fetch_pin(pin, cache=cache, settings=settings)
+        with track(reporter, TaskKind.DOWNLOAD, pin.filename) as task:
+
+            def on_bytes(done: int, total: int | None) -> None:
+                task.advance(completed=done, total=total)
+
+            cached = fetch_pin(pin, cache=cache, settings=settings, on_bytes=on_bytes)
         reporter.detail(
             f"downloaded {pin.filename} ({_size(cached.size)}, {time.monotonic() - started:.1f}s)"
         )

@@ -30,7 +30,8 @@ from nativebuild.archive.plan import ArchivePlan, SourceFile
 from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.errors import AbiError, DockerUnavailableError
 from nativebuild.pipeline.context import BuildContext, wheel_binaries
-from nativebuild.pipeline.emulation import check_emulation
+from nativebuild.pipeline.emulation import check_emulation, known_emulated
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import Target
 
 __all__ = ["build_facts", "check_group", "compile_settings", "provided_libraries", "verify_built"]
@@ -51,6 +52,7 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
                 before_container=lambda: check_emulation(context, target, target.runtime_image),
+                emulated=lambda: known_emulated(context, target),
             )  # fmt: skip
             if is_custom_runtime(target):  # its facts, hence the verdicts, follow its id
                 context.image_ids[runtime_key] = context.runner_for(target.arch).image_id(
@@ -104,7 +106,11 @@ def check_group(
     local = context.cache.machine_local  # the key holds this machine's paths
     verdict = local.get_json(VERDICT_KIND, key)
     if verdict is None:
-        verdict = _check(context, target, planned, facts)
+        with track(
+            context.reporter, TaskKind.CHECK, f"binaries for {target.runtime.name}",
+            arch=target.arch.value,
+        ):  # fmt: skip
+            verdict = _check(context, target, planned, facts)
         local.put_json(VERDICT_KIND, key, verdict)
     for warning in verdict["warnings"]:
         context.reporter.warning(str(warning))
@@ -185,10 +191,14 @@ def verify_built(
         else:
             subjects = [a.path for a in functions]
         for archive in subjects:
-            report = verify_archive(
-                archive, target, layers=layers, runner=context.runner_for(target.arch),
-                cache=context.cache, reporter=context.reporter, verbose=context.verbose,
-            )  # fmt: skip
+            with track(
+                context.reporter, TaskKind.CHECK, f"imports of {archive.name}",
+                arch=target.arch.value, emulated=known_emulated(context, target),
+            ):  # fmt: skip
+                report = verify_archive(
+                    archive, target, layers=layers, runner=context.runner_for(target.arch),
+                    cache=context.cache, reporter=context.reporter, verbose=context.verbose,
+                )  # fmt: skip
             reports.append(report)
             if not report.ok:
                 raise _verify_error(report, layers)

@@ -33,6 +33,7 @@ from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.image import image_store, load_image, write_image
 from nativebuild.pipeline.images import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import Target
 
 # Called, before anything is written, with the final plans of archives deployed together (a
@@ -190,11 +191,13 @@ def _write(
     verified = verified_wheels(context, wheels_used)
     dest = context.settings.output / spec.filename
     facts = None
+    total = len(archive_plan.entries)
     if spec.kind == "image":
-        image = write_image(
-            context, target, archive_plan, name=spec.name, dest=dest,
-            wheel_hashes={w.path: w.sha256 for w in wheels.values()},
-        )  # fmt: skip
+        with track(reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value):
+            image = write_image(
+                context, target, archive_plan, name=spec.name, dest=dest,
+                wheel_hashes={w.path: w.sha256 for w in wheels.values()},
+            )  # fmt: skip
         info = ArchiveInfo(
             path=image.path, sha256=image.sha256, size=image.size,
             entries=len(archive_plan.entries), uncompressed_size=archive_plan.unzipped_size,
@@ -205,7 +208,16 @@ def _write(
             load_image(image_store(context), image.path, facts, reporter=reporter)
             facts = replace(facts, loaded=True)
     else:
-        info = write_zip(archive_plan, dest, epoch=context.epoch, verified=verified)
+        with track(
+            reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value, total=total
+        ) as task:
+
+            def on_entries(done: int) -> None:
+                task.advance(completed=done)
+
+            info = write_zip(
+                archive_plan, dest, epoch=context.epoch, verified=verified, on_entries=on_entries
+            )
         packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
         for line in render_table(spec.filename, info.size, packages):
             reporter.detail(line)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nativebuild import __version__
 from nativebuild.cache.keys import build_key
-from nativebuild.cache.local import CachedFile
+from nativebuild.cache.local import CachedFile, default_cache_dir
 from nativebuild.errors import NativebuildError
 from nativebuild.index.downloads import fetch_all
 from nativebuild.pins import Pin, Resolution
@@ -29,7 +29,7 @@ from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.images import image_identity, with_compile_image
 from nativebuild.pipeline.resolution import check_hashes
-from nativebuild.reporting import NullReporter, Reporter
+from nativebuild.reporting import NullReporter, ProgressEvent, Reporter, TaskKind, start_task
 from nativebuild.resolve.in_image import (
     REPORT_NAME,
     check_pins,
@@ -48,6 +48,7 @@ from nativebuild.sdists.build import (
     resolve_first_spec,
     run_compile,
 )
+from nativebuild.sdists.logs import BuildLogs
 from nativebuild.targets import Target
 
 RESOLVED_MARKER = "@@nativebuild:resolved@@"  # drivers/build_wheels.py says it
@@ -66,8 +67,16 @@ def compile_jobs(
         outcome = run_compile(
             jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
             workdir=work, index=context.index, source_date_epoch=context.epoch,
+            emulated=engine != target.arch.machine, logs_dir=logs_dir(context),
         )  # fmt: skip
         return keep_compiled(context, target, outcome)
+
+
+def logs_dir(context: BuildContext) -> Path:
+    """Where the build logs of failed compiles are kept: ``logs/`` in the cache directory (also
+    with --no-cache, whose throwaway cache is gone when the build ends), never in the output,
+    which a failed build leaves as it was."""
+    return (context.settings.cache_dir or default_cache_dir(context.env)) / "logs"
 
 
 def compiling_step(jobs: Sequence[CompileJob], target: Target, engine: str) -> str:
@@ -151,22 +160,43 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
             source_date_epoch=context.epoch,
         )  # fmt: skip
         chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir)
-        listener = _MarkerListener(context.reporter, RESOLVED_MARKER, chooser.choose)
-        result = context.runner_for(target.arch).run(
-            spec, reporter=listener, verbose=context.verbose
+        emulated = engine != target.arch.machine
+        # The resolution is a task until the container says it has resolved; the compiles
+        # that follow in the same container are tasks of their own (BuildLogs).
+        label = f"{len(requirements.requirements)} requirements in {target.build_image}"
+        resolving = start_task(
+            context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value, emulated=emulated
         )
-        if chooser.prefetch is not None:
-            chooser.prefetch.join()  # no download outlives the step that started it
-        if chooser.failure is not None:
-            raise chooser.failure
-        if result.exit_code != 0 and not chooser.jobs:
-            raise resolution_error_from_log(result.log_tail)
-        resolution = chooser.resolution or read_report(out_dir / REPORT_NAME)
-        if chooser.jobs:
-            keep_compiled(
-                context, target,
-                read_outcome(chooser.jobs, target, out_dir=out_dir, result=result),
-            )  # fmt: skip
+
+        def resolved() -> None:
+            resolving.finish()
+            chooser.choose()
+
+        logs = BuildLogs(
+            context.reporter, workdir=work / "logs", arch=target.arch.value, emulated=emulated,
+            verbose=context.verbose,
+        )  # fmt: skip
+        ok = False
+        try:
+            listener = _MarkerListener(logs, RESOLVED_MARKER, resolved)
+            result = context.runner_for(target.arch).run(spec, reporter=listener, verbose=True)
+            if chooser.prefetch is not None:
+                chooser.prefetch.join()  # no download outlives the step that started it
+            if chooser.failure is not None:
+                raise chooser.failure
+            if result.exit_code != 0 and not chooser.jobs:
+                raise resolution_error_from_log(result.log_tail)
+            resolution = chooser.resolution or read_report(out_dir / REPORT_NAME)
+            if chooser.jobs:
+                outcome = read_outcome(
+                    chooser.jobs, target, out_dir=out_dir, result=result, logs=logs,
+                    logs_dir=logs_dir(context),
+                )  # fmt: skip
+                keep_compiled(context, target, outcome)
+            ok = True
+        finally:
+            resolving.finish(ok=ok)
+            logs.close(ok=ok)
     return resolution
 
 
@@ -279,6 +309,11 @@ class _MarkerListener:
 
     def warning(self, message: str) -> None:
         self._reporter.warning(message)
+
+    def progress(self, event: ProgressEvent) -> None:
+        emit = getattr(self._reporter, "progress", None)
+        if emit is not None:
+            emit(event)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -18,6 +18,8 @@ from nativebuild.cache.keys import build_key
 from nativebuild.engine.build_images import CA_BUNDLE_NAME, ImageRunner, Recipe, write_ca_bundle
 from nativebuild.errors import ConfigError
 from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.emulation import known_emulated
+from nativebuild.reporting import TaskKind, TaskOutput, track
 from nativebuild.targets import Target
 
 __all__ = ["DerivedImage", "plan_derived", "with_derived_image"]
@@ -126,8 +128,13 @@ def _ensure(context: BuildContext, target: Target) -> str:
             (directory / "Dockerfile").write_text(plan.dockerfile, encoding="utf-8")
             (directory / "install-toolchain.sh").write_bytes(plan.install_script)
             write_ca_bundle(directory, ca_bundle)
-            runner.build_image(
-                context_dir=directory, tag=plan.tag, buildargs=dict(context.index.proxies),
-                platform=platform, reporter=context.reporter,
-            )  # fmt: skip
+            emulated = known_emulated(context, target)
+            with track(
+                context.reporter, TaskKind.IMAGE, plan.tag, arch=target.arch.value,
+                emulated=emulated,
+            ) as task:  # fmt: skip
+                runner.build_image(
+                    context_dir=directory, tag=plan.tag, buildargs=dict(context.index.proxies),
+                    platform=platform, reporter=TaskOutput(context.reporter, task),
+                )  # fmt: skip
     return plan.tag

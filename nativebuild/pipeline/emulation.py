@@ -9,9 +9,10 @@ import dataclasses
 from nativebuild.engine.emulation import emulation_error, probe_spec
 from nativebuild.errors import ContainerError
 from nativebuild.pipeline.context import BuildContext
+from nativebuild.reporting import TaskKind, track
 from nativebuild.targets import Target
 
-__all__ = ["check_build_emulation", "check_emulation", "ensure_emulation"]
+__all__ = ["check_build_emulation", "check_emulation", "ensure_emulation", "known_emulated"]
 
 
 def check_build_emulation(context: BuildContext, target: Target) -> str:
@@ -34,10 +35,20 @@ def check_emulation(context: BuildContext, target: Target, image: str) -> str:
     return context.engine_machines[target.arch]
 
 
+def known_emulated(context: BuildContext, target: Target) -> bool:
+    """Whether ``target``'s containers run under emulation, as far as this build has asked the
+    engine (for a progress display: never asks it)."""
+    engine = context.engine_machines.get(target.arch)
+    return engine is not None and engine != target.arch.machine
+
+
 def ensure_emulation(context: BuildContext, target: Target, engine: str) -> None:
     """Run ``uname -m`` in the target's build image: its machine, or the error with the fix."""
+    label = f"QEMU on the {engine} engine"
     try:
-        result = context.runner_for(target.arch).run(probe_spec(target), reporter=context.reporter)
+        with track(context.reporter, TaskKind.PROBE, label, arch=target.arch.value, emulated=True):
+            runner = context.runner_for(target.arch)
+            result = runner.run(probe_spec(target), reporter=context.reporter)
     except ContainerError as err:
         raise emulation_error(target, engine, str(err)) from err
     if result.exit_code != 0 or target.arch.machine not in result.log_tail:

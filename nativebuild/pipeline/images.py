@@ -10,6 +10,7 @@ from nativebuild.engine.build_images import ImageRunner, ensure_build_image
 from nativebuild.errors import ConfigError, DockerUnavailableError
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.derived_image import with_derived_image
+from nativebuild.pipeline.emulation import known_emulated
 from nativebuild.targets import Target
 
 OWN_IMAGE_PREFIX = "nativebuild/build-"  # engine.build_images.image_tag: named by recipe and base
@@ -28,8 +29,9 @@ def with_build_image(context: BuildContext, target: Target) -> Target:
             msg = f"The engine for {target.arch} cannot build nativebuild's build image."
             raise ConfigError(msg, hint="Pass --build-image with an image that has a compiler.")
         memo[target.arch] = ensure_build_image(
-            target, runner, context.reporter, index=context.index
-        )
+            target, runner, context.reporter, index=context.index,
+            emulated=known_emulated(context, target),
+        )  # fmt: skip
     return dataclasses.replace(target, build_image=memo[target.arch])
 
 

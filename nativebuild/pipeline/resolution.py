@@ -24,7 +24,9 @@ from nativebuild.inputs.locked import choose_files
 from nativebuild.inputs.requirements import RequirementSet
 from nativebuild.pins import RESOLVER_VERSION, Resolution
 from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.emulation import known_emulated
 from nativebuild.pipeline.images import image_identity, with_compile_image
+from nativebuild.reporting import TaskKind, track
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
@@ -89,13 +91,22 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
     context.reporter.step(
         f"Resolving {len(requirements.requirements)} requirements for {target.describe()}"
     )
-    try:
-        with context.cache.scratch_dir() as work:
+    label = f"{len(requirements.requirements)} requirements with uv on the host"
+    why: HostResolutionUnavailable | None = None
+    host = None
+    with (
+        context.cache.scratch_dir() as work,
+        track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
+    ):
+        try:
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
                 workdir=work, uv_cache=context.cache.root / "uv",
             )  # fmt: skip
-    except HostResolutionUnavailable as why:
+        except HostResolutionUnavailable as unavailable:
+            why = unavailable  # not a failure: the build image resolves instead
+    if host is None:
+        assert why is not None  # noqa: S101 - one or the other
         if context.inputs.local:
             names = ", ".join(sorted(context.inputs.local))
             msg = (
@@ -181,7 +192,12 @@ def resolve_in_image(context: BuildContext, target: Target) -> Resolution:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
         spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
         runner = context.runner_for(target.arch)
-        result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
+        label = f"{len(requirements.requirements)} requirements in {target.build_image}"
+        emulated = known_emulated(context, target)
+        with track(
+            context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value, emulated=emulated
+        ):
+            result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
             raise resolution_error_from_log(result.log_tail)
         return read_report(out_dir / REPORT_NAME)

@@ -24,6 +24,7 @@ from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
 from nativebuild.resolve.in_image import pip_environment
+from nativebuild.sdists.logs import TAIL_LINES, BuildLogs
 from nativebuild.targets import Target
 
 DRIVER = script("build_wheels")
@@ -270,8 +271,14 @@ def run_compile(
     workdir: Path,
     index: IndexSettings,
     source_date_epoch: int | None,
+    emulated: bool = False,
+    logs_dir: Path | None = None,
 ) -> CompileOutcome:
-    """Build ``jobs`` in one container; what failed comes back as a CompileError."""
+    """Build ``jobs`` in one container; what failed comes back as a CompileError.
+
+    Each package is a compile task of ``reporter`` while it builds; the whole build log of a
+    package that failed is kept in ``logs_dir`` (none is kept without it).
+    """
     in_dir, out_dir = workdir / "in", workdir / "out"
     in_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True)
@@ -280,14 +287,35 @@ def run_compile(
         jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
-    result = runner.run(spec, reporter=reporter, verbose=verbose)
-    return read_outcome(jobs, target, out_dir=out_dir, result=result)
+    logs = BuildLogs(
+        reporter, workdir=workdir / "logs", arch=target.arch.value, emulated=emulated,
+        verbose=verbose,
+    )  # fmt: skip
+    ok = False
+    try:
+        # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
+        result = runner.run(spec, reporter=logs, verbose=True)
+        outcome = read_outcome(
+            jobs, target, out_dir=out_dir, result=result, logs=logs, logs_dir=logs_dir
+        )
+        ok = outcome.error is None
+    finally:
+        logs.close(ok=ok)
+    return outcome
 
 
 def read_outcome(
-    jobs: Sequence[CompileJob], target: Target, *, out_dir: Path, result: ContainerResult
+    jobs: Sequence[CompileJob],
+    target: Target,
+    *,
+    out_dir: Path,
+    result: ContainerResult,
+    logs: BuildLogs | None = None,
+    logs_dir: Path | None = None,
 ) -> CompileOutcome:
-    """What the container built for ``jobs`` (results.json in ``out_dir``), checked."""
+    """What the container built for ``jobs`` (results.json in ``out_dir``), checked; with
+    ``logs`` (the container's output, split by package) and ``logs_dir``, each failed
+    package's whole log is kept there and a built one's old failure log removed."""
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
     failures = []
@@ -304,7 +332,9 @@ def read_outcome(
             unresolved=tuple(str(n) for n in _as_list(outcome.get("unresolved"))),
         )  # fmt: skip
         compiled.append(built)
-    error = _compile_failure(failures, target, result) if failures else None
+        if logs is not None and logs_dir is not None:
+            logs.forget(job.pin.name, job.pin.version, logs_dir)
+    error = _compile_failure(failures, target, result, logs, logs_dir) if failures else None
     return CompileOutcome(compiled=tuple(compiled), error=error)
 
 
@@ -332,18 +362,38 @@ def _compile_failure(
     failures: list[tuple[CompileJob, dict[str, object] | None]],
     target: Target,
     result: ContainerResult,
+    logs: BuildLogs | None,
+    logs_dir: Path | None,
 ) -> CompileError:
-    job, outcome = failures[0]
-    raw_tail = outcome.get("log_tail") if outcome is not None else None
-    tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else list(result.log_tail)
+    """The error for the packages that failed: the last lines of the first one's build log,
+    and where each one's whole log was kept."""
+    kept = []
+    first_tail: list[str] = []
+    for job, outcome in failures:
+        raw_tail = outcome.get("log_tail") if outcome is not None else None
+        driver_tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else []
+        streamed = logs.tail(job.pin.name) if logs is not None else []
+        tail = streamed or driver_tail or list(result.log_tail)
+        if not first_tail:
+            first_tail = tail
+        if logs is not None and logs_dir is not None:
+            path = logs.keep(job.pin.name, job.pin.version, logs_dir, fallback=driver_tail or tail)
+            if path is not None:
+                kept.append(path)
+    job = failures[0][0]
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j, _ in failures)
-    last = "\n".join(f"    {line}" for line in tail[-25:])
+    last = "\n".join(f"    {line}" for line in first_tail[-TAIL_LINES:])
     msg = (
         f"Compiling {names} for {target.describe()} failed in {target.build_image}.\n"
         f"Last lines of the build of {job.pin.name}:\n{last}"
     )
+    if kept:
+        msg += "\nThe whole build log: " if len(kept) == 1 else "\nThe whole build logs: "
+        msg += ", ".join(str(path) for path in kept)
     hint = (
         "Look for a missing compiler or -devel library in the lines above; a different pin with "
-        "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
+        "a binary wheel, or a build image with that library, fixes it. "
+        + ("The whole log is in the file named above; " if kept else "")
+        + "-v streams the build's output live."
     )
     return CompileError(msg, hint=hint)

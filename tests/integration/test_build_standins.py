@@ -177,6 +177,10 @@ def test_compile_failure_names_the_package_and_shows_the_compiler(tmp_path: Path
     assert "ffi.h" in build.stderr
     assert "Traceback" not in build.stderr
     assert not (project / "dist").exists()
+    # The whole build log of the package, kept where the message says.
+    log = tmp_path / "cache" / "logs" / "compile-cffi-1.16.0-x86_64.log"
+    assert f"The whole build log: {log}" in build.stderr
+    assert "ffi.h" in log.read_text()
 
 
 def test_unknown_package_is_a_resolution_error(tmp_path: Path) -> None:

@@ -254,7 +254,7 @@ def test_the_console_shows_container_output_only_with_verbose(verbose: bool, sho
 
     from rich.console import Console
 
-    from nativebuild.cli.common import ConsoleReporter
+    from nativebuild.cli.console import ConsoleReporter
 
     out = io.StringIO()
     ConsoleReporter(Console(file=out), verbose=verbose, quiet=False).output("compiler says hi")
