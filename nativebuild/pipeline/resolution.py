@@ -28,6 +28,7 @@ from nativebuild.inputs.requirements import RequirementSet
 from nativebuild.pins import RESOLVER_VERSION, Resolution
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.derived_image import with_derived_image
+from nativebuild.resolve.hashes import check_hashes
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
@@ -77,7 +78,7 @@ def resolve(context: BuildContext, target: Target) -> Resolution:
     else:
         resolution = _resolve_requirements(context, target)
     check_pins(resolution, target)
-    check_hashes(resolution, context)
+    check_hashes(resolution, context.inputs.requirements)
     context.cache.put_json("resolution", key, resolution.to_json())
     return resolution
 
@@ -202,30 +203,6 @@ def resolve_spec(
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
     )
-
-
-def check_hashes(resolution: Resolution, context: BuildContext) -> None:
-    """With ``--hash`` in the requirements, every chosen file must match one of them."""
-    requirements = context.inputs.requirements
-    if requirements is None or not requirements.require_hashes:
-        return
-    allowed: dict[str, set[str]] = {}
-    for line in requirements.requirements:
-        allowed.setdefault(line.name, set()).update(
-            h.removeprefix("sha256:") for h in line.hashes if h.startswith("sha256:")
-        )
-    for pin in resolution.pins:
-        hashes = allowed.get(pin.name)
-        if not hashes:
-            msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."
-            hint = (
-                "In hash-checking mode every package, dependencies included, needs a "
-                "--hash=sha256:... (nativebuild verifies sha256)."
-            )
-            raise ResolutionError(msg, hint=hint)
-        if pin.sha256 not in hashes:
-            msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
-            raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")
 
 
 def with_build_image(context: BuildContext, target: Target) -> Target:

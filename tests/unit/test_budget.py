@@ -83,7 +83,7 @@ def test_over_the_limit_lists_the_largest_packages_across_function_and_layers() 
     message = str(caught.value)
     assert message.startswith("f.zip with deps.zip, other-layer.zip is 271,000,100 bytes")
     assert "over Lambda's limit of 262,144,000 bytes" in message
-    assert "by 8,856,100" in message
+    assert "8,856,101 bytes too many" in message
     listing = message.split("Largest packages:\n")[1].splitlines()
     assert listing[0].split()[0:2] == ["pyarrow", "15.0.0"]
     assert "in deps.zip" in listing[0]
@@ -91,6 +91,41 @@ def test_over_the_limit_lists_the_largest_packages_across_function_and_layers() 
     assert "other-layer.zip" in message
     assert caught.value.hint is not None
     assert "--slim" in caught.value.hint
+
+
+# Lambda: "Unzipped size must be smaller than 262144000 bytes": the limit itself is refused.
+@pytest.mark.parametrize(
+    ("total", "refused"),
+    [(UNZIPPED_LIMIT - 1, False), (UNZIPPED_LIMIT, True), (UNZIPPED_LIMIT + 1, True)],
+)
+def test_both_sides_of_the_unzipped_limit(total: int, refused: bool) -> None:
+    plans = [("f.zip", plan_of({"a 1": total}))]
+    if not refused:
+        (warning,) = check_group(plans, [], layers=0)  # 100% of the limit: a warning, no error
+        assert f"{total:,} bytes unzipped" in warning
+        return
+    with pytest.raises(ArchiveError, match=f"{total:,} bytes unzipped") as caught:
+        check_group(plans, [], layers=0)
+    assert f"{total - UNZIPPED_LIMIT + 1:,} bytes too many" in str(caught.value)
+
+
+def test_the_limit_counts_the_function_its_layers_and_external_layers_together() -> None:
+    function = plan_of({"": 100})
+    layer = plan_of({"numpy 2.0.1": UNZIPPED_LIMIT - 1000})
+    external = ExternalLayer(path=Path("/x/other.zip"), unzipped=899, files=1)
+    assert len(check_group([("f.zip", function), ("l.zip", layer)], [external], layers=1)) == 1
+    one_more = ExternalLayer(path=Path("/x/other.zip"), unzipped=900, files=1)
+    with pytest.raises(ArchiveError, match="262,144,000 bytes unzipped"):
+        check_group([("f.zip", function), ("l.zip", layer)], [one_more], layers=1)
+
+
+@pytest.mark.parametrize(
+    ("total", "warned"),
+    [(235_929_599, False), (235_929_600, True)],  # 90% of 262,144,000 is 235,929,600
+)
+def test_the_near_warning_starts_at_ninety_percent(total: int, warned: bool) -> None:
+    warnings = check_group([("f.zip", plan_of({"a 1": total}))], [], layers=0)
+    assert [("90%" in w and "f.zip" in w) for w in warnings] == ([True] if warned else [])
 
 
 def test_long_listings_are_cut() -> None:
@@ -105,11 +140,22 @@ def test_more_than_five_layers_is_refused() -> None:
         check_group([("f.zip", plan_of({})), ("d.zip", plan_of({}))], layers, layers=1)
 
 
+def test_five_layers_are_allowed_whether_built_here_or_elsewhere() -> None:
+    four = [ExternalLayer(path=Path(f"/l{i}.zip"), unzipped=1, files=1) for i in range(4)]
+    assert check_group([("f.zip", plan_of({})), ("d.zip", plan_of({}))], four, layers=1) == []
+    five = [*four, ExternalLayer(path=Path("/l4.zip"), unzipped=1, files=1)]
+    assert check_group([("f.zip", plan_of({}))], five, layers=0) == []
+    with pytest.raises(ArchiveError, match="6 layers"):
+        check_group([("f.zip", plan_of({})), ("d.zip", plan_of({}))], five, layers=1)
+
+
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
         (1000, None),
-        (48_000_000, "near the 50 MiB limit"),
+        (47_185_919, None),  # just under 90% of 52,428,800
+        (47_185_920, "near the 50 MiB limit"),
+        (DIRECT_UPLOAD_LIMIT - 1, "near the 50 MiB limit"),
         (DIRECT_UPLOAD_LIMIT, "near the 50 MiB limit"),  # at the limit is still allowed
         (DIRECT_UPLOAD_LIMIT + 1, "Deploy it through S3"),
     ],

@@ -166,6 +166,41 @@ def test_over_the_direct_upload_limit_goes_through_s3_or_is_refused() -> None:
     assert actions[1].s3_key == actions[0].intent.name
 
 
+@pytest.mark.parametrize(
+    ("size", "inline"),
+    [
+        (DIRECT_UPLOAD_LIMIT - 1, True),
+        (DIRECT_UPLOAD_LIMIT, True),
+        (DIRECT_UPLOAD_LIMIT + 1, False),
+    ],
+)
+def test_both_sides_of_the_direct_upload_limit(size: int, inline: bool) -> None:
+    fn = archive(size=size)
+    remote = {"function:orders": function_remote(fn)}
+    without = PublishOptions(functions=("orders",))
+    if inline:
+        (action,) = plan_publish(intents([fn], without), remote, without).actions
+        assert (action.action, action.s3_key) == ("update", None)
+        return
+    with pytest.raises(ArchiveTooLargeError, match=f"{size:,} bytes zipped"):
+        plan_publish(intents([fn], without), remote, without)
+
+
+@pytest.mark.parametrize(
+    ("unzipped", "refused"),
+    [(UNZIPPED_LIMIT - 1, False), (UNZIPPED_LIMIT, True), (UNZIPPED_LIMIT + 1, True)],
+)
+def test_both_sides_of_the_unzipped_limit(unzipped: int, refused: bool) -> None:
+    layer = archive("layer", unzipped=unzipped)
+    options = PublishOptions(layer_name="deps")
+    if not refused:
+        (action,) = plan_publish(intents([layer], options), {}, options).actions
+        assert action.action == "publish"
+        return
+    with pytest.raises(ArchiveTooLargeError, match=f"{unzipped:,} bytes unzipped"):
+        plan_publish(intents([layer], options), {}, options)
+
+
 def test_over_the_unzipped_limit_is_refused_even_with_s3() -> None:
     huge = archive("layer", unzipped=UNZIPPED_LIMIT + 1)
     options = PublishOptions(layer_name="deps", s3=S3Prefix.parse("s3://bkt/p"))
