@@ -13,6 +13,7 @@ import pytest
 from nativebuild.cache.keys import CACHE_LAYOUT_VERSION, build_key
 from nativebuild.cache.local import BuiltWheelEntry, LocalCache, default_cache_dir
 from nativebuild.errors import CacheError
+from tests.conftest import ROOT_IGNORES_MODES
 from tests.fakes import RecordingReporter
 
 FIELDS = {
@@ -106,7 +107,7 @@ def test_ensure_under_a_regular_file_raises_cache_error(tmp_path: Path) -> None:
     assert "NATIVEBUILD_CACHE_DIR" in str(info.value.hint)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores modes")
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason=ROOT_IGNORES_MODES)
 def test_ensure_in_read_only_dir_raises_cache_error(tmp_path: Path) -> None:
     (tmp_path / "ro").mkdir(mode=0o500)
     with pytest.raises(CacheError, match="ro"):
