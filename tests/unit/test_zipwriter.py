@@ -51,7 +51,10 @@ def test_entries_read_back_with_fixed_metadata(tmp_path: Path) -> None:
             assert info.compress_type == zipfile.ZIP_DEFLATED
 
 
-@pytest.mark.skipif(shutil.which("unzip") is None, reason="Info-ZIP unzip not installed")
+@pytest.mark.skipif(
+    shutil.which("unzip") is None,
+    reason="Info-ZIP unzip is not installed (scripts/ensure-test-tools installs it)",
+)
 def test_info_zip_accepts_it(tmp_path: Path) -> None:
     write(ENTRIES, tmp_path / "out.zip")
     result = subprocess.run(
