@@ -77,6 +77,7 @@ def test_a_file_matching_none_of_its_hashes_is_refused() -> None:
     assert str(caught.value) == (
         f"six-1.0-py3-none-any.whl has sha256 {IDNA}, which none of its --hash values match."
     )
+    assert caught.value.hint == "Check the hashes pinned in the requirements."
 
 
 def test_a_hash_of_another_package_does_not_vouch_for_this_one() -> None:
