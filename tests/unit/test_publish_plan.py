@@ -429,3 +429,22 @@ def test_every_archive_goes_to_s3_before_its_targets() -> None:
     assert [i.target for i in found] == [
         s3.key(fn), s3.key(layer), "layer:deps", "function:orders"
     ]  # fmt: skip
+
+
+def test_one_archive_listed_twice_goes_once_and_two_archives_to_one_name_are_refused() -> None:
+    twice = [archive(), archive()]  # equal archives, two records in the manifest
+    assert twice[0] is not twice[1]
+    options = PublishOptions(functions=("orders",))
+    assert [i.target for i in intents(twice, options)] == ["function:orders"]
+    for flag, options, pair in (
+        ("--function", PublishOptions(functions=("f",)), [archive(arch="x86_64"), archive(arch="arm64")]),
+        ("--layer-name", PublishOptions(layer_name="f"), [archive("layer", "x86_64"), archive("layer", "arm64")]),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            intents(pair, options)
+        target = "function:f" if flag == "--function" else "layer:f"
+        assert str(caught.value) == (
+            f"{pair[0].file} and {pair[1].file} would both go to {target} "
+            "(each publish would replace the other's)."
+        )
+        assert caught.value.hint == f"Put {{arch}} (and {{runtime}}) in {flag}."
