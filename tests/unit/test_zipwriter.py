@@ -136,3 +136,89 @@ def test_entries_over_4_gib_are_refused(tmp_path: Path) -> None:
 def test_bad_local_header_is_refused() -> None:
     with pytest.raises(ZipFormatError, match="local file header"):
         raw_member_data(io.BytesIO(b"not a zip at all, no header here"), 0)
+
+
+# --- the raw copy, extra fields and the zip64 end records (mutation run) -----------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 16])
+def test_an_already_checked_member_is_copied_in_chunks_without_inflating(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nativebuild.archive.zipwriter._CHUNK", chunk)
+    data = b"".join(b"row %d\n" % i for i in range(300))
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw, (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        raw_member_data(raw, info.header_offset)
+        writer.add_deflated(
+            "copied.txt", 0o644, EPOCH, raw, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size, check=False,
+        )  # fmt: skip
+        writer.add_bytes("after.txt", 0o644, EPOCH, b"next", 6)
+        writer.finish()
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.read("copied.txt") == data
+        assert archive.read("after.txt") == b"next"
+        assert writer.compressed_sizes[0] == info.compress_size
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_compressed_data_that_ends_early_is_refused(tmp_path: Path, check: bool) -> None:
+    data = bytes(range(256)) * 40
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw:
+        start = raw_member_data(raw, info.header_offset)
+        raw.seek(start)
+        short = io.BytesIO(raw.read(info.compress_size - 5))
+    with (tmp_path / "out.zip").open("wb") as fh, pytest.raises(ZipFormatError) as caught:
+        ZipWriter(fh).add_deflated(
+            "x", 0o644, EPOCH, short, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size, check=check,
+        )  # fmt: skip
+    assert str(caught.value) == "the compressed data ends early"
+
+
+def test_a_wrong_crc_is_refused_in_words(tmp_path: Path) -> None:
+    data = b"abc" * 1000
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw, (tmp_path / "out.zip").open("wb") as fh:
+        raw_member_data(raw, info.header_offset)
+        with pytest.raises(ZipFormatError) as caught:
+            ZipWriter(fh).add_deflated(
+                "x", 0o644, EPOCH, raw, crc=info.CRC ^ 1,
+                compress_size=info.compress_size, file_size=info.file_size,
+            )  # fmt: skip
+    assert str(caught.value) == "the compressed data does not match its CRC (a corrupt file)"
+
+
+def test_the_data_of_a_member_with_an_extra_field_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "extra.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        info = zipfile.ZipInfo("with-extra.txt", date_time=EPOCH)
+        info.extra = b"\xfe\xca\x04\x00abcd"  # an unknown 8-byte extra field
+        archive.writestr(info, b"PAYLOAD")
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo("with-extra.txt").header_offset
+    with path.open("rb") as raw:
+        start = raw_member_data(raw, offset)
+        assert start == offset + 30 + len("with-extra.txt") + 8
+        assert raw.read(7) == b"PAYLOAD"
+
+
+@pytest.mark.parametrize(("count", "zip64"), [(4, False), (5, True)])
+def test_more_entries_than_the_end_record_holds_use_zip64_end_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, zip64: bool
+) -> None:
+    """The limit is 65,535 entries; a small stand-in limit (4) shows both sides of it."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX16", 4)
+    entries = [(f"f{i}", b"x", 0o644) for i in range(count)]
+    write(entries, tmp_path / "out.zip")
+    blob = (tmp_path / "out.zip").read_bytes()
+    assert (b"PK\x06\x06" in blob, b"PK\x06\x07" in blob) == (zip64, zip64)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == [name for name, _, _ in entries]
+    end = blob[blob.rindex(b"PK\x05\x06") :]
+    assert end[4:8] == b"\x00\x00\x00\x00"  # this disk and the central directory's: both 0
