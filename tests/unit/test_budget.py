@@ -246,3 +246,18 @@ def test_a_single_archive_is_named_alone() -> None:
         [("f.zip", plan_of({"a 1": UNZIPPED_LIMIT - 1})), ("l.zip", plan_of({}))], [], layers=1
     )
     assert pair.startswith("f.zip with l.zip is 262,143,999 bytes unzipped")
+
+
+def test_a_listing_of_exactly_fifteen_packages_is_not_cut() -> None:
+    plan = plan_of({f"p{i:02} 1.0": 20_000_000 for i in range(15)})
+    with pytest.raises(ArchiveError) as caught:
+        check_group([("f.zip", plan)], [], layers=0)
+    listing = str(caught.value).split("Largest packages:\n")[1].splitlines()
+    assert len(listing) == 15
+    assert "more" not in listing[-1]
+
+
+def test_the_table_shows_the_share_of_the_limit() -> None:
+    half = plan_of({"a 1": UNZIPPED_LIMIT // 2})
+    (first, *_) = render_table("f.zip", 1, package_sizes(half, "f.zip"))
+    assert first.endswith("131,072,000 unzipped (50.0% of 262,144,000)")

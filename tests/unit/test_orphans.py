@@ -12,6 +12,7 @@ import pytest
 
 from nativebuild.engine.orphans import (
     OWNER_LABEL,
+    _start_time,
     orphaned,
     owner,
     process_alive,
@@ -80,7 +81,8 @@ def test_the_owner_label_of_another_pid_names_that_pid() -> None:
         assert start == start_time_of(Path(f"/proc/{child.pid}/stat").read_bytes())
         # Asking whether it is alive only asks: the process is still running afterwards.
         assert process_alive(child.pid, start)
-        assert child.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):  # no signal reached it
+            child.wait(timeout=1)
     finally:
         child.kill()
         child.wait()
@@ -110,3 +112,7 @@ def test_a_foreign_container_first_does_not_stop_the_search() -> None:
         ("dead", _labels("here/100/5")),
     ]
     assert orphaned(containers, host="here", alive=lambda pid, start: False) == ["dead"]
+
+
+def test_a_pid_without_a_proc_entry_has_no_start_time() -> None:
+    assert _start_time(2**22 + 4242) == ""  # above Linux's largest pid: never a process
