@@ -448,3 +448,24 @@ def test_one_archive_listed_twice_goes_once_and_two_archives_to_one_name_are_ref
             "(each publish would replace the other's)."
         )
         assert caught.value.hint == f"Put {{arch}} (and {{runtime}}) in {flag}."
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [
+        ("s3://bkt", "bkt", ""),
+        (" s3://bkt/ ", "bkt", ""),
+        ("s3://bkt/team/pX/", "bkt", "team/pX"),  # only slashes are stripped
+    ],
+)
+def test_an_s3_url_names_a_bucket_and_a_prefix(url: str, bucket: str, prefix: str) -> None:
+    assert S3Prefix.parse(url) == S3Prefix(bucket=bucket, prefix=prefix)
+
+
+@pytest.mark.parametrize("url", ["https://bkt/p", "s3://Not_A_Bucket/p", "s3://bkt/p?versionId=1"])
+def test_an_s3_url_that_is_not_a_bucket_and_prefix_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        S3Prefix.parse(url)
+    assert str(caught.value) == (
+        f"Invalid --s3 {url!r}: expected s3://bucket or s3://bucket/prefix."
+    )
