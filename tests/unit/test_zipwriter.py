@@ -222,3 +222,50 @@ def test_more_entries_than_the_end_record_holds_use_zip64_end_records(
         assert archive.namelist() == [name for name, _, _ in entries]
     end = blob[blob.rindex(b"PK\x05\x06") :]
     assert end[4:8] == b"\x00\x00\x00\x00"  # this disk and the central directory's: both 0
+
+
+def _one_entry(dest: Path, name: str, data: bytes) -> bytes:
+    write([(name, data, 0o644)], dest)
+    return dest.read_bytes()
+
+
+def _central(blob: bytes) -> tuple[int, int]:
+    """(start, size) of the central directory, from the end record."""
+    end = blob[blob.rindex(b"PK\x05\x06") :]
+    return int.from_bytes(end[16:20], "little"), int.from_bytes(end[12:16], "little")
+
+
+@pytest.mark.parametrize("which", ["start", "size"])
+def test_zip64_end_records_start_just_past_the_32_bit_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """The 4 GiB limit (0xFFFFFFFF) on where the central directory starts and how long it is,
+    both sides, with a small stand-in limit. One entry with incompressible data puts the
+    central directory's start past its size; empty data and a long name, the other way."""
+    name = "n" * 40
+    noise = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(8))  # 256 bytes
+    data = noise if which == "start" else b""
+    start, size = _central(_one_entry(tmp_path / "plain.zip", name, data))
+    assert (start > size) == (which == "start")
+    limit = start if which == "start" else size
+    for stand_in, zip64 in ((limit, False), (limit - 1, True)):
+        monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", stand_in)
+        blob = _one_entry(tmp_path / f"{which}-{stand_in}.zip", name, data)
+        assert (b"PK\x06\x06" in blob) == zip64, (which, stand_in)
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            assert archive.namelist() == [name]
+
+
+@pytest.mark.parametrize(("size", "refused"), [(64, False), (65, True)])
+def test_an_entry_just_past_the_32_bit_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, refused: bool
+) -> None:
+    """Entries must stay within 0xFFFFFFFF bytes; a stand-in limit of 64 shows both sides."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", 64)
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        if refused:
+            with pytest.raises(ZipFormatError, match="would pass 4 GiB"):
+                writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)
+        else:
+            writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)  # zeros: a few bytes zipped
