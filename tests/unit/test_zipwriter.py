@@ -162,6 +162,11 @@ def test_an_already_checked_member_is_copied_in_chunks_without_inflating(
         assert archive.read("copied.txt") == data
         assert archive.read("after.txt") == b"next"
         assert writer.compressed_sizes[0] == info.compress_size
+        after = archive.getinfo("after.txt").header_offset
+    # Exactly the member's bytes were copied: the next header follows them, and nothing of
+    # the source's own central directory (which names pkg/data.txt) came along.
+    assert after == 30 + len("copied.txt") + info.compress_size
+    assert b"pkg/data.txt" not in (tmp_path / "out.zip").read_bytes()
 
 
 @pytest.mark.parametrize("check", [True, False])
