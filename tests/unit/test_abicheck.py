@@ -3,6 +3,7 @@ facts they are checked against (data for Lambda's images, or a probe's answer)."
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -565,3 +566,36 @@ def test_a_need_with_a_slash_is_a_path_from_the_working_directory() -> None:
     assert check(archive(ext, binary("vendor/libdep.so.1", elf()))) == []
     (finding,) = check(archive(ext, binary("pkg/vendor/libdep.so.1", elf())))
     assert finding.library == "vendor/libdep.so.1"
+
+
+def test_a_symbol_version_finding_lists_every_unmet_version_and_the_ceiling() -> None:
+    ext = binary(
+        "pkg/_ext.so",
+        elf(
+            needs=[
+                ("libc.so.6", "GLIBC_2.28"),
+                ("libc.so.6", "GLIBC_2.29"),
+                ("libc.so.6", "GLIBC_2.2.5"),
+            ]
+        ),
+    )
+    (finding,) = check(archive(ext))
+    assert finding.needs == "GLIBC_2.28 (sym), GLIBC_2.29 (sym) from libc.so.6"
+    assert finding.has == "test runtime goes up to GLIBC_2.26"
+
+
+def test_a_32_bit_binary_says_so() -> None:
+    (finding,) = check(archive(binary("pkg/_w.so", dataclasses.replace(elf(), elf_class=32))))
+    assert (finding.kind, finding.needs, finding.has) == (
+        FindingKind.WRONG_MACHINE, "a x86_64 (32-bit) machine", "the target is x86_64 (64-bit)"
+    )  # fmt: skip
+    (x64,) = check(archive(binary("pkg/_a.so", elf(machine="aarch64"))))
+    assert x64.needs == "a aarch64 machine"
+
+
+def test_errors_come_before_warnings_whatever_the_paths() -> None:
+    launcher = binary("a/tool.exe", None, kind=BinaryKind.PE)  # a warning, first by path
+    missing = binary("z/_ext.so", elf(needed=["libc.so.6", "libnope.so.1"]))  # an error
+    assert [f.severity for f in check(archive(launcher, missing))] == [
+        Severity.ERROR, Severity.WARNING
+    ]  # fmt: skip
