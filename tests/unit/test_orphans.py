@@ -74,7 +74,17 @@ def test_a_short_stat_line_has_no_start_time(fields_after: int, start: str) -> N
 
 
 def test_the_owner_label_of_another_pid_names_that_pid() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # Any signal with its default action (one inherited as ignored would hide a stray kill).
+    code = (
+        "import signal, sys, time\n"
+        "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):\n"
+        "    signal.signal(s, signal.SIG_DFL)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == "ready\n"
     try:
         host, pid, start = owner(child.pid).split("/")
         assert (host, int(pid)) == (socket.gethostname(), child.pid)
