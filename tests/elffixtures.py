@@ -41,7 +41,7 @@ ET_REL, ET_DYN = 1, 3
 def need_compiler(name: str = "gcc") -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed (scripts/ensure-test-tools installs it)")
     return path
 
 

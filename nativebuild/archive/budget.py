@@ -3,11 +3,12 @@
 Limits [src: ../shared/reference/lambda-facts.md §3, AWS gettingstarted-limits]:
 
 - 262,144,000 bytes (250 MiB) unzipped for a function and all its layers together; Lambda
-  refuses more ("Unzipped size must be smaller than 262144000 bytes"). Over it: an error that
-  lists the largest packages.
+  wants less ("Unzipped size must be smaller than 262144000 bytes"), so exactly the limit is
+  refused too. At or over it: an error that lists the largest packages.
 - 50 MiB zipped for a direct upload (``ZipFile`` of CreateFunction / UpdateFunctionCode /
   PublishLayerVersion). The API caps the request at 69,905,067 bytes, which is exactly the
-  base64 of 52,428,800 bytes. Larger archives deploy through S3, so this is a warning.
+  base64 of 52,428,800 bytes, so that size still goes. Larger archives deploy through S3, so
+  this is a warning.
 - 5 layers per function.
 
 Sizes before writing come from the plan (unzipped: exact); after writing, the zipped sizes of
@@ -114,7 +115,7 @@ def check_group(
         msg = f"{what} needs {layer_count} layers; a function can use at most {MAX_LAYERS}."
         raise ArchiveError(msg, hint="Merge layers, or pass fewer --with-layer.")
     total = sum(plan.unzipped_size for _, plan in plans) + sum(l.unzipped for l in external)
-    if total > UNZIPPED_LIMIT:
+    if total >= UNZIPPED_LIMIT:  # "must be smaller than": the limit itself is refused
         packages = sorted(
             (size for name, plan in plans for size in package_sizes(plan, name)),
             key=lambda p: (-p.unzipped, p.name, p.archive),
@@ -133,7 +134,8 @@ def check_group(
         listing = "\n".join(rows)
         msg = (
             f"{what} is {total:,} bytes unzipped ({human(total)}): over Lambda's limit of "
-            f"{UNZIPPED_LIMIT:,} bytes for a function and all its layers, by {total - UNZIPPED_LIMIT:,}."
+            f"{UNZIPPED_LIMIT:,} bytes for a function and all its layers, which must be smaller; "
+            f"{total - UNZIPPED_LIMIT + 1:,} bytes too many."
             f"\nLargest packages:\n{listing}"
         )
         raise ArchiveError(msg, hint=OVER_HINT)

@@ -302,10 +302,11 @@ def _dedupe(items: Sequence[Intent]) -> list[Intent]:
 def _check_size(intent: Intent, s3: S3Prefix | None) -> str | None:
     """The S3 key to publish from, or None for inline; raises when it cannot go at all."""
     archive = intent.archive
-    if archive.unzipped_size > UNZIPPED_LIMIT:
+    if archive.unzipped_size >= UNZIPPED_LIMIT:  # Lambda: "must be smaller than"
         msg = (
             f"{archive.file} is {archive.unzipped_size:,} bytes unzipped: over Lambda's "
-            f"{UNZIPPED_LIMIT:,}-byte limit, so {intent.target} would refuse it."
+            f"{UNZIPPED_LIMIT:,}-byte limit (it must be smaller), so {intent.target} would "
+            "refuse it."
         )
         hint = "Make it smaller (--slim, --exclude) or split it into a function and layers."
         raise ArchiveTooLargeError(msg, hint=hint)

@@ -39,11 +39,25 @@ def say(line: str) -> None:
         print(line, flush=True)
 
 
+def _inside(path: str, root: str) -> bool:
+    target = os.path.realpath(os.path.join(root, path))
+    return target == root or target.startswith(root + os.sep)
+
+
 def _safe_members(names: list[str], root: str) -> None:
     for name in names:
-        target = os.path.realpath(os.path.join(root, name))
-        if not (target == root or target.startswith(root + os.sep)):
+        if not _inside(name, root):
             raise ValueError("unsafe path in sdist: %r" % name)
+
+
+def _safe_link(member: tarfile.TarInfo, root: str) -> None:
+    """A link must point inside too; the refusal names the link, not only where it points."""
+    if member.issym():
+        target = os.path.join(os.path.dirname(member.name), member.linkname)
+    else:  # a hard link names its target from the archive root
+        target = member.linkname
+    if not _inside(target, root):
+        raise ValueError("unsafe link in sdist: %r points to %r" % (member.name, member.linkname))
 
 
 def unpack(sdist: str, dest: str) -> str:
@@ -58,12 +72,8 @@ def unpack(sdist: str, dest: str) -> str:
             members = archive.getmembers()
             _safe_members([m.name for m in members], root)
             for member in members:
-                if member.issym():
-                    _safe_members(
-                        [os.path.join(os.path.dirname(member.name), member.linkname)], root
-                    )
-                elif member.islnk():  # a hard link names its target from the archive root
-                    _safe_members([member.linkname], root)
+                if member.issym() or member.islnk():
+                    _safe_link(member, root)
                 if member.isdev():
                     raise ValueError("device file in sdist: %r" % member.name)
             if hasattr(tarfile, "data_filter"):

@@ -13,21 +13,24 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["OWNER_LABEL", "orphaned", "owner", "process_alive"]
+__all__ = ["OWNER_LABEL", "orphaned", "owner", "process_alive", "start_time_of"]
 
 OWNER_LABEL = "org.nativebuild.owner"
 
 
+def start_time_of(stat: bytes) -> str:
+    """Field 22 of a ``/proc/PID/stat`` (the start time, in clock ticks since boot), else ""."""
+    # The command name (field 2) may hold spaces, ')' and any bytes: count the fields after
+    # its last ')'.
+    fields = stat.rpartition(b")")[2].split()
+    return fields[19].decode("ascii", "replace") if len(fields) > 19 else ""
+
+
 def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), else "" (unknown)."""
+    """The process's start time (Linux), else "" (unknown)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return ""
-    # The command name (field 2) may hold spaces: count the fields after its ')'.
-    try:
-        return stat.rsplit(")", 1)[1].split()[19]
-    except IndexError:
+        return start_time_of(Path(f"/proc/{pid}/stat").read_bytes())
+    except OSError:
         return ""
 
 

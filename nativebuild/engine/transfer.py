@@ -16,6 +16,11 @@ from pathlib import Path, PurePosixPath
 
 from nativebuild.errors import ContainerError
 
+_UNSAFE_HINT = (
+    "Check the builder engine and the build image: a build writes plain files and directories "
+    "into its output directory."
+)
+
 
 def _owner(user: str | None) -> tuple[int, int]:
     if not user:
@@ -58,21 +63,33 @@ def pack_inputs(mounts: Iterable[tuple[Path, str]], *, user: str | None) -> byte
     return buffer.getvalue()
 
 
+def _unsafe(member: tarfile.TarInfo) -> bool:
+    """An absolute name, a ``..`` anywhere, or a link: a remote engine (or what runs in it)
+    could aim any of these outside the directory being filled."""
+    name = PurePosixPath(member.name)
+    return name.is_absolute() or ".." in name.parts or member.issym() or member.islnk()
+
+
 def unpack_output(chunks: Iterable[bytes], dest: Path) -> None:
     """Extract what ``get_archive`` returned for one directory into ``dest`` (its contents,
-    not the directory itself), refusing anything that would land outside ``dest``."""
+    not the directory itself), refusing anything that would land outside ``dest``: then
+    nothing of it is written."""
     stream = io.BytesIO(b"".join(chunks))
     root = dest.resolve()
     with tarfile.open(fileobj=stream, mode="r") as archive:
-        members = archive.getmembers()
-        for member in members:
+        placed: list[tuple[tarfile.TarInfo, Path]] = []
+        for member in archive.getmembers():
             relative = PurePosixPath(member.name).parts[1:]  # drop the directory's own name
-            if not relative:
-                continue
             target = (root / Path(*relative)).resolve()
-            if not target.is_relative_to(root) or member.issym() or member.islnk():
-                msg = f"The container's output holds an unsafe entry {member.name!r}; refused."
-                raise ContainerError(msg)
+            if _unsafe(member) or not target.is_relative_to(root):
+                msg = (
+                    f"The container's output holds an unsafe entry {member.name!r} (an absolute "
+                    "path, a '..' or a link); none of the output was copied back."
+                )
+                raise ContainerError(msg, hint=_UNSAFE_HINT)
+            if relative:
+                placed.append((member, target))
+        for member, target in placed:
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
             elif member.isfile():

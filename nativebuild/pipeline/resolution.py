@@ -27,6 +27,7 @@ from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import known_emulated
 from nativebuild.pipeline.images import image_identity, with_compile_image
 from nativebuild.reporting import TaskKind, track
+from nativebuild.resolve.hashes import check_hashes
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
@@ -80,7 +81,7 @@ def resolve(
     else:
         resolution = _resolve_requirements(context, target, in_image or resolve_in_image)
     check_pins(resolution, target)
-    check_hashes(resolution, context)
+    check_hashes(resolution, context.inputs.requirements)
     context.cache.put_json("resolution", key, resolution.to_json())
     return resolution
 
@@ -220,27 +221,3 @@ def resolve_spec(
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
     )
-
-
-def check_hashes(resolution: Resolution, context: BuildContext) -> None:
-    """With ``--hash`` in the requirements, every chosen file must match one of them."""
-    requirements = context.inputs.requirements
-    if requirements is None or not requirements.require_hashes:
-        return
-    allowed: dict[str, set[str]] = {}
-    for line in requirements.requirements:
-        allowed.setdefault(line.name, set()).update(
-            h.removeprefix("sha256:") for h in line.hashes if h.startswith("sha256:")
-        )
-    for pin in resolution.pins:
-        hashes = allowed.get(pin.name)
-        if not hashes:
-            msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."
-            hint = (
-                "In hash-checking mode every package, dependencies included, needs a "
-                "--hash=sha256:... (nativebuild verifies sha256)."
-            )
-            raise ResolutionError(msg, hint=hint)
-        if pin.sha256 not in hashes:
-            msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
-            raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")

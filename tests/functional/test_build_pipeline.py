@@ -201,6 +201,26 @@ def test_wrong_hash_is_refused_before_anything_is_built(
     assert not (project / "dist").exists()
 
 
+def test_hash_checking_mode_refuses_a_dependency_without_a_hash(
+    project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner
+) -> None:
+    """requests is hashed, so every package needs a hash; its dependency idna has none."""
+    requests = index.files["requests"]
+    (project / "requirements.txt").write_text(f"requests==2.31.0 --hash=sha256:{requests.sha256}\n")
+    cache = tmp_path / "cache"
+    code, _, err = run_build(project, cache)
+    assert code == 5, err
+    assert "idna 3.6 has no sha256 --hash in the requirements" in err
+    assert not (project / "dist").exists()
+    assert not list(cache.rglob("*.whl")), "nothing is downloaded before the hashes pass"
+    (project / "requirements.txt").write_text(
+        f"requests==2.31.0 --hash=sha256:{requests.sha256}\n"
+        f"idna==3.6 --hash=sha256:{index.files['idna'].sha256}\n"
+    )
+    code, _, err = run_build(project, cache)
+    assert code == 0, err
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [

@@ -266,7 +266,7 @@ def test_no_mode_prints_usage(sandbox: Sandbox) -> None:
 def test_script_passes_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck is not installed")
+        pytest.skip("shellcheck is not installed (scripts/ensure-test-tools installs it)")
     done = subprocess.run(
         [shellcheck, "--severity=warning", str(RECIPE / "install-toolchain.sh")],
         capture_output=True,

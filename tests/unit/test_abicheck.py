@@ -3,6 +3,7 @@ facts they are checked against (data for Lambda's images, or a probe's answer)."
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -466,3 +467,135 @@ def test_the_default_images_use_data_and_custom_images_need_a_probe() -> None:
         facts_for_target(custom, runner=None, cache=None, reporter=NullReporter())
     forced = facts_for_target(custom, runner=None, cache=None, reporter=NullReporter(), probe=False)
     assert forced.source == "data"
+
+
+# --- every field of a finding (the report and --json show them all) ----------------------------
+
+
+def test_an_unreadable_binary_is_a_warning_that_says_what_it_is() -> None:
+    broken = binary("pkg/_ext.so", None, error="a truncated ELF header")
+    nameless = binary("pkg/_other.so", None)
+    assert check(archive(broken, nameless, root="/opt")) == [
+        Finding(
+            kind=FindingKind.UNREADABLE, severity=Severity.WARNING, path="pkg/_ext.so",
+            root="/opt", package="pkg 1.0", needs="to be a valid ELF file",
+            has="it is a truncated ELF header",
+            fix="If it is meant to load, rebuild the package that ships it.",
+        ),
+        Finding(
+            kind=FindingKind.UNREADABLE, severity=Severity.WARNING, path="pkg/_other.so",
+            root="/opt", package="pkg 1.0", needs="to be a valid ELF file",
+            has="it is unreadable",
+            fix="If it is meant to load, rebuild the package that ships it.",
+        ),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "system"), [(BinaryKind.MACHO, "macOS"), (BinaryKind.PE, "Windows")]
+)
+def test_a_foreign_launcher_is_a_warning_and_a_foreign_library_an_error(
+    kind: BinaryKind, system: str
+) -> None:
+    launcher = binary("bin/tool.exe", None, kind=kind)
+    library = binary("pkg/lib.so.1", None, kind=kind)
+    in_a_dir = binary("pkg/x.so.d/data.bin", None, kind=kind)  # ".so." in a directory name only
+    found = {f.path: f for f in check(archive(launcher, library, in_a_dir))}
+    assert found["bin/tool.exe"] == Finding(
+        kind=FindingKind.FOREIGN_BINARY, severity=Severity.WARNING, path="bin/tool.exe",
+        root="/var/task", package="pkg 1.0", needs=f"{system} to run ({kind} file)",
+        has="Lambda runs Linux", fix="Nothing loads it on Linux; it only takes space.",
+    )  # fmt: skip
+    assert found["pkg/x.so.d/data.bin"].severity is Severity.WARNING
+    error = found["pkg/lib.so.1"]
+    assert (error.severity, error.needs, error.has) == (
+        Severity.ERROR,
+        f"{system} to load ({kind} file)",
+        'Lambda loads only Linux ELF files ("invalid ELF header")',
+    )
+    assert error.fix  # the package's own advice: tested with foreign_fix
+
+
+def test_a_missing_library_names_where_it_looked_and_what_the_runtime_has() -> None:
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libffi.so.6"], rpath=["$ORIGIN/lib"]))
+    runtime = facts(libraries=("libc.so.6", "libffi.so.7", "libffi.so.8.1", "libffix.so.1"))
+    (finding,) = check(archive(ext), runtime=runtime)
+    assert finding.library == "libffi.so.6"
+    assert finding.needs == "the shared library libffi.so.6"
+    assert finding.has == (
+        "neither the archive nor the runtime has it (searched /var/task/pkg/lib, "
+        + ", ".join(LD_LIBRARY_PATH)
+        + ", then the library cache of test runtime); the runtime has only libffi.so.7, "
+        "libffi.so.8.1"
+    )
+    (alone,) = check(archive(ext), runtime=facts(libraries=("libc.so.6",)))
+    assert alone.has.endswith("then the library cache of test runtime)")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "$ORIGIN/../libs", "${ORIGIN}/../libs", "/var/task/$LIB/../libs", "/var/task/${LIB}/../libs",
+        "/var/task/x/$PLATFORM/../../libs", "/var/task/x/${PLATFORM}/../../libs", "libs",
+    ],
+)  # fmt: skip
+def test_rpath_tokens_and_relative_entries_resolve_as_the_loader_does(entry: str) -> None:
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libdep.so.1"], rpath=[entry]))
+    dep = binary("libs/libdep.so.1", elf(), wheel=MANYLINUX_WHEEL)
+    assert check(archive(ext, dep)) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        ("/var/task/${LIB}", "lib64"), ("/var/task/$LIB", "lib64"),
+        ("/var/task/${PLATFORM}", "x86_64"), ("/var/task/$PLATFORM", "x86_64"),
+    ],
+)  # fmt: skip
+def test_rpath_tokens_expand_to_lambdas_values(entry: str, where: str) -> None:
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libdep.so.1"], rpath=[entry]))
+    dep = binary(f"{where}/libdep.so.1", elf())
+    assert check(archive(ext, dep)) == []
+    elsewhere = binary("other/libdep.so.1", elf())
+    (finding,) = check(archive(ext, elsewhere))
+    assert f"searched /var/task/{where}, " in finding.has
+
+
+def test_a_need_with_a_slash_is_a_path_from_the_working_directory() -> None:
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "vendor/libdep.so.1"]))
+    assert check(archive(ext, binary("vendor/libdep.so.1", elf()))) == []
+    (finding,) = check(archive(ext, binary("pkg/vendor/libdep.so.1", elf())))
+    assert finding.library == "vendor/libdep.so.1"
+
+
+def test_a_symbol_version_finding_lists_every_unmet_version_and_the_ceiling() -> None:
+    ext = binary(
+        "pkg/_ext.so",
+        elf(
+            needs=[
+                ("libc.so.6", "GLIBC_2.28"),
+                ("libc.so.6", "GLIBC_2.29"),
+                ("libc.so.6", "GLIBC_2.2.5"),
+            ]
+        ),
+    )
+    (finding,) = check(archive(ext))
+    assert finding.needs == "GLIBC_2.28 (sym), GLIBC_2.29 (sym) from libc.so.6"
+    assert finding.has == "test runtime goes up to GLIBC_2.26"
+
+
+def test_a_32_bit_binary_says_so() -> None:
+    (finding,) = check(archive(binary("pkg/_w.so", dataclasses.replace(elf(), elf_class=32))))
+    assert (finding.kind, finding.needs, finding.has) == (
+        FindingKind.WRONG_MACHINE, "a x86_64 (32-bit) machine", "the target is x86_64 (64-bit)"
+    )  # fmt: skip
+    (x64,) = check(archive(binary("pkg/_a.so", elf(machine="aarch64"))))
+    assert x64.needs == "a aarch64 machine"
+
+
+def test_errors_come_before_warnings_whatever_the_paths() -> None:
+    launcher = binary("a/tool.exe", None, kind=BinaryKind.PE)  # a warning, first by path
+    missing = binary("z/_ext.so", elf(needed=["libc.so.6", "libnope.so.1"]))  # an error
+    assert [f.severity for f in check(archive(launcher, missing))] == [
+        Severity.ERROR, Severity.WARNING
+    ]  # fmt: skip

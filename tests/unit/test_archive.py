@@ -18,7 +18,7 @@ from nativebuild.archive.plan import (
     source_date_epoch,
     zip_datetime,
 )
-from nativebuild.archive.wheels import install_path, rewrite_shebang, unsafe_reason
+from nativebuild.archive.wheels import install_path, rewrite_shebang, unsafe_reason, wheel_files
 from nativebuild.errors import ArchiveError, ConfigError
 from tests.wheelfactory import RawMember, make_tree, make_wheel, symlink_member
 
@@ -414,3 +414,121 @@ def test_source_date_epoch_invalid(value: str) -> None:
     with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH") as caught:
         source_date_epoch({"SOURCE_DATE_EPOCH": value})
     assert caught.value.exit_code == ConfigError.exit_code
+
+
+# --- exact refusals and the files of one wheel (mutation run) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("/etc/passwd", "is an absolute path"),
+        ("C:/evil.py", "starts with a drive letter"),
+        ("pkg/../evil.py", "has a '..' component"),
+        ("pkg\\evil.py", "contains a backslash"),
+        ("pkg/./evil.py", "has an empty or '.' component"),
+        ("X", None),  # a trailing "X" is not a separator
+        ("pkg/sub/", None),
+    ],
+)
+def test_unsafe_reasons_word_for_word(name: str, reason: str | None) -> None:
+    assert unsafe_reason(name) == reason
+
+
+def test_an_unsafe_member_is_refused_naming_wheel_member_and_reason(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "demo", "1.0", {}, raw_members=[RawMember(name="../evil.py")])
+    with pytest.raises(ArchiveError) as caught:
+        wheel_files(wheel)
+    assert str(caught.value) == (
+        "Wheel demo-1.0-py3-none-any.whl has a member '../evil.py' that has a '..' component; "
+        "refusing to install it."
+    )
+    assert caught.value.hint == "Only install wheels from sources you trust."
+
+
+def test_dist_info_refusals_say_what_was_found(tmp_path: Path) -> None:
+    none = tmp_path / "bogus-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(none, "w") as zf:
+        zf.writestr("pkg/a.py", "")
+        zf.writestr("pkg/x.dist-info/f", "")  # nested: not a top-level .dist-info
+    with pytest.raises(ArchiveError) as caught:
+        wheel_files(none)
+    assert str(caught.value) == (
+        "Wheel bogus-1.0-py3-none-any.whl must have exactly one top-level .dist-info "
+        "directory, found no .dist-info directory."
+    )
+    assert caught.value.hint == "The file is not a valid wheel; rebuild or re-download it."
+    two = tmp_path / "two-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("a-1.0.dist-info/RECORD", "")
+        zf.writestr("b-1.0.dist-info/RECORD", "")
+    with pytest.raises(ArchiveError, match=r"found 2: a-1\.0\.dist-info, b-1\.0\.dist-info\.$"):
+        wheel_files(two)
+
+
+def test_a_nested_dist_info_directory_is_just_a_directory(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "demo", "1.0", {"demo/vendored.dist-info/METADATA": "x"})
+    assert "demo/vendored.dist-info/METADATA" in [f.path for f in wheel_files(wheel)]
+
+
+def test_an_unreadable_wheel_says_to_fetch_it_again(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(ArchiveError) as caught:
+        wheel_files(broken)
+    assert caught.value.hint == "Delete the file so it is downloaded or built again."
+
+
+def test_an_unknown_data_directory_is_refused_listing_the_known_ones(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "demo", "1.0", {}, data_files={"lib/x.py": ""})
+    with pytest.raises(ArchiveError) as caught:
+        wheel_files(wheel)
+    assert str(caught.value) == (
+        "Wheel demo-1.0-py3-none-any.whl: 'demo-1.0.data/lib/x.py' is not in one of the "
+        "demo-1.0.data/ directories a wheel may use (data, headers, platlib, purelib, scripts)."
+    )
+    assert caught.value.hint == "The file is not a valid wheel."
+    twice = make_wheel(
+        tmp_path / "t", "demo", "1.0", {"demo/a.py": "old"}, data_files={"purelib/demo/a.py": "new"}
+    )
+    with pytest.raises(ArchiveError, match="twice") as caught:
+        wheel_files(twice)
+    assert caught.value.hint == "The file is not a valid wheel."
+
+
+@pytest.mark.parametrize(("mode", "expected"), [(0o601, 0o755), (0o602, 0o644), (0o610, 0o755)])
+def test_any_execute_bit_of_a_member_makes_it_executable(
+    tmp_path: Path, mode: int, expected: int
+) -> None:
+    wheel = make_wheel(
+        tmp_path,
+        "demo",
+        "1.0",
+        {},
+        raw_members=[RawMember(name="demo/tool", data=b"x", mode=0o100000 | mode)],
+    )
+    (tool,) = [f for f in wheel_files(wheel) if f.path == "demo/tool"]
+    assert (tool.mode, tool.size) == (expected, 1)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # the point of the test
+def test_one_member_twice_with_the_same_bytes_is_one_file_executable_if_either_is(
+    tmp_path: Path,
+) -> None:
+    wheel = make_wheel(
+        tmp_path, "demo", "1.0", {},
+        raw_members=[
+            RawMember(name="demo/tool", data=b"same", mode=0o100755), RawMember(name="demo/tool", data=b"same", mode=0o100644),
+        ],
+    )  # fmt: skip
+    (tool,) = [f for f in wheel_files(wheel) if f.path == "demo/tool"]
+    assert tool.mode == 0o755
+    assert tool.source.member == "demo/tool"
+    reverse = make_wheel(
+        tmp_path / "r", "demo", "1.0", {},
+        raw_members=[
+            RawMember(name="demo/tool", data=b"same", mode=0o100644), RawMember(name="demo/tool", data=b"same", mode=0o100755),
+        ],
+    )  # fmt: skip
+    (again,) = [f for f in wheel_files(reverse) if f.path == "demo/tool"]
+    assert again.mode == 0o755

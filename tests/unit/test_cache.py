@@ -10,9 +10,10 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from nativebuild.cache.keys import CACHE_LAYOUT_VERSION, build_key
+from nativebuild.cache.keys import CACHE_LAYOUT_VERSION, build_key, file_identity
 from nativebuild.cache.local import BuiltWheelEntry, LocalCache, default_cache_dir
 from nativebuild.errors import CacheError
+from tests.conftest import ROOT_IGNORES_MODES
 from tests.fakes import RecordingReporter
 
 FIELDS = {
@@ -73,8 +74,21 @@ def test_build_key_changes_with_every_field(field: str) -> None:
 
 
 def test_build_key_refuses_a_layout_field() -> None:
-    with pytest.raises(CacheError, match="layout"):
+    with pytest.raises(CacheError) as caught:
         build_key({"layout": "2"})
+    assert str(caught.value) == (
+        "Cache key fields must not contain 'layout': the cache adds it itself."
+    )
+
+
+def test_file_identity_is_the_path_size_and_modification_time(tmp_path: Path) -> None:
+    path = tmp_path / "handler.py"
+    path.write_bytes(b"12345")
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    assert file_identity(path) == f"{path}|5|1700000000123456789"
+    path.write_bytes(b"123456")  # edited: another identity
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    assert file_identity(path) == f"{path}|6|1700000000123456789"
 
 
 # ----- location and setup ------------------------------------------------------------------
@@ -106,7 +120,7 @@ def test_ensure_under_a_regular_file_raises_cache_error(tmp_path: Path) -> None:
     assert "NATIVEBUILD_CACHE_DIR" in str(info.value.hint)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores modes")
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason=ROOT_IGNORES_MODES)
 def test_ensure_in_read_only_dir_raises_cache_error(tmp_path: Path) -> None:
     (tmp_path / "ro").mkdir(mode=0o500)
     with pytest.raises(CacheError, match="ro"):

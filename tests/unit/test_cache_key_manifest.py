@@ -51,23 +51,20 @@ def wheel(directory: Path, content: bytes = b"compiled" * 500) -> Path:
         (None, None),  # older entries: no key at all
         (KEY, None),  # older remote entries: the key itself
         (FIELDS, None),
-        ("cd" * 32, "is for the key"),
-        (OTHER, f"hash to {build_key(OTHER)}"),
-        ({**FIELDS, "layout": "1"}, "layout"),
-        ({**FIELDS, "glibc": 2.26}, "neither"),
-        (["not", "fields"], "neither"),
+        ("cd" * 32, f"manifest is for the key {'cd' * 32!r}"),
+        ("ef" * 40, f"manifest is for the key {'ef' * 32!r}"),  # cut to a key's 64 characters
+        (OTHER, f"manifest's key fields hash to {build_key(OTHER)}, not to this key"),
+        ({**FIELDS, "layout": "1"}, "manifest's key fields name a layout"),
+        ({**FIELDS, "glibc": 2.26}, "manifest's key is neither key fields nor a key"),
+        ({1: "x"}, "manifest's key is neither key fields nor a key"),
+        (["not", "fields"], "manifest's key is neither key fields nor a key"),
     ],
 )
 def test_manifest_key_problem(declared: object, problem: str | None) -> None:
     manifest: dict[str, Any] = {"wheel_sha256": "0" * 64}
     if declared is not None:
         manifest["key"] = declared
-    found = manifest_key_problem(manifest, KEY)
-    if problem is None:
-        assert found is None
-    else:
-        assert found is not None
-        assert problem in found
+    assert manifest_key_problem(manifest, KEY) == problem
 
 
 # --- the local cache ----------------------------------------------------------------------

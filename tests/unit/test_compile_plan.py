@@ -507,7 +507,7 @@ def test_driver_unpack_flat_layout_returns_dest(driver: ModuleType, tmp_path: Pa
     [
         pytest.param([("../evil", b"x")], id="dotdot"),
         pytest.param([("pkg-1.0/setup.py", b""), ("pkg-1.0/../../evil", b"x")], id="nested-dotdot"),
-        pytest.param([("/tmp/nativebuild-test-evil", b"x")], id="absolute"),
+        pytest.param([("{tmp}/evil", b"x")], id="absolute"),  # under this test's tmp_path
         pytest.param([_link("pkg-1.0/link", "../../outside")], id="symlink-out"),
         pytest.param([_link("pkg-1.0/link", "/etc/passwd")], id="symlink-absolute"),
         pytest.param([_link("pkg-1.0/hard", "../outside", tarfile.LNKTYPE)], id="hardlink-out"),
@@ -520,14 +520,20 @@ def test_driver_unpack_flat_layout_returns_dest(driver: ModuleType, tmp_path: Pa
 def test_driver_unpack_refuses_escaping_members(
     driver: ModuleType, tmp_path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]
 ) -> None:
+    members = [
+        (m[0].replace("{tmp}", str(tmp_path)), m[1]) if isinstance(m, tuple) else m for m in members
+    ]
     sdist = _tar(tmp_path / "evil-1.0.tar.gz", members)
     build = tmp_path / "sandbox" / "build"
     build.mkdir(parents=True)
     # Hard links to an existing file outside are made without reading the archive.
     (build / "outside").write_text("precious", encoding="utf-8")
     dest = build / "pkg"
-    with pytest.raises(ValueError, match="unsafe path in sdist"):
+    with pytest.raises(ValueError, match=r"unsafe (path|link) in sdist") as refused:
         driver.unpack(str(sdist), str(dest))
+    escaping = members[-1].name if isinstance(members[-1], tarfile.TarInfo) else members[-1][0]
+    assert repr(escaping) in str(refused.value), "the refusal names the member"
+    assert not (tmp_path / "evil").exists()
     assert sorted(p.name for p in build.iterdir()) == ["outside", "pkg"]
     assert list(dest.iterdir()) == []  # refused before anything was written
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -223,12 +224,18 @@ def test_iter_lines_is_independent_of_where_chunks_break(text: str, cuts: list[i
 # --- run --------------------------------------------------------------------------------------
 
 
-def test_run_returns_exit_code_and_lines_split_across_chunks() -> None:
+def test_run_returns_exit_code_and_lines_split_across_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter([100.0, 102.5])  # the clock when the run starts, and when it ends
+    monkeypatch.setattr(
+        "nativebuild.engine.docker.time", types.SimpleNamespace(monotonic=lambda: next(readings))
+    )
     client = FakeClient(chunks=[b"Building wh", b"eel\nDone", b"\n"], exit_code=0)
     result = make_runner(client).run(spec(), reporter=RecordingReporter())
     assert result.exit_code == 0
     assert result.log_tail == ("Building wheel", "Done")
-    assert result.duration_s >= 0
+    assert result.duration_s == 2.5
 
 
 def test_run_keeps_only_the_last_lines() -> None:

@@ -21,6 +21,7 @@ from nativebuild.archive.manifest import (
 from nativebuild.archive.slim import Removal
 from nativebuild.archive.strip import Stripped
 from nativebuild.errors import ArchiveError
+from tests.conftest import ROOT_IGNORES_MODES
 
 SHA = hashlib.sha256(b"zip bytes").hexdigest()
 
@@ -109,7 +110,7 @@ def test_written_atomically_and_reproducibly(tmp_path: Path) -> None:
     assert path.read_bytes() == first
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+@pytest.mark.skipif(os.geteuid() == 0, reason=ROOT_IGNORES_MODES)
 def test_unwritable_output_is_an_archive_error(tmp_path: Path) -> None:
     output = tmp_path / "ro"
     output.mkdir()

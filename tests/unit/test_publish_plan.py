@@ -6,12 +6,14 @@ import base64
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nativebuild.archive.budget import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from nativebuild.aws.publish_plan import (
     ManifestArchive,
+    PlannedAction,
     PublishOptions,
     Remote,
     S3Prefix,
@@ -24,6 +26,7 @@ from nativebuild.errors import (
     ArchitectureMismatchError,
     ArchiveTooLargeError,
     ConfigError,
+    NativebuildError,
     PublishError,
 )
 
@@ -166,6 +169,41 @@ def test_over_the_direct_upload_limit_goes_through_s3_or_is_refused() -> None:
     assert actions[1].s3_key == actions[0].intent.name
 
 
+@pytest.mark.parametrize(
+    ("size", "inline"),
+    [
+        (DIRECT_UPLOAD_LIMIT - 1, True),
+        (DIRECT_UPLOAD_LIMIT, True),
+        (DIRECT_UPLOAD_LIMIT + 1, False),
+    ],
+)
+def test_both_sides_of_the_direct_upload_limit(size: int, inline: bool) -> None:
+    fn = archive(size=size)
+    remote = {"function:orders": function_remote(fn)}
+    without = PublishOptions(functions=("orders",))
+    if inline:
+        (action,) = plan_publish(intents([fn], without), remote, without).actions
+        assert (action.action, action.s3_key) == ("update", None)
+        return
+    with pytest.raises(ArchiveTooLargeError, match=f"{size:,} bytes zipped"):
+        plan_publish(intents([fn], without), remote, without)
+
+
+@pytest.mark.parametrize(
+    ("unzipped", "refused"),
+    [(UNZIPPED_LIMIT - 1, False), (UNZIPPED_LIMIT, True), (UNZIPPED_LIMIT + 1, True)],
+)
+def test_both_sides_of_the_unzipped_limit(unzipped: int, refused: bool) -> None:
+    layer = archive("layer", unzipped=unzipped)
+    options = PublishOptions(layer_name="deps")
+    if not refused:
+        (action,) = plan_publish(intents([layer], options), {}, options).actions
+        assert action.action == "publish"
+        return
+    with pytest.raises(ArchiveTooLargeError, match=f"{unzipped:,} bytes unzipped"):
+        plan_publish(intents([layer], options), {}, options)
+
+
 def test_over_the_unzipped_limit_is_refused_even_with_s3() -> None:
     huge = archive("layer", unzipped=UNZIPPED_LIMIT + 1)
     options = PublishOptions(layer_name="deps", s3=S3Prefix.parse("s3://bkt/p"))
@@ -211,13 +249,223 @@ def test_load_manifest_reads_the_schema_and_checks_the_files(tmp_path: Path) -> 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"schema": "nativebuild-manifest/1", "archives": [entry]}))
     (loaded,) = load_manifest(manifest)
-    assert loaded.path == zip_path.resolve()
-    assert loaded.compatible_architectures == ("arm64",)
+    assert loaded == ManifestArchive(
+        name="deps", kind="layer", path=zip_path.resolve(), runtime="python3.12",
+        architecture="arm64", sha256="ab", code_sha256="q=", size=8, unzipped_size=20,
+        layers=(), compatible_runtimes=("python3.12",), compatible_architectures=("arm64",),
+    )  # fmt: skip
+    function = {
+        **entry, "name": "orders", "kind": "function", "layers": [zip_path.name, 7],
+        "unzipped_size": None, "layer": None,
+    }  # fmt: skip
+    manifest.write_text(json.dumps({"schema": "nativebuild-manifest/1", "archives": [function]}))
+    (fn,) = load_manifest(manifest)
+    assert (fn.name, fn.kind, fn.layers, fn.unzipped_size) == (
+        "orders",
+        "function",
+        (zip_path.name, "7"),
+        0,
+    )
+    assert (fn.compatible_runtimes, fn.compatible_architectures) == ((), ())
+    manifest.write_text(json.dumps({"schema": "nativebuild-manifest/1", "archives": [entry]}))
     zip_path.write_bytes(b"PK-different-size")
-    with pytest.raises(ConfigError, match="not the file the manifest describes"):
+    with pytest.raises(ConfigError, match="not the file the manifest describes") as caught:
         load_manifest(manifest)
+    assert caught.value.hint == "Build again: the manifest and archives go together."
     manifest.write_text(json.dumps({"schema": "other/2", "archives": []}))
-    with pytest.raises(ConfigError, match="not a nativebuild manifest"):
+    with pytest.raises(ConfigError, match="not a nativebuild manifest") as caught:
         load_manifest(manifest)
-    with pytest.raises(ConfigError, match="No manifest"):
+    assert caught.value.hint == "Build again with this nativebuild version."
+    with pytest.raises(ConfigError, match="No manifest") as caught:
         load_manifest(tmp_path / "missing.json")
+    assert caught.value.hint == (
+        "Run `nativebuild build` first, or pass --manifest DIST/manifest.json."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "Cannot read the manifest"),
+        ('{"schema": "nativebuild-manifest/1", "archives": [{"name": "x"}]}', "is malformed"),
+    ],
+)
+def test_an_unreadable_manifest_says_to_build_again(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_manifest(manifest)
+    assert str(caught.value).startswith(
+        f"{problem} {manifest}" if problem.startswith("Cannot") else f"The manifest {manifest}"
+    )
+    assert problem in str(caught.value)
+    assert caught.value.hint == "Build again to rewrite it."
+
+
+def test_every_decision_records_what_aws_has_and_why() -> None:
+    """The whole PlannedAction, for each kind of decision: the publish step and the report
+    read the remote, the reason and the S3 key from it."""
+    s3 = S3Prefix.parse("s3://bkt/p")
+    layer = archive("layer", size=DIRECT_UPLOAD_LIMIT + 1)  # published from its S3 object
+    fn = archive(layers=(layer.file,))  # small: updated inline
+    options = PublishOptions(layer_name="deps", functions=("orders",), s3=s3)
+    found = intents([layer, fn], options)
+    by_target = {i.target: i for i in found}
+    key_of = {a: s3.key(a) for a in (fn, layer)}
+    absent, present = Remote(exists=False), Remote(exists=True)
+    same_layer = Remote(exists=True, code_sha256=layer.code_sha256, version="4")
+    same_fn = function_remote(fn, sha=fn.code_sha256)
+    other_fn = function_remote(fn)
+    remotes: dict[str, Remote] = {
+        key_of[fn]: present, key_of[layer]: absent, "layer:deps": same_layer,
+        "function:orders": other_fn,
+    }  # fmt: skip
+    plan = plan_publish(found, remotes, options)
+    assert plan.s3 == s3
+    assert plan.actions == (
+        PlannedAction(
+            intent=by_target[key_of[layer]], action="upload", remote=absent, reason="not in S3"
+        ),
+        PlannedAction(
+            intent=by_target[key_of[fn]], action="skip", remote=present,
+            reason="already in S3: the key is the archive's sha256",
+        ),
+        PlannedAction(
+            intent=by_target["layer:deps"], action="skip", remote=same_layer,
+            reason="the latest version (4) has the same CodeSha256",
+        ),
+        PlannedAction(
+            intent=by_target["function:orders"], action="update", remote=other_fn,
+            reason="the code differs", attach=("layer:deps",),
+        ),
+    )  # fmt: skip
+    remotes["function:orders"] = same_fn
+    remotes.pop("layer:deps")
+    plan = plan_publish(found, remotes, options)
+    assert plan.actions[2] == PlannedAction(
+        intent=by_target["layer:deps"], action="publish", remote=absent, reason="new layer",
+        s3_key=key_of[layer],
+    )  # fmt: skip
+    assert plan.actions[3] == PlannedAction(
+        intent=by_target["function:orders"], action="skip", remote=same_fn,
+        reason="the function's code has the same CodeSha256", attach=("layer:deps",),
+    )  # fmt: skip
+    inline = PublishOptions(functions=("orders",))
+    assert plan_publish(intents([fn], inline), remotes, inline).s3 is None
+
+
+@pytest.mark.parametrize(
+    ("build", "message", "hint"),
+    [
+        (
+            lambda: plan_publish(
+                intents([archive()], PublishOptions(functions=("orders",))),
+                {},
+                PublishOptions(functions=("orders",)),
+            ),
+            "Lambda function 'orders' does not exist (or is in another region).",
+            "Create it first (nativebuild updates code, it does not create functions).",
+        ),
+        (
+            lambda: plan_publish(
+                intents([archive(arch="arm64")], PublishOptions(functions=("orders",))),
+                {"function:orders": Remote(exists=True, architectures=("x86_64", "other"))},
+                PublishOptions(functions=("orders",)),
+            ),
+            (
+                "orders-python3.12-arm64.zip is built for arm64, but function 'orders' runs on "
+                "x86_64, other."
+            ),
+            "Pass --function ARCH=NAME to send each architecture's archive to its function.",
+        ),
+        (
+            lambda: intents([archive()], PublishOptions(functions=("arm64=f",))),
+            "--function 'arm64=f': the manifest has no arm64 archive.",
+            "Build for that architecture, or drop the flag.",
+        ),
+        (
+            lambda: intents([archive()], PublishOptions(layer_name="deps")),
+            "--layer-name is given, but the manifest has no layer archive.",
+            "Build with --kind layer or --kind split.",
+        ),
+        (
+            lambda: intents([archive("layer")], PublishOptions(functions=("orders",))),
+            "--function is given, but the manifest has no function archive.",
+            "Build with --kind function or --kind split.",
+        ),
+        (
+            lambda: plan_publish(
+                intents(
+                    [archive("layer", unzipped=UNZIPPED_LIMIT)], PublishOptions(layer_name="d")
+                ),
+                {},
+                PublishOptions(layer_name="d"),
+            ),
+            (
+                "deps-python3.12-x86_64.zip is 262,144,000 bytes unzipped: over Lambda's "
+                "262,144,000-byte limit (it must be smaller), so layer:d would refuse it."
+            ),
+            "Make it smaller (--slim, --exclude) or split it into a function and layers.",
+        ),
+    ],
+)
+def test_refusals_say_what_and_what_to_do(build: Any, message: str, hint: str) -> None:
+    with pytest.raises(NativebuildError) as caught:
+        build()
+    assert (str(caught.value), caught.value.hint) == (message, hint)
+
+
+def test_templates_name_the_runtime_and_the_architecture() -> None:
+    (intent,) = intents([archive()], PublishOptions(functions=("fn-{runtime}-{arch}",)))
+    assert intent.name == "fn-python3.12-x86_64"
+
+
+def test_every_archive_goes_to_s3_before_its_targets() -> None:
+    fn, layer = archive(), archive("layer")
+    s3 = S3Prefix.parse("s3://bkt")
+    found = intents([fn, layer], PublishOptions(layer_name="deps", functions=("orders",), s3=s3))
+    assert [i.target for i in found] == [
+        s3.key(fn), s3.key(layer), "layer:deps", "function:orders"
+    ]  # fmt: skip
+
+
+def test_one_archive_listed_twice_goes_once_and_two_archives_to_one_name_are_refused() -> None:
+    twice = [archive(), archive()]  # equal archives, two records in the manifest
+    assert twice[0] is not twice[1]
+    options = PublishOptions(functions=("orders",))
+    assert [i.target for i in intents(twice, options)] == ["function:orders"]
+    for flag, options, pair in (
+        ("--function", PublishOptions(functions=("f",)), [archive(arch="x86_64"), archive(arch="arm64")]),
+        ("--layer-name", PublishOptions(layer_name="f"), [archive("layer", "x86_64"), archive("layer", "arm64")]),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            intents(pair, options)
+        target = "function:f" if flag == "--function" else "layer:f"
+        assert str(caught.value) == (
+            f"{pair[0].file} and {pair[1].file} would both go to {target} "
+            "(each publish would replace the other's)."
+        )
+        assert caught.value.hint == f"Put {{arch}} (and {{runtime}}) in {flag}."
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [
+        ("s3://bkt", "bkt", ""),
+        (" s3://bkt/ ", "bkt", ""),
+        ("s3://bkt/team/pX/", "bkt", "team/pX"),  # only slashes are stripped
+    ],
+)
+def test_an_s3_url_names_a_bucket_and_a_prefix(url: str, bucket: str, prefix: str) -> None:
+    assert S3Prefix.parse(url) == S3Prefix(bucket=bucket, prefix=prefix)
+
+
+@pytest.mark.parametrize("url", ["https://bkt/p", "s3://Not_A_Bucket/p", "s3://bkt/p?versionId=1"])
+def test_an_s3_url_that_is_not_a_bucket_and_prefix_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        S3Prefix.parse(url)
+    assert str(caught.value) == (
+        f"Invalid --s3 {url!r}: expected s3://bucket or s3://bucket/prefix."
+    )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -591,8 +592,7 @@ def test_fingerprint_changes_with_content(variant: str, files: dict[str, str]) -
 
 def test_fingerprint_is_sha256_hex() -> None:
     fingerprint = parse(BASELINE, files=C_TXT).fingerprint()
-    assert len(fingerprint) == 64
-    assert int(fingerprint, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{64}", fingerprint), fingerprint
 
 
 # --- real files --------------------------------------------------------------------------------

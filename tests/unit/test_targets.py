@@ -383,3 +383,79 @@ def test_runtime_is_a_frozen_record() -> None:
     assert isinstance(runtime, Runtime)
     with pytest.raises(AttributeError):
         runtime.glibc = AL2023  # type: ignore[misc]
+
+
+# --- what the target reports to resolvers and to pip (mutation run) ----------------------------
+
+
+def test_marker_environment_is_lambdas_not_the_hosts() -> None:
+    assert make_target("python3.12", ARM).marker_environment() == {
+        "implementation_name": "cpython",
+        "implementation_version": "3.12.0",
+        "os_name": "posix",
+        "platform_machine": "aarch64",
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": "3.12.0",
+        "python_version": "3.12",
+        "sys_platform": "linux",
+    }
+
+
+@pytest.mark.parametrize(
+    "wheel",
+    [
+        "x-1-cp312-cp312-manylinux_2_17_aarch64.whl",
+        "x-1-cp312-abi3-manylinux_2_28_aarch64.whl",
+        "x-1-cp39-abi3-manylinux2014_aarch64.whl",  # abi3 from an older CPython
+        "x-1-cp312-none-manylinux_2_17_aarch64.whl",
+        "x-1-py3-none-manylinux_2_17_aarch64.whl",
+        "x-1-py312-none-any.whl",  # not the host's Python: the target's
+        "x-1-cp312-none-any.whl",
+        "x-1-py3-none-any.whl",
+    ],
+)
+def test_the_tags_an_arm64_312_target_loads(wheel: str) -> None:
+    assert make_target("python3.12", ARM).accepts(wheel_tags(wheel))
+
+
+@pytest.mark.parametrize(
+    "wheel",
+    [
+        "x-1-cp311-cp311-manylinux_2_17_aarch64.whl",
+        "x-1-cp312-cp312-manylinux_2_17_x86_64.whl",
+        "x-1-py3-none-manylinux_2_17_x86_64.whl",
+        "x-1-cp312-cp312-manylinux_2_35_aarch64.whl",
+        "x-1-cp312-none-linux_aarch64.whl",
+        "x-1-cp313-none-any.whl",
+    ],
+)
+def test_the_tags_an_arm64_312_target_refuses(wheel: str) -> None:
+    assert not make_target("python3.12", ARM).accepts(wheel_tags(wheel))
+
+
+@pytest.mark.parametrize(
+    ("glibc", "platform"), [("2.27", "2_17"), ("2.28", "2_28"), ("2.34", "2_34")]
+)
+def test_uv_platform_is_the_newest_manylinux_the_glibc_loads(glibc: str, platform: str) -> None:
+    target = make_target("python3.12", X86, GlibcVersion.parse(glibc))
+    assert target.uv_platform() == f"x86_64-manylinux_{platform}"
+
+
+def test_expand_image_pins_a_recorded_digest_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nativebuild.targets.pinned_digests", lambda: {"r/b:x86_64": "sha256:ab"})
+    assert expand_image("r/b:{arch}", X86) == "r/b:x86_64@sha256:ab"
+    assert expand_image("r/b:x86_64@sha256:cd", X86) == "r/b:x86_64@sha256:cd"
+    assert expand_image("r/b:{arch}", ARM) == "r/b:arm64"
+
+
+def test_an_unknown_runtime_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_runtime("python2.7")
+    assert str(info.value) == (
+        "Unknown runtime 'python2.7'. Lambda's Python runtimes are: "
+        + ", ".join(RUNTIME_NAMES)
+        + "."
+    )

@@ -51,7 +51,10 @@ def test_entries_read_back_with_fixed_metadata(tmp_path: Path) -> None:
             assert info.compress_type == zipfile.ZIP_DEFLATED
 
 
-@pytest.mark.skipif(shutil.which("unzip") is None, reason="Info-ZIP unzip not installed")
+@pytest.mark.skipif(
+    shutil.which("unzip") is None,
+    reason="Info-ZIP unzip is not installed (scripts/ensure-test-tools installs it)",
+)
 def test_info_zip_accepts_it(tmp_path: Path) -> None:
     write(ENTRIES, tmp_path / "out.zip")
     result = subprocess.run(
@@ -133,3 +136,141 @@ def test_entries_over_4_gib_are_refused(tmp_path: Path) -> None:
 def test_bad_local_header_is_refused() -> None:
     with pytest.raises(ZipFormatError, match="local file header"):
         raw_member_data(io.BytesIO(b"not a zip at all, no header here"), 0)
+
+
+# --- the raw copy, extra fields and the zip64 end records (mutation run) -----------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 16])
+def test_an_already_checked_member_is_copied_in_chunks_without_inflating(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nativebuild.archive.zipwriter._CHUNK", chunk)
+    data = b"".join(b"row %d\n" % i for i in range(300))
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw, (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        raw_member_data(raw, info.header_offset)
+        writer.add_deflated(
+            "copied.txt", 0o644, EPOCH, raw, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size, check=False,
+        )  # fmt: skip
+        writer.add_bytes("after.txt", 0o644, EPOCH, b"next", 6)
+        writer.finish()
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.read("copied.txt") == data
+        assert archive.read("after.txt") == b"next"
+        assert writer.compressed_sizes[0] == info.compress_size
+        after = archive.getinfo("after.txt").header_offset
+    # Exactly the member's bytes were copied: the next header follows them, and nothing of
+    # the source's own central directory (which names pkg/data.txt) came along.
+    assert after == 30 + len("copied.txt") + info.compress_size
+    assert b"pkg/data.txt" not in (tmp_path / "out.zip").read_bytes()
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_compressed_data_that_ends_early_is_refused(tmp_path: Path, check: bool) -> None:
+    data = bytes(range(256)) * 40
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw:
+        start = raw_member_data(raw, info.header_offset)
+        raw.seek(start)
+        short = io.BytesIO(raw.read(info.compress_size - 5))
+    with (tmp_path / "out.zip").open("wb") as fh, pytest.raises(ZipFormatError) as caught:
+        ZipWriter(fh).add_deflated(
+            "x", 0o644, EPOCH, short, crc=info.CRC,
+            compress_size=info.compress_size, file_size=info.file_size, check=check,
+        )  # fmt: skip
+    assert str(caught.value) == "the compressed data ends early"
+
+
+def test_a_wrong_crc_is_refused_in_words(tmp_path: Path) -> None:
+    data = b"abc" * 1000
+    source, info = _wheel_like(tmp_path, data)
+    with source.open("rb") as raw, (tmp_path / "out.zip").open("wb") as fh:
+        raw_member_data(raw, info.header_offset)
+        with pytest.raises(ZipFormatError) as caught:
+            ZipWriter(fh).add_deflated(
+                "x", 0o644, EPOCH, raw, crc=info.CRC ^ 1,
+                compress_size=info.compress_size, file_size=info.file_size,
+            )  # fmt: skip
+    assert str(caught.value) == "the compressed data does not match its CRC (a corrupt file)"
+
+
+def test_the_data_of_a_member_with_an_extra_field_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "extra.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        info = zipfile.ZipInfo("with-extra.txt", date_time=EPOCH)
+        info.extra = b"\xfe\xca\x04\x00abcd"  # an unknown 8-byte extra field
+        archive.writestr(info, b"PAYLOAD")
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo("with-extra.txt").header_offset
+    with path.open("rb") as raw:
+        start = raw_member_data(raw, offset)
+        assert start == offset + 30 + len("with-extra.txt") + 8
+        assert raw.read(7) == b"PAYLOAD"
+
+
+@pytest.mark.parametrize(("count", "zip64"), [(4, False), (5, True)])
+def test_more_entries_than_the_end_record_holds_use_zip64_end_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, zip64: bool
+) -> None:
+    """The limit is 65,535 entries; a small stand-in limit (4) shows both sides of it."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX16", 4)
+    entries = [(f"f{i}", b"x", 0o644) for i in range(count)]
+    write(entries, tmp_path / "out.zip")
+    blob = (tmp_path / "out.zip").read_bytes()
+    assert (b"PK\x06\x06" in blob, b"PK\x06\x07" in blob) == (zip64, zip64)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == [name for name, _, _ in entries]
+    end = blob[blob.rindex(b"PK\x05\x06") :]
+    assert end[4:8] == b"\x00\x00\x00\x00"  # this disk and the central directory's: both 0
+
+
+def _one_entry(dest: Path, name: str, data: bytes) -> bytes:
+    write([(name, data, 0o644)], dest)
+    return dest.read_bytes()
+
+
+def _central(blob: bytes) -> tuple[int, int]:
+    """(start, size) of the central directory, from the end record."""
+    end = blob[blob.rindex(b"PK\x05\x06") :]
+    return int.from_bytes(end[16:20], "little"), int.from_bytes(end[12:16], "little")
+
+
+@pytest.mark.parametrize("which", ["start", "size"])
+def test_zip64_end_records_start_just_past_the_32_bit_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """The 4 GiB limit (0xFFFFFFFF) on where the central directory starts and how long it is,
+    both sides, with a small stand-in limit. One entry with incompressible data puts the
+    central directory's start past its size; empty data and a long name, the other way."""
+    name = "n" * 40
+    noise = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(8))  # 256 bytes
+    data = noise if which == "start" else b""
+    start, size = _central(_one_entry(tmp_path / "plain.zip", name, data))
+    assert (start > size) == (which == "start")
+    limit = start if which == "start" else size
+    for stand_in, zip64 in ((limit, False), (limit - 1, True)):
+        monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", stand_in)
+        blob = _one_entry(tmp_path / f"{which}-{stand_in}.zip", name, data)
+        assert (b"PK\x06\x06" in blob) == zip64, (which, stand_in)
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            assert archive.namelist() == [name]
+
+
+@pytest.mark.parametrize(("size", "refused"), [(64, False), (65, True)])
+def test_an_entry_just_past_the_32_bit_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, refused: bool
+) -> None:
+    """Entries must stay within 0xFFFFFFFF bytes; a stand-in limit of 64 shows both sides."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", 64)
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        if refused:
+            with pytest.raises(ZipFormatError, match="would pass 4 GiB"):
+                writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)
+        else:
+            writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)  # zeros: a few bytes zipped
