@@ -8,6 +8,7 @@ Each check is a record (ok / problem / skipped, what was found, how to fix it). 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import os
@@ -22,7 +23,16 @@ from nativebuild.engine.docker import MIN_PLATFORM_API, ContainerSpec
 from nativebuild.errors import NativebuildError
 from nativebuild.index.pip_config import IndexSettings, discover, redact
 from nativebuild.reporting import NullReporter
-from nativebuild.targets import Architecture, Target
+from nativebuild.targets import (
+    Architecture,
+    Runtime,
+    RuntimeLifecycle,
+    Target,
+    get_runtime,
+    lifecycle,
+    runtimes,
+    utc_today,
+)
 
 if TYPE_CHECKING:
     from nativebuild.config.settings import Settings
@@ -77,6 +87,7 @@ class Status(enum.StrEnum):
     OK = "ok"
     PROBLEM = "problem"
     SKIPPED = "skipped"
+    WARNING = "warning"  # worth knowing; never fails the report
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,13 +105,21 @@ class Check:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DoctorReport:
     checks: tuple[Check, ...]
+    # Every Lambda Python runtime's deprecation dates, and its stage on ``today``.
+    runtimes: tuple[RuntimeLifecycle, ...] = ()
+    today: datetime.date | None = None
 
     @property
     def ok(self) -> bool:
         return not any(c.status is Status.PROBLEM and c.needed for c in self.checks)
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "checks": [c.to_json() for c in self.checks]}
+        return {
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+            "today": self.today.isoformat() if self.today else None,
+            "runtimes": [r.to_json() for r in self.runtimes],
+        }
 
 
 class DoctorRunner(Protocol):
@@ -188,6 +207,18 @@ def check_image(
     )
     detail = f"{ref} is not present locally and the registry does not serve it: {error}"
     return Check(name=name, status=Status.PROBLEM, detail=detail, fix=fix)
+
+
+def check_runtime(runtime: Runtime, today: datetime.date) -> Check:
+    """The configured runtime's place in Lambda's deprecation schedule: a warning at most,
+    since Lambda still runs (and sometimes still takes) functions on a deprecated runtime."""
+    notice = lifecycle(runtime, today)
+    status = Status.WARNING if notice.warns else Status.OK
+    return Check(name=f"runtime {runtime.name}", status=status, detail=notice.message)
+
+
+def runtime_table(today: datetime.date) -> tuple[RuntimeLifecycle, ...]:
+    return tuple(lifecycle(runtime, today) for runtime in runtimes().values())
 
 
 def check_cache(path: Path, *, error: str | None, size: int, files: int, exists: bool) -> Check:
@@ -429,9 +460,12 @@ def run_doctor(
     reporter: Reporter,
     binfmt_dir: Path = BINFMT_DIR,
     remote_probe: Callable[[Settings], None] = probe_remote_cache,
+    today: datetime.date | None = None,
 ) -> DoctorReport:
     """Every check for ``settings``' targets; the other architecture is checked too, as
-    information (its problems do not fail the report)."""
+    information (its problems do not fail the report). ``today`` (default: the date today)
+    places the runtimes in Lambda's deprecation schedule."""
+    today = today or utc_today()
     reporter.step("Checking the Docker engine")
     engine, error = None, None
     try:
@@ -478,4 +512,5 @@ def run_doctor(
         on_host = engine_is_local(env) and root.is_dir()
         free = free_space(root) if on_host else None
         checks.append(check_disk("docker engine", root, free=free, minimum=MIN_FREE_ENGINE))
-    return DoctorReport(checks=tuple(checks))
+    checks.append(check_runtime(get_runtime(settings.runtime), today))
+    return DoctorReport(checks=tuple(checks), runtimes=runtime_table(today), today=today)

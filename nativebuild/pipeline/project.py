@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -91,13 +92,14 @@ def build_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> pipeline.BuildResult:
     """:func:`pipeline.build` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
         lambda effective: pipeline.build(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders,
+            builders=builders, today=today,
         ),
     )  # fmt: skip
 
@@ -111,12 +113,13 @@ def plan_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> pipeline.PlanResult:
     """:func:`pipeline.plan` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
         lambda effective: pipeline.plan(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders,
+            builders=builders, today=today,
         ),
     )  # fmt: skip
