@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
-STANDIN_RUNTIME = "nativebuild-test/runtime-python3.9:{arch}"
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-docker", action="store_true", help="run tests that need Docker")
