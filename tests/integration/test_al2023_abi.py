@@ -21,7 +21,7 @@ import pytest
 
 from tests.standins import PY313
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.network]
 
 STANDIN = PY313
 PARSE_WITH_STRTOL = "return PyLong_FromLong(strtol(text, NULL, 0));"
