@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import functools
 import importlib.resources
@@ -67,7 +68,9 @@ class Runtime:
     python: str
     os: str
     glibc: GlibcVersion
-    deprecated: str
+    deprecated: datetime.date
+    block_create: datetime.date | None = None  # None: not announced
+    block_update: datetime.date | None = None
     build_image: str
     runtime_image: str
 
@@ -97,12 +100,119 @@ def runtimes() -> dict[str, Runtime]:
             python=row["python"],
             os=row["os"],
             glibc=GlibcVersion.parse(row["glibc"]),
-            deprecated=row["deprecated"],
+            deprecated=_date(row["deprecated"]),
+            block_create=_date(row["block-create"]) if "block-create" in row else None,
+            block_update=_date(row["block-update"]) if "block-update" in row else None,
             build_image=row["build-image"],
             runtime_image=row["runtime-image"],
         )
         for name, row in table.items()
     }
+
+
+def _date(value: object) -> datetime.date:
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    return datetime.date.fromisoformat(str(value))
+
+
+# --- where each runtime stands in Lambda's deprecation schedule ----------------------------
+
+# Lambda announces a deprecation 180 days ahead; builds warn from then on as well.
+NOTICE_DAYS = 180
+
+
+class LifecycleStage(enum.StrEnum):
+    SUPPORTED = "supported"
+    DEPRECATION_SOON = "deprecation-soon"  # within NOTICE_DAYS of its deprecation
+    DEPRECATED = "deprecated"
+    CREATE_BLOCKED = "create-blocked"  # deprecated, and no new functions
+    UPDATE_BLOCKED = "update-blocked"  # deprecated, and existing functions cannot be updated
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RuntimeLifecycle:
+    """A runtime's deprecation dates and where it stands on ``today``; ``message`` says it."""
+
+    runtime: str
+    stage: LifecycleStage
+    deprecated: datetime.date
+    block_create: datetime.date | None
+    block_update: datetime.date | None
+    message: str
+
+    @property
+    def warns(self) -> bool:
+        return self.stage is not LifecycleStage.SUPPORTED
+
+    def to_json(self) -> dict[str, str | None]:
+        def iso(day: datetime.date | None) -> str | None:
+            return day.isoformat() if day is not None else None
+
+        return {
+            "runtime": self.runtime,
+            "stage": self.stage.value,
+            "deprecated": iso(self.deprecated),
+            "block_create": iso(self.block_create),
+            "block_update": iso(self.block_update),
+            "message": self.message,
+        }
+
+
+def _stage(runtime: Runtime, today: datetime.date) -> LifecycleStage:
+    if runtime.block_update is not None and today >= runtime.block_update:
+        return LifecycleStage.UPDATE_BLOCKED
+    if runtime.block_create is not None and today >= runtime.block_create:
+        return LifecycleStage.CREATE_BLOCKED
+    if today >= runtime.deprecated:
+        return LifecycleStage.DEPRECATED
+    if (runtime.deprecated - today).days <= NOTICE_DAYS:
+        return LifecycleStage.DEPRECATION_SOON
+    return LifecycleStage.SUPPORTED
+
+
+def _blocks(runtime: Runtime) -> str:
+    parts = []
+    if runtime.block_create is not None:
+        parts.append(f"function creation from {runtime.block_create}")
+    if runtime.block_update is not None:
+        parts.append(f"function updates from {runtime.block_update}")
+    return f"; Lambda blocks {' and '.join(parts)}" if parts else ""
+
+
+def utc_today() -> datetime.date:
+    """The day a build runs on, for comparing with Lambda's dates (UTC, as AWS's are)."""
+    return datetime.datetime.now(tz=datetime.UTC).date()
+
+
+def successor() -> Runtime:
+    """The runtime to move to: the newest Python among those supported longest."""
+    return max(runtimes().values(), key=lambda r: (r.deprecated, r.python_version))
+
+
+def lifecycle(runtime: Runtime, today: datetime.date) -> RuntimeLifecycle:
+    """Where ``runtime`` stands on ``today`` (pure: the caller says what day it is)."""
+    stage = _stage(runtime, today)
+    if stage is LifecycleStage.SUPPORTED:
+        message = f"{runtime.name} is supported; Lambda deprecates it on {runtime.deprecated}"
+    else:
+        if stage is LifecycleStage.DEPRECATION_SOON:
+            days = (runtime.deprecated - today).days
+            message = f"{runtime.name} will be deprecated on {runtime.deprecated} (in {days} days)"
+        else:
+            message = f"{runtime.name} is deprecated since {runtime.deprecated}"
+        message += _blocks(runtime)
+        newest = successor()
+        if newest.name != runtime.name:
+            message += f". Build for {newest.name} (supported until {newest.deprecated})."
+    return RuntimeLifecycle(
+        runtime=runtime.name,
+        stage=stage,
+        deprecated=runtime.deprecated,
+        block_create=runtime.block_create,
+        block_update=runtime.block_update,
+        message=message,
+    )
 
 
 @functools.cache

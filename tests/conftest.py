@@ -30,9 +30,6 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None, prin
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
-STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
-STANDIN_RUNTIME = "nativebuild-test/runtime-python3.9:{arch}"
-
 TIERS = ("docker", "network")
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 TIER_SKIP = "integration tier: needs --run-docker"

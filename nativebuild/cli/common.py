@@ -24,6 +24,7 @@ from rich.table import Table
 from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.config.settings import Settings, load_tool_table, resolve
 from nativebuild.errors import ConfigError, NativebuildError
+from nativebuild.targets import get_runtime, lifecycle, utc_today
 
 if TYPE_CHECKING:
     from nativebuild.aws.publish_plan import PublishResult
@@ -90,6 +91,11 @@ def run_build(
                 reporter.step(
                     f"Up to date: nothing changed since the build that wrote {settings.output}"
                 )
+                # Lambda's dates move on while the inputs stay: say it as a real build would.
+                notice = lifecycle(get_runtime(settings.runtime), utc_today())
+                if notice.warns:
+                    reporter.warning(notice.message)
+                done["deprecations"] = [notice.to_json()] if notice.warns else []
                 if json_output:
                     typer.echo(json.dumps(done, indent=2, sort_keys=True))
                 else:

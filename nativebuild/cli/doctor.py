@@ -16,9 +16,11 @@ from rich.markup import escape
 
 from nativebuild.cli.common import handle_errors, settings_from_flags
 from nativebuild.cli.console import ConsoleReporter, stderr_console
+from nativebuild.targets import get_runtime
 
 PROBLEMS_FOUND = 1
-_STYLE = {"ok": "green", "problem": "bold red", "skipped": "yellow"}
+_LIFECYCLE_STYLE = {"supported": "green", "deprecation-soon": "yellow"}
+_STYLE = {"ok": "green", "problem": "bold red", "skipped": "yellow", "warning": "yellow"}
 
 
 def doctor(
@@ -74,6 +76,19 @@ def doctor(
             )
             if check.fix and status == "problem":
                 out.print(f"{'':<8} {'':<{width}}  [cyan]fix:[/cyan] {escape(check.fix)}")
+        out.print(f"\nLambda's Python runtimes on {report.today}:")
+        for row in report.runtimes:
+            facts = get_runtime(row.runtime)
+            blocks = [
+                f"{what} blocked {day}"
+                for what, day in (("creation", row.block_create), ("updates", row.block_update))
+                if day is not None
+            ]
+            out.print(
+                f"  {row.runtime:<11} {facts.os:<17} glibc {facts.glibc}  "
+                f"deprecation {row.deprecated}{''.join(f', {b}' for b in blocks)}  "
+                f"[{_LIFECYCLE_STYLE.get(row.stage.value, 'red')}]{row.stage.value}[/]"
+            )
         verdict = "ready to build" if report.ok else "problems found"
         out.print(f"\n{verdict} for {', '.join(t.describe() for t in settings.targets())}")
     if not report.ok:

@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_RUNTIME = "python3.12"
+DEFAULT_RUNTIME = "python3.13"
 DEFAULT_REQUIREMENTS = "requirements.txt"
 DEFAULT_OUTPUT = "dist"
 

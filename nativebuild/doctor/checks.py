@@ -8,6 +8,7 @@ Each check is a record (ok / problem / skipped, what was found, how to fix it). 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 from collections.abc import Mapping
@@ -19,7 +20,14 @@ from nativebuild.engine.runner import ContainerSpec, read_only_mounts
 from nativebuild.errors import NativebuildError
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.redact import redact
-from nativebuild.targets import Architecture, Target
+from nativebuild.targets import (
+    Architecture,
+    Runtime,
+    RuntimeLifecycle,
+    Target,
+    lifecycle,
+    runtimes,
+)
 
 if TYPE_CHECKING:
     from nativebuild.engine.runner import ContainerResult, EngineInfo, ImageInfo
@@ -73,6 +81,7 @@ class Status(enum.StrEnum):
     OK = "ok"
     PROBLEM = "problem"
     SKIPPED = "skipped"
+    WARNING = "warning"  # worth knowing; never fails the report
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,13 +99,21 @@ class Check:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DoctorReport:
     checks: tuple[Check, ...]
+    # Every Lambda Python runtime's deprecation dates, and its stage on ``today``.
+    runtimes: tuple[RuntimeLifecycle, ...] = ()
+    today: datetime.date | None = None
 
     @property
     def ok(self) -> bool:
         return not any(c.status is Status.PROBLEM and c.needed for c in self.checks)
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "checks": [c.to_json() for c in self.checks]}
+        return {
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+            "today": self.today.isoformat() if self.today else None,
+            "runtimes": [r.to_json() for r in self.runtimes],
+        }
 
 
 class DoctorRunner(Protocol):
@@ -184,6 +201,18 @@ def check_image(
     )
     detail = f"{ref} is not present locally and the registry does not serve it: {error}"
     return Check(name=name, status=Status.PROBLEM, detail=detail, fix=fix)
+
+
+def check_runtime(runtime: Runtime, today: datetime.date) -> Check:
+    """The configured runtime's place in Lambda's deprecation schedule: a warning at most,
+    since Lambda still runs (and sometimes still takes) functions on a deprecated runtime."""
+    notice = lifecycle(runtime, today)
+    status = Status.WARNING if notice.warns else Status.OK
+    return Check(name=f"runtime {runtime.name}", status=status, detail=notice.message)
+
+
+def runtime_table(today: datetime.date) -> tuple[RuntimeLifecycle, ...]:
+    return tuple(lifecycle(runtime, today) for runtime in runtimes().values())
 
 
 def check_cache(path: Path, *, error: str | None, size: int, files: int, exists: bool) -> Check:

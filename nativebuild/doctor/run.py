@@ -6,6 +6,7 @@ directory, disk, a container fetching from the index) and turn them into checks
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import shutil
 import tempfile
@@ -30,14 +31,16 @@ from nativebuild.doctor.checks import (
     check_image,
     check_index,
     check_remote_cache,
+    check_runtime,
     parse_probe,
     probe_index_spec,
+    runtime_table,
     uname_spec,
 )
 from nativebuild.errors import NativebuildError
 from nativebuild.index.pip_config import IndexSettings, discover
 from nativebuild.reporting import NullReporter
-from nativebuild.targets import Architecture, Target
+from nativebuild.targets import Architecture, Target, get_runtime, utc_today
 
 if TYPE_CHECKING:
     from nativebuild.config.settings import Settings
@@ -176,9 +179,12 @@ def run_doctor(
     reporter: Reporter,
     binfmt_dir: Path = BINFMT_DIR,
     remote_probe: Callable[[Settings], None] = probe_remote_cache,
+    today: datetime.date | None = None,
 ) -> DoctorReport:
     """Every check for ``settings``' targets; the other architecture is checked too, as
-    information (its problems do not fail the report)."""
+    information (its problems do not fail the report). ``today`` (default: the date today)
+    places the runtimes in Lambda's deprecation schedule."""
+    today = today or utc_today()
     reporter.step("Checking the Docker engine")
     engine, error = None, None
     try:
@@ -225,4 +231,5 @@ def run_doctor(
         on_host = engine_is_local(env) and root.is_dir()
         free = free_space(root) if on_host else None
         checks.append(check_disk("docker engine", root, free=free, minimum=MIN_FREE_ENGINE))
-    return DoctorReport(checks=tuple(checks))
+    checks.append(check_runtime(get_runtime(settings.runtime), today))
+    return DoctorReport(checks=tuple(checks), runtimes=runtime_table(today), today=today)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -95,6 +96,7 @@ def build_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> run.BuildResult:
     """:func:`run.build` for a project, whatever number of functions it has; the record of
     what it was made from is kept for :func:`nativebuild.pipeline.uptodate.up_to_date_result`."""
@@ -103,7 +105,7 @@ def build_project(
     def step(effective: Settings) -> run.BuildResult:
         result = run.build(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders,
+            builders=builders, today=today,
         )  # fmt: skip
         _remember(settings, effective, env, result)
         return result
@@ -146,13 +148,14 @@ def plan_project(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> run.PlanResult:
     """:func:`run.plan` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
         lambda effective: run.plan(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders,
+            builders=builders, today=today,
         ),
     )  # fmt: skip
 

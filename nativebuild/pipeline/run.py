@@ -8,6 +8,7 @@ Reporter. Resolution strategies live in ``resolver.py``.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,14 @@ from nativebuild.sdists.build import (
     CompileJob,
     compile_key_fields,
 )
-from nativebuild.targets import Architecture, Target
+from nativebuild.targets import (
+    Architecture,
+    RuntimeLifecycle,
+    Target,
+    get_runtime,
+    lifecycle,
+    utc_today,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,6 +84,7 @@ class BuildResult:
     containers_started: int
     manifest: Path | None = None
     made_from: MadeFrom | None = None  # what pipeline.uptodate records
+    deprecations: tuple[RuntimeLifecycle, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,7 @@ class BuildResult:
             "wheels": [dataclasses.asdict(w) for w in self.wheels],
             "containers_started": self.containers_started,
             "manifest": str(self.manifest) if self.manifest else None,
+            "deprecations": [d.to_json() for d in self.deprecations],
         }
 
 
@@ -122,12 +132,26 @@ class TargetPlan:
 class PlanResult:
     targets: tuple[TargetPlan, ...]
     containers_started: int
+    deprecations: tuple[RuntimeLifecycle, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "targets": [t.to_json() for t in self.targets],
             "containers_started": self.containers_started,
+            "deprecations": [d.to_json() for d in self.deprecations],
         }
+
+
+def report_deprecation(
+    settings: Settings, reporter: Reporter, today: datetime.date | None
+) -> tuple[RuntimeLifecycle, ...]:
+    """Warn when the runtime is deprecated (or soon will be), with Lambda's dates; never fails.
+    Returns the notice for the JSON output (none for a supported runtime)."""
+    notice = lifecycle(get_runtime(settings.runtime), today or utc_today())
+    if not notice.warns:
+        return ()
+    reporter.warning(notice.message)
+    return (notice,)
 
 
 def build(
@@ -139,14 +163,17 @@ def build(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> BuildResult:
     """Build one archive per target of ``settings``.
 
     Resolving and planning run target by target (they are quick); downloads are shared by all
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
+    ``today`` (default: the date today) dates the runtime's deprecation warning.
     """
     targets = settings.targets()  # validates runtime and images before any work
     check_image_settings(settings)
+    deprecations = report_deprecation(settings, reporter, today)
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
@@ -168,6 +195,7 @@ def build(
         containers_started=context.containers_started() - containers_before,
         manifest=write_manifest(archives, settings.output),
         made_from=made_from(context),
+        deprecations=deprecations,
     )
 
 
@@ -278,9 +306,11 @@ def plan(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    today: datetime.date | None = None,
 ) -> PlanResult:
     """What a build would do per target (resolving, but fetching and compiling nothing)."""
     targets = settings.targets()
+    deprecations = report_deprecation(settings, reporter, today)
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
@@ -293,7 +323,9 @@ def plan(
     if settings.cache_only:
         check_cache_only((p.target, p.plan) for p in plans)
     return PlanResult(
-        targets=tuple(plans), containers_started=context.containers_started() - containers_before
+        targets=tuple(plans),
+        containers_started=context.containers_started() - containers_before,
+        deprecations=deprecations,
     )
 
 

@@ -84,6 +84,13 @@ def run_build(
     return result.exit_code, out, result.stderr
 
 
+def warnings_in(err: str) -> int:
+    """The warnings of a build, but for python3.9's deprecation notice, which every build here
+    gets (its dates are behind us)."""
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    return len([line for line in lines if "python3.9 is deprecated since" not in line])
+
+
 def cache_cmd(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli.app, ["cache", *args], env=env)
     return result.exit_code, result.stdout, result.stderr
@@ -136,7 +143,7 @@ def test_corrupted_remote_wheel_is_rejected_evicted_and_rebuilt(
 
     code, second, err = run_build(project, tmp_path / "b", "--cache", s3.url)
     assert code == 0, err
-    assert err.count("warning:") == 1
+    assert warnings_in(err) == 1
     assert "Rejected the remote cache entry" in err
     assert "evicted it" in err
     assert sources(second)["markupsafe"] == "compiled"
@@ -145,7 +152,7 @@ def test_corrupted_remote_wheel_is_rejected_evicted_and_rebuilt(
     assert s3.read(built_payload(s3)) == good, "the rebuilt wheel was uploaded again"
 
     code, third, err = run_build(project, tmp_path / "c", "--cache", s3.url)
-    assert (code, third["containers_started"], err.count("warning:")) == (0, 0, 0)
+    assert (code, third["containers_started"], warnings_in(err)) == (0, 0, 0)
 
 
 def manifests(objects: list[str]) -> dict[str, str]:
@@ -191,7 +198,7 @@ def test_remote_entry_filed_under_another_key_is_rejected_evicted_and_rebuilt(
 
     code, second, err = run_build(project, tmp_path / "b", "--cache", s3.url)
     assert code == 0, err
-    assert err.count("warning:") == 1, err
+    assert warnings_in(err) == 1, err
     assert "Rejected the remote cache entry" in err
     assert "key fields hash to" in err
     assert "evicted it" in err
@@ -201,7 +208,7 @@ def test_remote_entry_filed_under_another_key_is_rejected_evicted_and_rebuilt(
     assert build_key(json.loads(s3.read(f"{new_dir}/manifest.json"))["key"]) == new_key
 
     code, third, err = run_build(project, tmp_path / "c", "--cache", s3.url)
-    assert (code, third["containers_started"], err.count("warning:")) == (0, 0, 0)
+    assert (code, third["containers_started"], warnings_in(err)) == (0, 0, 0)
 
 
 def test_local_entry_filed_under_another_key_is_evicted_and_rebuilt(
@@ -213,7 +220,7 @@ def test_local_entry_filed_under_another_key_is_evicted_and_rebuilt(
     local.write_text(json.dumps({**document, "key": {**document["key"], "version": "2.1.4"}}))
     code, second, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
-    assert err.count("warning:") == 1, err
+    assert warnings_in(err) == 1, err
     assert "Removed corrupt cache entry" in err
     assert "key fields hash to" in err
     assert sources(second)["markupsafe"] == "compiled"
@@ -265,7 +272,7 @@ def test_unusable_remote_warns_once_and_the_build_goes_on(
     code, first, err = run_build(project, tmp_path / "cache", "--cache", s3.url, env=env)
     assert code == 0, err
     assert time.monotonic() - started < 30
-    assert err.count("warning:") == 1, err
+    assert warnings_in(err) == 1, err
     assert "remote cache" in err
     assert "local cache only" in err
     assert "Traceback" not in err
@@ -273,7 +280,7 @@ def test_unusable_remote_warns_once_and_the_build_goes_on(
     assert first["containers_started"] == 2
     # Warm locally: the remote is never asked, so there is nothing to warn about.
     code, again, err = run_build(project, tmp_path / "cache", "--cache", s3.url, env=env)
-    assert (code, again["containers_started"], err.count("warning:")) == (0, 0, 0)
+    assert (code, again["containers_started"], warnings_in(err)) == (0, 0, 0)
 
 
 def test_cache_only_fails_naming_the_packages_before_any_container(
@@ -497,9 +504,9 @@ def test_read_only_credentials_pull_and_say_once_that_they_cannot_push(
     writer = {**identities.writer, "AWS_ENDPOINT_URL_S3": identities.endpoint}
     reader = {**identities.reader, "AWS_ENDPOINT_URL_S3": identities.endpoint}
     code, first, err = run_build(project, tmp_path / "trusted", "--cache", url, env=writer)
-    assert (code, err.count("warning:")) == (0, 0), err
+    assert (code, warnings_in(err)) == (0, 0), err
     code, second, err = run_build(project, tmp_path / "fork", "--cache", url, env=reader)
-    assert (code, second["containers_started"], err.count("warning:")) == (0, 0, 0), err
+    assert (code, second["containers_started"], warnings_in(err)) == (0, 0, 0), err
     assert sha(second) == sha(first)
 
     index.add_both("pyyaml", "6.0.1")
@@ -507,5 +514,5 @@ def test_read_only_credentials_pull_and_say_once_that_they_cannot_push(
     code, third, err = run_build(project, tmp_path / "fork", "--cache", url, env=reader)
     assert code == 0, err
     assert sources(third)["pyyaml"] == "compiled"
-    assert err.count("warning:") == 1
+    assert warnings_in(err) == 1
     assert "Not uploading to the remote cache" in err

@@ -1,5 +1,6 @@
 """Both architectures in one run on an x86_64 engine: arm64 compiled under QEMU, each archive
-with the right ELF machine, each importing in its own runtime stand-in."""
+with the right ELF machine, each importing in its own python3.13 runtime stand-in. The remote
+builder case runs python3.9, whose arm64 build stand-in the second engine holds."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from nativebuild.engine.orphans import OWNER_LABEL
+from tests.standins import PLATFORM, PY39, PY313
 
 pytestmark = pytest.mark.docker
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
+STANDIN = PY313
 EM_X86_64, EM_AARCH64 = 62, 183  # ELF e_machine values
 
 
@@ -35,15 +37,15 @@ def test_both_architectures_in_one_run(tmp_path: Path) -> None:
     project = tmp_path / "p"
     (project / "app").mkdir(parents=True)
     (project / "requirements.txt").write_text(
-        "markupsafe==2.1.5\n--no-binary markupsafe\nsix==1.16.0\n"
+        "markupsafe==3.0.2\n--no-binary markupsafe\nsix==1.16.0\n"
     )
     (project / "app" / "handler.py").write_text(
         "import platform, markupsafe._speedups\nMACHINE = platform.machine()\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "nativebuild", "build", "-r", str(project / "requirements.txt"),
-         "--src", str(project / "app"), "--runtime", "python3.9", "--arch", "x86_64", "--arch", "arm64",
-         "--build-image", BUILD_IMAGE, "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"),
+         "--src", str(project / "app"), *STANDIN.build_args("x86_64", runtime_image=False),
+         "--arch", "arm64", "--cache-dir", str(tmp_path / "cache"),
          "-o", str(project / "dist"), "--json"],
         capture_output=True, text=True, env=dict(os.environ), check=False, timeout=900,
     )  # fmt: skip
@@ -53,17 +55,16 @@ def test_both_architectures_in_one_run(tmp_path: Path) -> None:
     assert set(archives) == {"x86_64", "arm64"}
     assert elf_machines(archives["x86_64"]) == {EM_X86_64}
     assert elf_machines(archives["arm64"]) == {EM_AARCH64}
-    assert "markupsafe 2.1.5 for arm64 under emulation" in done.stderr
+    assert "markupsafe 3.0.2 for arm64 under emulation" in done.stderr
     downloads = [line for line in done.stderr.splitlines() if "downloaded six-1.16.0" in line]
     assert len(downloads) == 1, "the two targets share one download"
     for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
         task = tmp_path / f"task-{arch}"
         zipfile.ZipFile(archives[arch]).extractall(task)
         ran = subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "--platform",
-             "linux/arm64" if arch == "arm64" else "linux/amd64",
-             "-v", f"{task}:/var/task:ro", f"nativebuild-test/runtime-python3.9:{arch}",
-             "/var/lang/bin/python3.9", "-c", "import handler; print(handler.MACHINE)"],
+            ["docker", "run", "--rm", "--network", "none", "--platform", PLATFORM[arch],
+             "-v", f"{task}:/var/task:ro", STANDIN.runtime_for(arch),
+             STANDIN.interpreter, "-c", "import handler; print(handler.MACHINE)"],
             capture_output=True, text=True, check=False, timeout=300,
         )  # fmt: skip
         assert ran.returncode == 0, ran.stderr
@@ -77,13 +78,13 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 def test_without_emulation_the_build_fails_fast_with_the_fix(tmp_path: Path) -> None:
     project = tmp_path / "p"
     project.mkdir()
-    (project / "requirements.txt").write_text("markupsafe==2.1.5\n--no-binary markupsafe\n")
+    (project / "requirements.txt").write_text("markupsafe==3.0.2\n--no-binary markupsafe\n")
     BINFMT.write_text("0")  # disable the handler; restored below whatever happens
     try:
         done = subprocess.run(
             [sys.executable, "-m", "nativebuild", "build", "-r", str(project / "requirements.txt"),
-             "--runtime", "python3.9", "--arch", "arm64", "--build-image", BUILD_IMAGE,
-             "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist")],
+             *STANDIN.build_args("arm64", runtime_image=False),
+             "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist")],
             capture_output=True, text=True, check=False, timeout=120,
         )  # fmt: skip
     finally:
@@ -126,8 +127,8 @@ def test_arm64_compiles_on_its_own_builder_without_bind_mounts(tmp_path: Path) -
     build = subprocess.Popen(
         [sys.executable, "-m", "nativebuild", "build", "--project", str(project),
          "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-         "--runtime", "python3.9", "--arch", "arm64", "--build-image", BUILD_IMAGE,
-         "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json"],
+         *PY39.build_args("arm64", runtime_image=False),
+         "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "NATIVEBUILD_KEEP_CONTAINER": "1"},
     )  # fmt: skip
@@ -149,7 +150,7 @@ def test_arm64_compiles_on_its_own_builder_without_bind_mounts(tmp_path: Path) -
         assert kept, "the arm64 containers ran on the builder"
         for container in kept:
             assert container["Mounts"] == [], "no host path is bind-mounted on a remote engine"
-            assert container["Config"]["Image"] == "nativebuild-test/build-python3.9:arm64"  # type: ignore[index]
+            assert container["Config"]["Image"] == PY39.build_image.format(arch="arm64")  # type: ignore[index]
         assert owned(containers(None)) == [], "nothing ran locally"
         archive = Path(json.loads(done.stdout)["archives"][0]["path"])
         assert elf_machines(archive) == {EM_AARCH64}

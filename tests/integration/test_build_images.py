@@ -1,6 +1,7 @@
-"""nativebuild's build images, built for real FROM the Debian runtime stand-ins (apt path), for
-x86_64 and arm64 (QEMU; about a minute), then used to compile an sdist whose archive imports in
-the runtime stand-in and passes `nativebuild verify`. Also `nativebuild doctor` for real."""
+"""nativebuild's build images, built for real FROM the python3.13 Debian trixie runtime stand-ins
+(install-toolchain.sh's apt path), for x86_64 and arm64 (QEMU), then used to compile an sdist
+whose archive imports in the runtime stand-in and passes `nativebuild verify`. Also
+`nativebuild doctor` for real."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.standins import MACHINE, PLATFORM, PY313
+
 pytestmark = pytest.mark.docker
 
-BASE = "nativebuild-test/runtime-python3.9:{arch}"
-STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
-MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
-PLATFORM = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+STANDIN = PY313
+BASE = STANDIN.runtime_image
+STANDIN_BUILD = STANDIN.build_image
 # Index credentials in the environment of `images build`: they reach the throw-away tools stage
 # only (pip ignores this untrusted http index, so nothing is fetched from it).
 INDEX_TOKEN = "nb-s3cr3t-7f3a9c"  # noqa: S105 - a planted fake, searched for
@@ -61,7 +63,7 @@ def built(request: pytest.FixtureRequest) -> Built:
     arch = request.param
     started = time.monotonic()
     done = nativebuild(
-        "images", "build", "--runtime", "python3.9", "--arch", arch, "--base", BASE, "--force",
+        "images", "build", "--runtime", STANDIN.runtime, "--arch", arch, "--base", BASE, "--force",
         env={"PIP_EXTRA_INDEX_URL": SECRET_INDEX},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-5000:]
@@ -79,7 +81,7 @@ def inspect(ref: str) -> dict[str, object]:
 
 
 def test_build_tags_and_labels_the_image(built: Built) -> None:
-    assert re.fullmatch(rf"nativebuild/build-python3\.9:[0-9a-f]{{12}}-{built.arch}", built.tag)
+    assert re.fullmatch(rf"nativebuild/build-python3\.13:[0-9a-f]{{12}}-{built.arch}", built.tag)
     assert "| Step 1/" in built.stderr, "the build log is streamed"
     attrs = inspect(built.tag)
     config = attrs["Config"]
@@ -98,7 +100,7 @@ def test_toolchain_works_for_an_unprivileged_user(built: Built) -> None:
     script = (
         "set -e; uname -m; gcc --version; g++ --version; make --version; ld --version; "
         "cmake --version; patchelf --version; auditwheel --version; "
-        "test -f /usr/include/python3.9/Python.h"
+        f"test -f /usr/include/python{STANDIN.python}/Python.h"
     )
     done = docker(
         "run", "--rm", "--platform", PLATFORM[built.arch], "-u", "65534:65534", built.tag,
@@ -137,7 +139,7 @@ def test_index_credentials_are_in_no_layer_history_or_log(built: Built) -> None:
 
 
 def test_second_build_reuses_the_image(built: Built) -> None:
-    done = nativebuild("images", "build", "--runtime", "python3.9", "--arch", built.arch,
+    done = nativebuild("images", "build", "--runtime", STANDIN.runtime, "--arch", built.arch,
                        "--base", BASE)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == built.tag
@@ -150,7 +152,7 @@ def test_list_shows_the_image_as_current(built: Built) -> None:
     listed = {tag: item for item in json.loads(done.stdout) for tag in item["tags"]}
     item = listed[built.tag]
     assert item["current"] is True
-    assert item["runtime"] == "python3.9"
+    assert item["runtime"] == STANDIN.runtime
     assert item["arch"] == built.arch
     assert item["id"].startswith("sha256:")
 
@@ -159,7 +161,7 @@ def test_the_image_compiles_an_sdist_that_imports_in_the_runtime(
     built: Built, tmp_path: Path
 ) -> None:
     (tmp_path / "app").mkdir()
-    (tmp_path / "requirements.txt").write_text("markupsafe==2.1.5\n--no-binary markupsafe\n")
+    (tmp_path / "requirements.txt").write_text("markupsafe==3.0.2\n--no-binary markupsafe\n")
     (tmp_path / "app" / "handler.py").write_text(
         "import markupsafe\n\ndef handler(event, context):\n"
         "    return str(markupsafe.escape(event['name']))\n"
@@ -167,32 +169,30 @@ def test_the_image_compiles_an_sdist_that_imports_in_the_runtime(
     runtime = BASE.format(arch=built.arch)
     done = nativebuild(
         "build", "-r", str(tmp_path / "requirements.txt"), "--src", str(tmp_path / "app"),
-        "--runtime", "python3.9", "--arch", built.arch, "--build-image", built.tag,
-        "--runtime-image", runtime, "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"),
+        "--runtime", STANDIN.runtime, "--arch", built.arch, "--build-image", built.tag,
+        "--runtime-image", runtime, "--glibc", STANDIN.glibc, "--cache-dir", str(tmp_path / "cache"),
         "-o", str(tmp_path / "dist"), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-5000:]
     result = json.loads(done.stdout)
     (wheel,) = result["wheels"]
     assert wheel["source"] == "compiled"
-    assert wheel["filename"].endswith(f"-cp39-cp39-linux_{MACHINE[built.arch]}.whl")
+    assert wheel["filename"].endswith(f"-cp313-cp313-linux_{MACHINE[built.arch]}.whl")
     archive = Path(result["archives"][0]["path"])
     task = tmp_path / "task"
     with zipfile.ZipFile(archive) as zf:
-        assert f"markupsafe/_speedups.cpython-39-{MACHINE[built.arch]}-linux-gnu.so" in (
-            zf.namelist()
-        )
+        assert f"markupsafe/_speedups{STANDIN.extension_suffix(built.arch)}" in zf.namelist()
         zf.extractall(task)
     code = "import markupsafe._speedups, handler; print(handler.handler({'name': '<b>'}, None))"
     ran = docker(
         "run", "--rm", "--platform", PLATFORM[built.arch], "--network", "none",
         "-u", "65534:65534", "-v", f"{task}:/var/task:ro", runtime,
-        "/var/lang/bin/python3.9", "-c", code,
+        STANDIN.interpreter, "-c", code,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "&lt;b&gt;"
     verified = nativebuild(
-        "verify", str(archive), "--runtime", "python3.9", "--arch", built.arch,
+        "verify", str(archive), "--runtime", STANDIN.runtime, "--arch", built.arch,
         "--runtime-image", runtime, "--cache-dir", str(tmp_path / "cache"), "--json",
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr[-3000:]
@@ -204,7 +204,7 @@ def test_a_missing_base_is_named() -> None:
         "images",
         "build",
         "--runtime",
-        "python3.9",
+        STANDIN.runtime,
         "--base",
         "nativebuild-test/no-such-base:{arch}",
     )
@@ -218,7 +218,7 @@ def test_a_missing_base_is_named() -> None:
 
 def test_doctor_passes_with_the_standins(tmp_path: Path) -> None:
     done = nativebuild(
-        "doctor", "--json", "--runtime", "python3.9", "--arch", "x86_64", "--arch", "arm64",
+        "doctor", "--json", "--runtime", STANDIN.runtime, "--arch", "x86_64", "--arch", "arm64",
         "--build-image", STANDIN_BUILD, "--runtime-image", BASE,
         "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip
@@ -230,11 +230,17 @@ def test_doctor_passes_with_the_standins(tmp_path: Path) -> None:
     index = checks["package index from a container"]
     assert index["status"] == "ok"
     assert "HTTP 200" in index["detail"]
+    runtime = checks[f"runtime {STANDIN.runtime}"]
+    assert runtime["status"] == "ok", runtime  # supported until 2029-06-30
+    # python3.9's dates are all behind us, whatever day this runs.
+    stages = {row["runtime"]: row for row in report["runtimes"]}
+    assert stages["python3.9"]["stage"] == "update-blocked"
+    assert stages["python3.9"]["block_update"] == "2026-03-09"
 
 
 def test_doctor_fails_when_the_engine_is_down(tmp_path: Path) -> None:
     done = nativebuild(
-        "doctor", "--runtime", "python3.9", "--build-image", STANDIN_BUILD,
+        "doctor", "--runtime", STANDIN.runtime, "--build-image", STANDIN_BUILD,
         "--runtime-image", BASE, "--cache-dir", str(tmp_path / "cache"),
         env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
     )  # fmt: skip
@@ -242,11 +248,15 @@ def test_doctor_fails_when_the_engine_is_down(tmp_path: Path) -> None:
     assert re.search(r"problem\s+docker engine", done.stdout)
     assert "fix:" in done.stdout
     assert "Traceback" not in done.stderr
+    assert "Lambda's Python runtimes on " in done.stdout
+    assert re.search(
+        r"python3\.9 +Amazon Linux 2 +glibc 2\.26 .*2025-12-15.*update-blocked", done.stdout
+    )
 
 
 def test_doctor_names_a_missing_image(tmp_path: Path) -> None:
     done = nativebuild(
-        "doctor", "--json", "--runtime", "python3.9",
+        "doctor", "--json", "--runtime", STANDIN.runtime,
         "--build-image", "nativebuild-test/no-such-image:{arch}", "--runtime-image", BASE,
         "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip

@@ -1,5 +1,5 @@
-"""The whole build on a real Docker engine: the stand-in images, real PyPI packages, a real
-compiler, and the resulting archive imported in the runtime stand-in."""
+"""The whole build on a real Docker engine: the python3.13 stand-in images (Debian trixie), real
+PyPI packages, a real compiler, and the resulting archive imported in the runtime stand-in."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.standins import PY313
+
 pytestmark = pytest.mark.docker
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
+STANDIN = PY313
+RUNTIME_IMAGE = STANDIN.runtime_for("x86_64")
 REQUIREMENTS = """\
-# an sdist compiled from source, a binary manylinux wheel, pure Python, and a marker that excludes
-markupsafe==2.1.5
+# an sdist compiled from source, a binary cp313 manylinux wheel, pure Python, and a marker that
+# excludes
+markupsafe==3.0.2
 --no-binary markupsafe
-charset-normalizer==3.3.2
+charset-normalizer==3.4.0
 six==1.16.0
 futures==3.0.5; python_version < "3"
 """
@@ -48,9 +51,7 @@ def nativebuild(
     args = [
         sys.executable, "-m", "nativebuild", "build",
         "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", BUILD_IMAGE,
-        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31",
-        "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
+        *STANDIN.build_args("x86_64"), "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
     ]  # fmt: skip
     completed = subprocess.run(
         args,
@@ -98,7 +99,7 @@ def import_in_runtime(
     )
     return subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-u", "65534:65534",
-         "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE, "/var/lang/bin/python3.9", "-c", code],
+         "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE, STANDIN.interpreter, "-c", code],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
 
@@ -121,9 +122,9 @@ def test_cold_build_compiles_the_sdist_and_downloads_the_rest(
         "futures is excluded by its marker"
     )
     assert wheels["markupsafe"]["source"] == "compiled"
-    assert wheels["markupsafe"]["filename"].endswith("-cp39-cp39-linux_x86_64.whl")
+    assert wheels["markupsafe"]["filename"].endswith("-cp313-cp313-linux_x86_64.whl")
     assert wheels["charset-normalizer"]["source"] == "download"
-    assert "manylinux" in wheels["charset-normalizer"]["filename"]
+    assert "-cp313-cp313-manylinux" in wheels["charset-normalizer"]["filename"]
     assert wheels["six"]["filename"].endswith("-none-any.whl")
     # Resolved on the host; one probe of the custom runtime image's libraries (for the ABI
     # check, then cached by image id); one compile.
@@ -136,7 +137,7 @@ def test_archive_imports_every_module_in_the_runtime_standin(
     _, _, build = cold
     archive = Path(build.result["archives"][0]["path"])  # type: ignore[index]
     names = zipfile.ZipFile(archive).namelist()
-    assert any(n.startswith("markupsafe/_speedups.cpython-39-x86_64-linux-gnu.so") for n in names)
+    assert f"markupsafe/_speedups{STANDIN.extension_suffix()}" in names
     modules = top_level_modules(archive)
     assert {"markupsafe", "charset_normalizer", "six", "handler"} <= set(modules)
     done = import_in_runtime(archive, modules, tmp_path)
@@ -170,10 +171,10 @@ def test_same_inputs_elsewhere_with_an_empty_cache_give_the_same_bytes(
 def test_compile_failure_names_the_package_and_shows_the_compiler(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     # cffi's C extension needs ffi.h, which the build stand-in does not have.
-    (project / "requirements.txt").write_text("cffi==1.16.0\n--no-binary cffi\n")
+    (project / "requirements.txt").write_text("cffi==1.17.1\n--no-binary cffi\n")
     build = nativebuild(project, tmp_path / "cache")
     assert build.code == 6, build.stderr
-    assert "cffi 1.16.0" in build.stderr
+    assert "cffi 1.17.1" in build.stderr
     assert "ffi.h" in build.stderr
     assert "Traceback" not in build.stderr
     assert not (project / "dist").exists()

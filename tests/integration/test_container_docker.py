@@ -16,10 +16,11 @@ from nativebuild.engine.docker import DockerRunner
 from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import DockerUnavailableError, ImageNotFoundError
 from nativebuild.reporting import NullReporter
+from tests.standins import PY313
 
 pytestmark = pytest.mark.docker
 
-RUNTIME = "nativebuild-test/runtime-python3.9:x86_64"
+RUNTIME = PY313.runtime_for("x86_64")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_long_output_keeps_the_last_60_lines_and_streams_all(image: str) -> None
 
     script = "import sys\nfor i in range(3000): sys.stdout.write(f'line {i} ' + 'x' * 50 + '\\n')"
     spec = ContainerSpec(
-        image=image, command=("/var/lang/bin/python3.9", "-c", script), description="print"
+        image=image, command=(PY313.interpreter, "-c", script), description="print"
     )
     result = DockerRunner().run(spec, reporter=Collecting(), verbose=True)
     expected = [f"line {i} " + "x" * 50 for i in range(3000)]

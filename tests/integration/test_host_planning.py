@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
+
+from tests.standins import PY313
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
+STANDIN = PY313
+RUNTIME_IMAGE = STANDIN.runtime_for("x86_64")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,6 +42,32 @@ def files(result: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item["file"] for item in result["targets"][0]["items"]}
 
 
+def files_by_arch(result: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {
+        target["arch"]: {item["name"]: item["file"] for item in target["items"]}
+        for target in result["targets"]
+    }
+
+
+def manylinux_glibc(platform: str) -> tuple[int, int] | None:
+    """(2, 34) for manylinux_2_34_x86_64, the PEP 600 value of a legacy alias, None if not
+    manylinux."""
+    legacy = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+    for alias, version in legacy.items():
+        if platform.startswith(alias + "_"):
+            return version
+    if platform.startswith("manylinux_"):
+        major, minor = platform.split("_")[1:3]
+        return int(major), int(minor)
+    return None
+
+
+# Pinned so that the files on offer do not change with releases; the properties below are what
+# must hold for any release: loadable at glibc 2.34, the target's machine, and the runtime's own
+# CPython ABI (never the free-threaded cp3Xt one Lambda does not run) or the stable abi3.
+AL2023_REQUIREMENTS = "cryptography==46.0.3\nnumpy==2.3.5\npydantic-core==2.41.5\n"
+
+
 @pytest.mark.network
 def test_manylinux_2_28_wheels_are_refused_on_amazon_linux_2_and_taken_on_2023(
     tmp_path: Path,
@@ -54,6 +83,42 @@ def test_manylinux_2_28_wheels_are_refused_on_amazon_linux_2_and_taken_on_2023(
         assert chosen.endswith("manylinux_2_28_x86_64.whl"), (runtime, chosen)
     arm = files(plan(requirements, "python3.12", tmp_path / "cache", "--arch", "arm64"))
     assert arm["cryptography"].endswith("manylinux_2_28_aarch64.whl")
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("runtime", ["python3.12", "python3.13", "python3.14"])
+def test_al2023_runtimes_take_wheels_within_glibc_2_34_for_their_abi_on_both_arches(
+    tmp_path: Path, runtime: str
+) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(AL2023_REQUIREMENTS)
+    result = plan(requirements, runtime, tmp_path / "cache", "--arch", "x86_64", "--arch", "arm64")
+    assert [t["glibc"] for t in result["targets"]] == ["2.34", "2.34"], "AL2023's ceiling"
+    abi = "cp3" + runtime.removeprefix("python3.")
+    chosen = files_by_arch(result)
+    assert set(chosen) == {"x86_64", "arm64"}
+    for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
+        picked = chosen[arch]
+        assert {"cryptography", "numpy", "pydantic-core", "cffi"} <= set(picked), picked
+        for filename in picked.values():
+            assert filename.endswith(".whl"), (runtime, arch, filename)  # no compile on the way
+            tags = parse_wheel_filename(filename)[3]
+            assert all(tag.abi != f"{abi}t" for tag in tags), filename  # not free-threaded
+            platforms = {tag.platform for tag in tags}
+            if platforms == {"any"}:
+                continue
+            assert all(p.endswith("_" + machine) for p in platforms), (arch, filename)
+            versions = [v for v in map(manylinux_glibc, platforms) if v is not None]
+            assert versions, filename
+            assert min(versions) <= (2, 34), filename
+        for name in ("numpy", "pydantic-core"):  # version-specific builds: the runtime's ABI
+            tags = parse_wheel_filename(picked[name])[3]
+            assert {(t.interpreter, t.abi) for t in tags} == {(abi, abi)}, picked[name]
+        crypto = parse_wheel_filename(picked["cryptography"])[3]
+        assert {t.abi for t in crypto} == {"abi3"}, picked["cryptography"]
+        assert all(int(t.interpreter[3:]) <= int(abi[3:]) for t in crypto)
+        # The release offers manylinux_2_34: the ceiling is used, not an older fallback.
+        assert {t.platform for t in crypto} == {f"manylinux_2_34_{machine}"}, picked["cryptography"]
 
 
 @pytest.mark.network
@@ -82,7 +147,7 @@ def test_wrong_hash_fails_before_anything_is_downloaded(tmp_path: Path) -> None:
         f"idna==3.6 --hash=sha256:{'0' * 64}\n"
     )
     cache = tmp_path / "cache"
-    done = run("build", "-r", str(project / "requirements.txt"), "--runtime", "python3.9",
+    done = run("build", "-r", str(project / "requirements.txt"), "--runtime", "python3.13",
                "--cache-dir", str(cache), "-o", str(project / "dist"), env=NO_ENGINE)  # fmt: skip
     assert done.returncode == 5, done.stderr
     assert "idna-3.6-py3-none-any.whl" in done.stderr
@@ -92,12 +157,14 @@ def test_wrong_hash_fails_before_anything_is_downloaded(tmp_path: Path) -> None:
 
 @pytest.mark.docker
 def test_all_binary_set_builds_with_no_engine_and_imports(tmp_path: Path) -> None:
+    """python3.13 as Lambda has it (glibc 2.34, AL2023's data for the check): the wheels taken
+    load in the trixie stand-in too, whose glibc (2.41) is newer."""
     project = tmp_path / "p"
     (project / "app").mkdir(parents=True)
-    (project / "requirements.txt").write_text("charset-normalizer==3.3.2\nsix==1.16.0\nidna==3.6\n")
+    (project / "requirements.txt").write_text("charset-normalizer==3.4.0\nsix==1.16.0\nidna==3.6\n")
     (project / "app" / "handler.py").write_text("import charset_normalizer, six, idna\n")
     args = ["build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-            "--runtime", "python3.9", "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"),
+            "--runtime", STANDIN.runtime, "--cache-dir", str(tmp_path / "cache"),
             "-o", str(project / "dist"), "--json"]  # fmt: skip
     done = run(*args, env=NO_ENGINE)
     assert done.returncode == 0, done.stderr
@@ -106,6 +173,8 @@ def test_all_binary_set_builds_with_no_engine_and_imports(tmp_path: Path) -> Non
     assert {w["source"] for w in result["wheels"]} == {"download"}
     for wheel in result["wheels"]:  # provenance: file and hash of what was chosen
         assert wheel["filename"].endswith(".whl")
+        if wheel["name"] == "charset-normalizer":
+            assert "-cp313-cp313-manylinux" in wheel["filename"]
         assert len(wheel["sha256"]) == 64
     archive = Path(result["archives"][0]["path"])
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == result["archives"][0]["sha256"]
@@ -113,7 +182,7 @@ def test_all_binary_set_builds_with_no_engine_and_imports(tmp_path: Path) -> Non
     zipfile.ZipFile(archive).extractall(task)
     imported = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE,
-         "/var/lang/bin/python3.9", "-c", "import handler, charset_normalizer.md; print('ok')"],
+         STANDIN.interpreter, "-c", "import handler, charset_normalizer.md; print('ok')"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
@@ -127,7 +196,7 @@ def test_sdist_only_package_goes_to_the_container(tmp_path: Path) -> None:
     (project / "requirements.txt").write_text("docopt==0.6.2\nsix==1.16.0\n")
     (project / "app" / "handler.py").write_text("import docopt\n")
     done = run("build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-               "--runtime", "python3.9", "--build-image", BUILD_IMAGE, "--glibc", "2.31",
+               *STANDIN.build_args(runtime_image=False),
                "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -167,19 +236,19 @@ def test_local_project_with_a_c_extension_compiles_in_the_build_image(tmp_path: 
         "import fastmath, six\nRESULT = fastmath.twice(21)\n"
     )
     done = run("build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-               "--runtime", "python3.9", "--build-image", BUILD_IMAGE, "--glibc", "2.31",
+               *STANDIN.build_args(runtime_image=False),
                "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     sources = {w["name"]: (w["source"], w["filename"]) for w in result["wheels"]}
-    assert sources["fastmath"] == ("compiled", "fastmath-1.0-cp39-cp39-linux_x86_64.whl")
+    assert sources["fastmath"] == ("compiled", "fastmath-1.0-cp313-cp313-linux_x86_64.whl")
     assert sources["six"][0] == "download"
     assert result["containers_started"] == 1, "resolved on the host; one container compiles"
     task = tmp_path / "task"
     zipfile.ZipFile(result["archives"][0]["path"]).extractall(task)
     imported = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-v", f"{task}:/var/task:ro", RUNTIME_IMAGE,
-         "/var/lang/bin/python3.9", "-c", "import handler; print(handler.RESULT)"],
+         STANDIN.interpreter, "-c", "import handler; print(handler.RESULT)"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr

@@ -1,5 +1,5 @@
-"""Layers, split builds, bytecode and slimming on a real Docker engine: built with the build
-stand-in, then imported in the runtime stand-in the way Lambda mounts them: the function at
+"""Layers, split builds, bytecode and slimming on a real Docker engine: built with the python3.13
+build stand-in, then imported in the runtime stand-in the way Lambda mounts them: the function at
 /var/task and the layers at /opt, both read-only, with the layer directories on sys.path
 (lambda-facts §3: Python picks up /opt/python and /opt/python/lib/python3.X/site-packages)."""
 
@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.standins import PY313
+
 pytestmark = pytest.mark.docker
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
-LAYER_PATH = "/opt/python/lib/python3.9/site-packages:/opt/python"
+STANDIN = PY313
+RUNTIME_IMAGE = STANDIN.runtime_for("x86_64")
+LAYER_PATH = f"/opt/python/{STANDIN.site_packages()}:/opt/python"
+SIMPLEJSON_SO = f"simplejson/_speedups{STANDIN.extension_suffix()}"
 REQUIREMENTS = """\
 # compiled here from its sdist (so strip applies), a vendor manylinux wheel with tests inside
 # (so tests are slimmed, and its binary must stay untouched), and pure Python
-markupsafe==2.1.5
+markupsafe==3.0.2
 --no-binary markupsafe
 simplejson==3.19.3
 six==1.16.0
@@ -61,9 +64,7 @@ def nativebuild(project: Path, cache: Path, *extra: str) -> Build:
     args = [
         sys.executable, "-m", "nativebuild", "build",
         "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", BUILD_IMAGE,
-        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31",
-        "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
+        *STANDIN.build_args("x86_64"), "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
     ]  # fmt: skip
     completed = subprocess.run(
         args, capture_output=True, text=True, env=dict(os.environ), check=False, timeout=900
@@ -97,7 +98,7 @@ def run_in_runtime(
         mounts += ["-v", f"{opt}:/opt:ro", "-e", f"PYTHONPATH={LAYER_PATH}"]
     return subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-u", "65534:65534", *mounts,
-         RUNTIME_IMAGE, "/var/lang/bin/python3.9", *flags, "-c", code],
+         RUNTIME_IMAGE, STANDIN.interpreter, *flags, "-c", code],
         capture_output=True, text=True, check=False, timeout=180,
     )  # fmt: skip
 
@@ -114,7 +115,7 @@ def cache(workspace: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("layout", "prefix"),
-    [("python", "python/"), ("site-packages", "python/lib/python3.9/site-packages/")],
+    [("python", "python/"), ("site-packages", f"python/{STANDIN.site_packages()}/")],
 )
 def test_layer_layouts_import_from_opt(
     workspace: Path, cache: Path, layout: str, prefix: str
@@ -163,7 +164,7 @@ def test_compiled_bytecode_is_used_and_the_build_is_reproducible(workspace: Path
         assert first.archive(kind)["sha256"] == second.archive(kind)["sha256"], kind
     task = extract(first.archive("function")["path"], workspace / "pyc-task")
     opt = extract(first.archive("layer")["path"], workspace / "pyc-opt")
-    assert (task / "__pycache__" / "handler.cpython-39.pyc").is_file()
+    assert (task / "__pycache__" / STANDIN.pyc("handler")).is_file()
     # -v says which cached file each import used ("# <pyc> matches <source>"), and what it
     # could not write. Bytecode writing is on, the mounts are read-only: a stale or missing
     # .pyc would show as a compile from source.
@@ -171,10 +172,10 @@ def test_compiled_bytecode_is_used_and_the_build_is_reproducible(workspace: Path
     assert result.returncode == 0, result.stderr
     log = result.stderr
     for pyc, source in [
-        ("/var/task/__pycache__/handler.cpython-39.pyc", "/var/task/handler.py"),
-        ("/opt/python/__pycache__/six.cpython-39.pyc", "/opt/python/six.py"),
-        ("/opt/python/markupsafe/__pycache__/__init__.cpython-39.pyc", "/opt/python/markupsafe/__init__.py"),
-        ("/opt/python/simplejson/__pycache__/decoder.cpython-39.pyc", "/opt/python/simplejson/decoder.py"),
+        (f"/var/task/__pycache__/{STANDIN.pyc('handler')}", "/var/task/handler.py"),
+        (f"/opt/python/__pycache__/{STANDIN.pyc('six')}", "/opt/python/six.py"),
+        (f"/opt/python/markupsafe/__pycache__/{STANDIN.pyc('__init__')}", "/opt/python/markupsafe/__init__.py"),
+        (f"/opt/python/simplejson/__pycache__/{STANDIN.pyc('decoder')}", "/opt/python/simplejson/decoder.py"),
     ]:  # fmt: skip
         assert f"# {pyc} matches {source}" in log, pyc
     from_source = [
@@ -193,14 +194,14 @@ def test_slimming_reduces_size_and_every_module_still_imports(workspace: Path, c
     before = plain.archive("function")
     with zipfile.ZipFile(str(before["path"])) as zf:
         old = {i.filename: i.file_size for i in zf.infolist()}
-        vendor_so = zf.read("simplejson/_speedups.cpython-39-x86_64-linux-gnu.so")
+        vendor_so = zf.read(SIMPLEJSON_SO)
     slim = nativebuild(project, cache, "--slim", "tests,docs,examples,strip")
     assert slim.code == 0, slim.stderr
     after = slim.archive("function")
     assert int(after["unzipped_size"]) < int(before["unzipped_size"])  # type: ignore[call-overload]
     with zipfile.ZipFile(str(after["path"])) as zf:
         new = {i.filename: i.file_size for i in zf.infolist()}
-        assert zf.read("simplejson/_speedups.cpython-39-x86_64-linux-gnu.so") == vendor_so
+        assert zf.read(SIMPLEJSON_SO) == vendor_so
     assert not [n for n in new if n.startswith("simplejson/tests/")]
     assert [n for n in old if n.startswith("simplejson/tests/")]
     assert "simplejson-3.19.3.dist-info/RECORD" in new

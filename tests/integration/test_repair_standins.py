@@ -1,6 +1,6 @@
-"""Repair on a real engine: sdists compiled against libraries of the build image (libpq, libyaml,
-libffi, libstdc++), installed there by build-packages, vendored into the archive, and imported
-in the runtime stand-in, which lacks them. Without repair the build's check names what is
+"""Repair on a real engine, for python3.13 (the trixie stand-ins): sdists compiled against
+libraries of the build image (libpq, libyaml, libffi, libstdc++), installed there by
+build-packages, vendored into the archive, and imported in the runtime stand-in, which lacks them. Without repair the build's check names what is
 missing, and `nativebuild verify` fails on the import."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.standins import PY313
+
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:{arch}"
+STANDIN = PY313
+RUNTIME_IMAGE = STANDIN.runtime_image
 PACKAGES = ("--build-package", "libpq-dev", "--build-package", "libyaml-dev",
             "--build-package", "libffi-dev")  # fmt: skip
 REQUIREMENTS = """\
@@ -26,7 +28,7 @@ psycopg2==2.9.10
 PyYAML==6.0.2
 cffi==1.17.1
 pycparser==2.22
-murmurhash==1.0.10
+murmurhash==1.0.12
 --no-binary pyyaml,cffi,murmurhash
 """
 HANDLER = """\
@@ -70,15 +72,13 @@ def nativebuild(*args: str, timeout: int = 1500) -> Run:
 def build(project: Path, cache: Path, arch: str, *extra: str) -> Run:
     return nativebuild(
         "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", arch, "--build-image", BUILD_IMAGE,
-        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31", "--cache-dir", str(cache),
-        "-o", str(project / "dist"), "--json", *extra,
+        *STANDIN.build_args(arch), "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
     )  # fmt: skip
 
 
 def verify(archive: Path, cache: Path, arch: str, *extra: str) -> Run:
     return nativebuild(
-        "verify", str(archive), "--runtime", "python3.9", "--arch", arch,
+        "verify", str(archive), "--runtime", STANDIN.runtime, "--arch", arch,
         "--runtime-image", RUNTIME_IMAGE, "--cache-dir", str(cache), "--json", *extra,
     )  # fmt: skip
 
@@ -116,7 +116,7 @@ def test_sdists_compile_against_build_packages_and_their_libraries_are_vendored(
     assert any(n.startswith("psycopg2.libs/libpq-") and ".so.5" in n for n in names), names
     assert any(n.lower().startswith("pyyaml.libs/libyaml-0-") for n in names), names
     assert "vendored libpq.so.5" in run.err
-    assert "binary files checked against image nativebuild-test/runtime-python3.9" in run.err
+    assert f"binary files checked against image {STANDIN.runtime_for('x86_64')}" in run.err
 
 
 def murmur3_32(data: bytes, seed: int = 0) -> int:
@@ -206,7 +206,7 @@ def test_build_verify_imports_every_module_after_building(repaired: tuple[Path, 
     assert first.code == 0, first.err[-3000:]
     run = build(project, cache, "x86_64", *PACKAGES, "--verify")
     assert run.code == 0, run.err[-3000:]
-    assert "modules import in nativebuild-test/runtime-python3.9:x86_64" in run.err
+    assert f"modules import in {STANDIN.runtime_for('x86_64')}" in run.err
 
 
 def test_arm64_under_emulation_vendors_aarch64_libpq(tmp_path: Path) -> None:
@@ -219,4 +219,4 @@ def test_arm64_under_emulation_vendors_aarch64_libpq(tmp_path: Path) -> None:
         [libpq] = [n for n in zf.namelist() if n.startswith("psycopg2.libs/libpq-")]
         header = zf.read(libpq)[:20]
     assert int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
-    assert "modules import in nativebuild-test/runtime-python3.9:arm64" in run.err
+    assert f"modules import in {STANDIN.runtime_for('arm64')}" in run.err

@@ -1,4 +1,4 @@
-"""Two "machines" share one bucket, on a real Docker engine with the stand-in images: the first
+"""Two "machines" share one bucket, on a real Docker engine with the python3.13 stand-in images: the first
 compiles a real sdist and uploads it; the second, with an empty cache directory, downloads it
 and starts no container. S3 is moto's standalone server on 127.0.0.1, reached by real boto3 in
 a separate nativebuild process."""
@@ -15,22 +15,19 @@ from typing import Any
 import pytest
 
 from tests.moto_server import S3, moto_endpoint, s3
+from tests.standins import PY313
 
 __all__ = ["moto_endpoint", "s3"]  # fixtures
 pytestmark = pytest.mark.docker
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-RUNTIME_IMAGE = "nativebuild-test/runtime-python3.9:x86_64"
-REQUIREMENTS = "markupsafe==2.1.5\n--no-binary markupsafe\nsix==1.16.0\n"
+REQUIREMENTS = "markupsafe==3.0.2\n--no-binary markupsafe\nsix==1.16.0\n"
 
 
 def nativebuild(project: Path, cache: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     args = [
         sys.executable, "-m", "nativebuild", "build",
         "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", "x86_64", "--build-image", BUILD_IMAGE,
-        "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31",
-        "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
+        *PY313.build_args("x86_64"), "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
     ]  # fmt: skip
     done = subprocess.run(
         args, capture_output=True, text=True, env=dict(os.environ), check=False, timeout=600

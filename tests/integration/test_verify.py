@@ -1,4 +1,4 @@
-"""`nativebuild verify` and the runtime probe against the stand-in runtime images.
+"""`nativebuild verify` and the runtime probe against the python3.13 stand-in runtime images.
 
 The native parts are built here with the host's gcc: ``native/_ext.so`` needs ``libfoo.so.1``
 (DT_NEEDED, no RUNPATH), and ``native/__init__.py`` loads it with ctypes, so the import works
@@ -23,9 +23,12 @@ from nativebuild.config.settings import Settings
 from nativebuild.engine.docker import DockerRunner
 from nativebuild.reporting import NullReporter
 from nativebuild.targets import Architecture, GlibcVersion, Target
-from tests.conftest import STANDIN_RUNTIME
 from tests.elffixtures import libfoo, uses_foo
+from tests.standins import PY313
 from tests.wheelfactory import make_tree, make_wheel
+
+STANDIN = PY313
+STANDIN_RUNTIME = STANDIN.runtime_image
 
 LOADS_EXT = (
     "import ctypes, os\nLIB = ctypes.CDLL(os.path.join(os.path.dirname(__file__), '_ext.so'))\n"
@@ -46,7 +49,7 @@ else:
 
 def standin(arch: Architecture = Architecture.X86_64) -> Target:
     (target,) = Settings(
-        runtime="python3.9", archs=(arch,), runtime_image=STANDIN_RUNTIME
+        runtime=STANDIN.runtime, archs=(arch,), runtime_image=STANDIN_RUNTIME
     ).targets()
     return target
 
@@ -73,15 +76,15 @@ def archive(tmp_path: Path, files: dict[str, str | bytes], name: str = "function
         dist_info={"top_level.txt": "hello\n"},
     )  # fmt: skip
     src = make_tree(tmp_path / f"src-{name}", files)
-    out = tmp_path / "out" / f"{name}-python3.9-x86_64.zip"
-    write_zip(plan_function_archive([wheel], src, python="3.9"), out)
+    out = tmp_path / "out" / f"{name}-{STANDIN.runtime}-x86_64.zip"
+    write_zip(plan_function_archive([wheel], src, python=STANDIN.python), out)
     return out
 
 
 def layer(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
     src = make_tree(tmp_path / "layer-src", files)
     out = tmp_path / "out" / "layer.zip"
-    write_zip(plan_function_archive([], src, python="3.9"), out)
+    write_zip(plan_function_archive([], src, python=STANDIN.python), out)
     return out
 
 
@@ -89,7 +92,7 @@ def layer(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
 
 
 @pytest.mark.docker
-def test_the_probe_of_the_standin_runtime_finds_glibc_2_31(cache: LocalCache) -> None:
+def test_the_probe_of_the_standin_runtime_finds_glibc_2_41(cache: LocalCache) -> None:
     runner = DockerRunner()
     target = standin()
     kwargs = {
@@ -98,12 +101,13 @@ def test_the_probe_of_the_standin_runtime_finds_glibc_2_31(cache: LocalCache) ->
     }  # fmt: skip
     facts = probe_facts(target.runtime_image, **kwargs)  # type: ignore[arg-type]
     assert facts.source == "probe"
-    assert facts.glibc == GlibcVersion(major=2, minor=31)
+    assert facts.glibc == GlibcVersion(major=2, minor=41)
     assert facts.machine == "x86_64"
-    # The newest version libc.so.6 defines: glibc 2.31 added no GLIBC_2.31 symbols.
-    assert facts.ceilings["GLIBC"] == (2, 30)
-    assert facts.ceilings["GLIBCXX"] >= (3, 4, 28)  # gcc 10's libstdc++ in bullseye
-    assert "GLIBC_2.28" in facts.versions["libc.so.6"]
+    # The newest version libc.so.6 defines (2.41 added GLIBC_2.41 symbols), and C23's
+    # __isoc23_* functions of 2.38, which Amazon Linux 2023 (2.34) lacks.
+    assert facts.ceilings["GLIBC"] == (2, 41)
+    assert facts.ceilings["GLIBCXX"] >= (3, 4, 33)  # gcc 14's libstdc++ in trixie
+    assert "GLIBC_2.38" in facts.versions["libc.so.6"]
     assert "libc.so.6" in facts.libraries
     assert "libpq.so.5" not in facts.libraries
     assert facts.ld_library_path[-1] == "/opt/lib"

@@ -1,4 +1,4 @@
-"""Faults on the real Docker engine with the stand-in images: SIGKILL mid-build, Ctrl-C with a
+"""Faults on the real Docker engine with the python3.13 stand-in images: SIGKILL mid-build, Ctrl-C with a
 container running, a build script that attacks the host, an image that cannot be pulled."""
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import check_cache, partial_outputs
+from tests.standins import PY39, PY313, Standin
 
 pytestmark = pytest.mark.docker
 
-BUILD_IMAGE = "nativebuild-test/build-python3.9:{arch}"
-REQUIREMENTS = "markupsafe==2.1.5\n--no-binary markupsafe\nsix==1.16.0\n"
+REQUIREMENTS = "markupsafe==3.0.2\n--no-binary markupsafe\nsix==1.16.0\n"
 # Where each kill aims: a progress line, then a random delay.
 KILL_AFTER = ("==> Downloading", "    + /var/lang", "compiled markupsafe", "==> Compiling")
 SEED = 11
 
 
-def command(project: Path, cache: Path, output: Path, *extra: str) -> list[str]:
+def command(
+    project: Path, cache: Path, output: Path, *extra: str, standin: Standin = PY313
+) -> list[str]:
     return [
         sys.executable, "-m", "nativebuild", "build", "-r", str(project / "requirements.txt"),
-        "--src", str(project / "app"), "--runtime", "python3.9", "--arch", "x86_64",
-        "--build-image", BUILD_IMAGE, "--glibc", "2.31", "--cache-dir", str(cache),
+        "--src", str(project / "app"), *standin.build_args("x86_64", runtime_image=False),
+        "--cache-dir", str(cache),
         "-o", str(output), "--json", *extra,
     ]  # fmt: skip
 
@@ -214,7 +216,7 @@ def test_a_build_script_cannot_touch_the_host(tmp_path: Path) -> None:
 def test_image_pull_failure_is_a_clear_error_and_a_retry_succeeds(tmp_path: Path) -> None:
     project = make_project(tmp_path / "project")  # an sdist: the build image is needed
     args = command(project, tmp_path / "cache", tmp_path / "out")
-    args[args.index(BUILD_IMAGE)] = "localhost:1/nativebuild-no-such/build:{arch}"
+    args[args.index(PY313.build_image)] = "localhost:1/nativebuild-no-such/build:{arch}"
     failed = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300)
     assert failed.returncode in (7, 8), failed.stderr
     assert "Traceback" not in failed.stderr
@@ -239,12 +241,15 @@ def test_engine_restarted_mid_compile_is_a_clear_error_and_a_retry_succeeds(
 ) -> None:
     """The arm64 builder's engine stops while it compiles: a clear error, no traceback, nothing
     corrupt or half-written; once the engine is back, the same command succeeds."""
-    project = make_project(tmp_path / "project")
+    # python3.9: the second engine holds the arm64 build stand-in of python3.9 (tests/setup-machine).
+    project = make_project(
+        tmp_path / "project", "markupsafe==2.1.5\n--no-binary markupsafe\nsix==1.16.0\n"
+    )
     (project / "pyproject.toml").write_text(
         f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
     )
     cache, output = tmp_path / "cache", tmp_path / "out"
-    args = [*command(project, cache, output), "--project", str(project)]
+    args = [*command(project, cache, output, standin=PY39), "--project", str(project)]
     args[args.index("x86_64")] = "arm64"
     try:
         process = start(args)

@@ -65,7 +65,7 @@ def test_env_names() -> None:
 
 def test_defaults(dirs: Dirs) -> None:
     settings = run(dirs)
-    assert settings.runtime == "python3.12"
+    assert settings.runtime == "python3.13"
     assert settings.archs == (X86,)
     assert settings.requirements == dirs.project / "requirements.txt"
     assert settings.output == dirs.project / "dist"
@@ -555,7 +555,7 @@ def test_targets_apply_glibc_and_image_overrides(dirs: Dirs) -> None:
 
 def test_targets_pin_default_images_by_digest(dirs: Dirs, monkeypatch: pytest.MonkeyPatch) -> None:
     digest = "sha256:" + "0f" * 32
-    ref = "public.ecr.aws/sam/build-python3.12:latest-arm64"
+    ref = "public.ecr.aws/sam/build-python3.13:latest-arm64"
     monkeypatch.setattr(targets, "pinned_digests", lambda: {ref: digest})
     (target,) = run(dirs, cli={"arch": ["arm64"]}).targets()
     assert target.build_image == f"{ref}@{digest}"

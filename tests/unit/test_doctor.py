@@ -4,6 +4,7 @@ index probe script against a local HTTP server."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import http.server
 import json
 import subprocess
@@ -436,3 +437,45 @@ def test_remote_cache_is_checked_only_when_configured(tmp_path: Path) -> None:
     assert (denied.status, denied.needed) == (Status.PROBLEM, True)
     assert "AccessDenied" in denied.detail
     assert denied.fix == "Check the AWS credentials."
+
+
+# --- Lambda's deprecation schedule ------------------------------------------------------------
+
+
+def test_a_deprecated_runtime_is_a_warning_that_does_not_fail_the_report(tmp_path: Path) -> None:
+    engine = FakeEngine(
+        local=("local/build:x86_64", "local/runtime:x86_64"),
+        outputs={"probe": result('{"status": 200}')},
+    )
+    day = datetime.date(2026, 12, 6)
+    report = doctor.run_doctor(
+        settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path,
+        today=day,
+    )  # fmt: skip
+    check = by_name(report)["runtime python3.9"]
+    assert check.status is Status.WARNING
+    assert check.detail.startswith("python3.9 is deprecated since 2025-12-15;")
+    assert "function updates from 2026-03-09" in check.detail
+    assert report.ok
+    document = json.loads(json.dumps(report.to_json()))
+    assert document["today"] == "2026-12-06"
+    stages = {row["runtime"]: row["stage"] for row in document["runtimes"]}
+    assert stages == {
+        "python3.9": "update-blocked", "python3.10": "create-blocked", "python3.11": "supported",
+        "python3.12": "supported", "python3.13": "supported", "python3.14": "supported",
+    }  # fmt: skip
+    by_runtime = {row["runtime"]: row for row in document["runtimes"]}
+    assert by_runtime["python3.10"]["block_update"] == "2027-01-15"
+    assert by_runtime["python3.13"]["deprecated"] == "2029-06-30"
+
+
+def test_a_supported_runtime_is_ok(tmp_path: Path) -> None:
+    engine = FakeEngine(engine=None)
+    report = doctor.run_doctor(
+        dataclasses.replace(settings(tmp_path), runtime="python3.13"), runner=engine, env={},
+        reporter=NullReporter(), binfmt_dir=tmp_path, today=datetime.date(2026, 12, 6),
+    )  # fmt: skip
+    check = by_name(report)["runtime python3.13"]
+    assert (check.status, check.detail) == (
+        Status.OK, "python3.13 is supported; Lambda deprecates it on 2029-06-30"
+    )  # fmt: skip
