@@ -28,8 +28,8 @@ from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.images import image_identity, with_compile_image
-from nativebuild.pipeline.resolution import check_hashes
 from nativebuild.reporting import NullReporter, ProgressEvent, Reporter, TaskKind, start_task
+from nativebuild.resolve.hashes import check_hashes
 from nativebuild.resolve.in_image import (
     REPORT_NAME,
     check_pins,
@@ -234,7 +234,9 @@ class _Chooser:
         context, target = self.context, self.target
         resolution = read_report(self.out_dir / REPORT_NAME)
         check_pins(resolution, target)
-        check_hashes(resolution, context)  # --hash: nothing is fetched or built before this
+        check_hashes(
+            resolution, context.inputs.requirements
+        )  # --hash: nothing is fetched or built before this
         self.resolution = resolution
         sdists = [pin for pin in resolution.pins if not pin.is_wheel]
         if not sdists:
