@@ -819,6 +819,10 @@ def test_an_unchanged_build_is_answered_before_the_pipeline_runs(
     assert warm_result["archives"] == json.loads(cold)["archives"]
     assert warm_result["containers_started"] == 0
     assert {w["source"] for w in warm_result["wheels"]} == {"cache"}
+    # python3.9's dates are all past: the answer still says so, as the build itself did.
+    notice = "python3.9 is deprecated since 2025-12-15"
+    assert notice in err
+    assert [d["runtime"] for d in warm_result["deprecations"]] == ["python3.9"]
 
     monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: fake)
     (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 3\n")
