@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -23,14 +24,19 @@ from nativebuild.errors import (
     DockerUnavailableError,
     ResolutionError,
 )
-from nativebuild.inputs.locked import choose_files
+from nativebuild.index.containers import ContainerIndex, container_index
+from nativebuild.inputs.git import is_commit
+from nativebuild.inputs.local_project import unpack as unpack_tree
+from nativebuild.inputs.locked import choose_files, replace_local
+from nativebuild.inputs.requirement_line import RequirementLine
 from nativebuild.inputs.requirements import RequirementSet
-from nativebuild.pins import RESOLVER_VERSION, Resolution
+from nativebuild.pins import RESOLVER_VERSION, LocalPin, Resolution
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.derived_image import with_derived_image
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
+    LOCAL_IN_CONTAINER,
     OUT_DIR,
     REPORT_NAME,
     check_pins,
@@ -93,16 +99,9 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
                 workdir=work, uv_cache=context.cache.root / "uv",
+                urls=_unpacked_trees(context, work / "trees"),
             )  # fmt: skip
     except HostResolutionUnavailable as why:
-        if context.inputs.local:
-            names = ", ".join(sorted(context.inputs.local))
-            msg = (
-                f"uv could not resolve on the host, and the build image cannot see the local "
-                f"projects ({names}):\n{why.reason}"
-            )
-            hint = "Give every requirement of the set a wheel or static metadata (PEP 621), or pin the sdist-only package's dependencies."
-            raise ResolutionError(msg, hint=hint) from None
         if context.settings.cache_only:
             raise cache_only_refusal(requirements, why.reason) from None
         first = why.reason.strip().splitlines()[-1] if why.reason.strip() else why.reason
@@ -118,6 +117,45 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
         local=context.inputs.local,
     )
     return Resolution(pins=pins)
+
+
+def _local_lines(context: BuildContext) -> list[tuple[RequirementLine, LocalPin]]:
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101
+    return list(zip(requirements.local, context.inputs.local, strict=True))
+
+
+def _unpacked_trees(context: BuildContext, where: Path) -> dict[RequirementLine, str]:
+    """Git trees for uv, unpacked from their packed archives: uv reads exactly the tree that
+    is compiled, and never clones (nor sees credentials) itself."""
+    urls = {}
+    for line, local in _local_lines(context):
+        if local.kind != "git":
+            continue
+        cached = context.cache.get_file(local.pin.sha256, local.pin.filename)
+        if cached is None:
+            msg = f"{line.origin}: the packed tree of {local.pin.name} left the cache during the build."
+            raise ResolutionError(msg, hint="Run the build again.")
+        urls[line] = unpack_tree(cached.path, where / local.pin.sha256[:16]).as_uri()
+    return urls
+
+
+def _local_in_container(context: BuildContext) -> tuple[dict[RequirementLine, str], list[Mount]]:
+    """Each local requirement as a file mounted read-only: the packed sdist of a folder or git
+    tree, or the wheel or sdist file itself; with the URL pip reads it from."""
+    urls, mounts = {}, []
+    for line, local in _local_lines(context):
+        source = line.local_file
+        if source is None:
+            cached = context.cache.get_file(local.pin.sha256, local.pin.filename)
+            if cached is None:
+                msg = f"{line.origin}: the packed tree of {local.pin.name} left the cache during the build."
+                raise ResolutionError(msg, hint="Run the build again.")
+            source = cached.path
+        inside = f"{LOCAL_IN_CONTAINER}/{local.pin.sha256[:16]}/{local.pin.filename}"
+        mounts.append(Mount(source=source, target=inside))
+        urls[line] = f"file://{inside}"
+    return urls, mounts
 
 
 # uv's wording for a requirement only an sdist can satisfy (see host_resolve._NEEDS_BUILD).
@@ -167,28 +205,39 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
     assert requirements is not None  # noqa: S101
     image_identity(context, target)  # a missing image fails here, with a clear message
     target = with_compile_image(context, target)
-    with context.cache.scratch_dir() as work:
+    urls, local_mounts = _local_in_container(context)
+    with context.cache.scratch_dir() as work, container_index(context.index) as view:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
         out_dir.mkdir()
-        (in_dir / "requirements.txt").write_text(
-            requirements.pip_requirements_text(), encoding="utf-8"
-        )
+        (in_dir / "requirements.txt").write_text(requirements.resolver_text(urls), encoding="utf-8")
         constraints = requirements.pip_constraints_text()
         if constraints:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
-        spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
+        spec = resolve_spec(
+            target, in_dir, out_dir, has_constraints=bool(constraints), index=view,
+            local=local_mounts,
+        )  # fmt: skip
         runner = context.runner_for(target.arch)
         result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
             raise resolution_error_from_log(result.log_tail)
-        return read_report(out_dir / REPORT_NAME)
+        resolution = read_report(out_dir / REPORT_NAME)
+    # Back to host files: a find-links file by its host path, a local requirement by its pin.
+    pins = [dataclasses.replace(p, url=view.links.host_url(p.url)) for p in resolution.pins]
+    return Resolution(pins=replace_local(pins, context.inputs.local, target))
 
 
 def resolve_spec(
-    context: BuildContext, target: Target, in_dir: Path, out_dir: Path, *, has_constraints: bool
+    target: Target,
+    in_dir: Path,
+    out_dir: Path,
+    *,
+    has_constraints: bool,
+    index: ContainerIndex,
+    local: Sequence[Mount] = (),
 ) -> ContainerSpec:
-    environment = {**pip_environment(), **context.index.container_environment()}
+    environment = {**pip_environment(), **index.environment}
     return ContainerSpec(
         image=target.build_image,
         command=resolve_command(target.runtime.interpreter_path, has_constraints=has_constraints),
@@ -197,7 +246,8 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            *read_only_mounts(context.index.container_files()),
+            *read_only_mounts(index.files),
+            *local,
         ),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
@@ -214,7 +264,16 @@ def check_hashes(resolution: Resolution, context: BuildContext) -> None:
         allowed.setdefault(line.name, set()).update(
             h.removeprefix("sha256:") for h in line.hashes if h.startswith("sha256:")
         )
+    # Hashes check files; a folder is the user's own code, a git tree is pinned by its commit.
+    trees = {lp.pin.sha256 for lp in context.inputs.local if lp.kind in ("folder", "git")}
+    for line in requirements.local:
+        if line.git is not None and not is_commit(line.git.rev):
+            msg = f"{line.origin}: in hash-checking mode, {line.name} must be pinned to a commit."
+            hint = "Write @<full commit id> after the git URL: the commit is its hash."
+            raise ResolutionError(msg, hint=hint)
     for pin in resolution.pins:
+        if pin.sha256 in trees:
+            continue
         hashes = allowed.get(pin.name)
         if not hashes:
             msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."

@@ -68,7 +68,10 @@ def make_plan(
             if pin.sha256 in files:
                 items.append(PlanItem(pin=pin, action=Action.CACHED_WHEEL, reason="wheel in cache"))
             else:
-                reason = "the best wheel for the target"
+                local = pin.url.startswith("file:")
+                reason = (
+                    "a wheel file on this machine" if local else "the best wheel for the target"
+                )
                 items.append(PlanItem(pin=pin, action=Action.DOWNLOAD, reason=reason))
             continue
         key = compile_keys[pin.name]

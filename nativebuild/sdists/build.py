@@ -20,6 +20,7 @@ from nativebuild.engine.runner import (
     read_only_mounts,
 )
 from nativebuild.errors import CompileError
+from nativebuild.index.containers import ContainerIndex, container_index
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
@@ -100,19 +101,21 @@ def compile_spec(
     *,
     in_dir: Path,
     out_dir: Path,
-    index: IndexSettings,
+    index: ContainerIndex,
     source_date_epoch: int | None,
 ) -> ContainerSpec:
-    """One container that builds every job, with exactly the mounts it needs."""
+    """One container that builds every job, with exactly the mounts it needs: the sdists and
+    what pip needs to reach the index (the local sources' files too, for build requirements),
+    read-only; the output writable."""
     mounts = [
         Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
         Mount(source=in_dir, target=IN_DIR),
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
-        *read_only_mounts(index.container_files()),
+        *read_only_mounts(index.files),
     ]
-    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    environment = {**build_environment(source_date_epoch), **index.environment}
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)
     return ContainerSpec(
         image=target.build_image,
@@ -226,11 +229,12 @@ def run_compile(
     in_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True)
     (in_dir / "jobs.json").write_text(json.dumps(jobs_document(jobs)), encoding="utf-8")
-    spec = compile_spec(
-        jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
-        source_date_epoch=source_date_epoch,
-    )  # fmt: skip
-    result = runner.run(spec, reporter=reporter, verbose=verbose)
+    with container_index(index) as view:
+        spec = compile_spec(
+            jobs, target, in_dir=in_dir, out_dir=out_dir, index=view,
+            source_date_epoch=source_date_epoch,
+        )  # fmt: skip
+        result = runner.run(spec, reporter=reporter, verbose=verbose)
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
     failures = []

@@ -167,6 +167,7 @@ def test_read_pip_config_later_files_win_and_skip_others(tmp_path: Path) -> None
     assert config == {
         "index-url": "https://high.example/simple",
         "trusted-host": "low.example",
+        "find-links": "/opt/wheels",  # read to say it is not used, never forwarded
     }
 
 
@@ -405,6 +406,8 @@ def test_find_links_and_constraints_are_never_forwarded(tmp_path: Path, home: Pa
     assert "/opt/wheels" not in rendered
     assert "c.txt" not in rendered
     assert not {"PIP_FIND_LINKS", "PIP_CONSTRAINT"} & set(settings.container_environment())
+    assert settings.find_links == ()  # the machine's folders: not the project's inputs
+    assert settings.skipped == ("/opt/wheels",)  # ... said so
 
 
 # --- CA bundle -----------------------------------------------------------------------------
@@ -608,17 +611,30 @@ def test_with_overrides_without_index_keeps_the_host_one(tmp_path: Path) -> None
     assert merged == base
 
 
-def test_with_overrides_drops_a_local_index_url_and_keeps_the_current_one() -> None:
+def test_with_overrides_uses_a_local_index_of_the_requirements() -> None:
     base = IndexSettings(index_url="https://host.example/simple")
     merged = base.with_overrides(
         index_url="file:///opt/pypi/simple", extra_index_urls=[], trusted_hosts=[]
     )
-    assert merged.index_url == "https://host.example/simple"
-    assert merged.skipped == ("file:///opt/pypi/simple",)
+    assert merged.index_url == "file:///opt/pypi/simple"
+    assert merged.local_index_urls == ("file:///opt/pypi/simple",)
+    assert merged.remote_index_urls == ()
+    # A container reaches no index then: only the local files, handed over as find-links.
+    env = merged.container_environment(find_links=["/nativebuild/links/0"])
+    assert env["PIP_NO_INDEX"] == "1"
+    assert env["PIP_FIND_LINKS"] == "/nativebuild/links/0"
+    assert "PIP_INDEX_URL" not in env
+    assert "/opt/pypi" not in json.dumps(env)
 
 
-@pytest.mark.parametrize("local", ["/opt/pypi/simple", "./wheels", "file:///opt/pypi/simple"])
-def test_with_overrides_drops_local_extra_indexes(local: str) -> None:
+@pytest.mark.parametrize(
+    ("local", "url"),
+    [
+        ("/opt/pypi/simple", "file:///opt/pypi/simple"),
+        ("file:///opt/pypi/simple", "file:///opt/pypi/simple"),
+    ],
+)
+def test_with_overrides_keeps_local_extra_indexes_as_file_urls(local: str, url: str) -> None:
     base = IndexSettings(
         extra_index_urls=("https://a.example/simple",), skipped=("file:///from/host",)
     )
@@ -626,23 +642,36 @@ def test_with_overrides_drops_local_extra_indexes(local: str) -> None:
         index_url=None,
         extra_index_urls=[local, "https://b.example/simple"],
         trusted_hosts=[],
+        find_links=["/srv/wheels", "https://links.example/"],
     )
-    assert merged.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
-    assert merged.index_urls == (PYPI_SIMPLE, *merged.extra_index_urls)
-    assert merged.skipped == ("file:///from/host", local)
-    assert local not in merged.container_environment().get("PIP_EXTRA_INDEX_URL", "")
+    assert merged.extra_index_urls == ("https://a.example/simple", url, "https://b.example/simple")
+    assert merged.skipped == ("file:///from/host",)  # the host's own, still not used
+    env = merged.container_environment(find_links=["/nativebuild/links/0"])
+    assert env["PIP_INDEX_URL"] == PYPI_SIMPLE
+    assert env["PIP_EXTRA_INDEX_URL"] == "https://a.example/simple https://b.example/simple"
+    assert env["PIP_FIND_LINKS"] == "/nativebuild/links/0 https://links.example/"
+    assert "PIP_NO_INDEX" not in env
+    assert merged.remote_hosts == {"pypi.org", "a.example", "b.example", "links.example"}
 
 
-def test_with_overrides_redacts_what_it_skips() -> None:
+def test_no_index_reaches_no_index_anywhere() -> None:
     merged = IndexSettings().with_overrides(
-        index_url=f"ftp://user:{SECRET}@mirror.example/simple",
-        extra_index_urls=[f"file://user:{SECRET}@host/opt/more"],
-        trusted_hosts=[],
+        index_url=None, extra_index_urls=[], trusted_hosts=[], find_links=["/srv/w"], no_index=True
     )
-    assert merged.index_url == PYPI_SIMPLE
-    assert merged.extra_index_urls == ()
-    assert merged.skipped == ("ftp://***@mirror.example/simple", "file://***@host/opt/more")
-    assert SECRET not in json.dumps([*merged.skipped, merged.container_environment()])
+    assert merged.container_environment()["PIP_NO_INDEX"] == "1"
+    assert "PIP_INDEX_URL" not in merged.container_environment()
+    assert merged.fingerprint_fields()["no_index"] == "True"
+    assert IndexSettings().fingerprint_fields().keys() == {"index_url", "extra_index_urls"}
+
+
+def test_with_overrides_keeps_credentials_out_of_the_fingerprint() -> None:
+    merged = IndexSettings().with_overrides(
+        index_url=f"https://user:{SECRET}@mirror.example/simple",
+        extra_index_urls=[f"file://user:{SECRET}@localhost/opt/more"],
+        trusted_hosts=[],
+        find_links=[f"https://u:{SECRET}@links.example/"],
+    )
+    assert SECRET not in json.dumps(merged.fingerprint_fields())
 
 
 @pytest.mark.parametrize(
