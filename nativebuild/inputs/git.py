@@ -190,9 +190,7 @@ def resolve_revision(source: GitSource, git: GitRunner) -> Revision | None:
         raise _failure(source, "list the branches and tags of", done)
     found = read_ls_remote(done.stdout, source.rev)
     if found is None and (source.rev is None or not _SHORT_COMMIT_RE.fullmatch(source.rev)):
-        what = (
-            "a default branch (HEAD)" if source.rev is None else f"a branch or tag {source.rev!r}"
-        )
+        what = "default branch (HEAD)" if source.rev is None else f"branch or tag {source.rev!r}"
         msg = f"{redact(source.url)} has no {what}."
         hint = "Name an existing branch, tag or full commit id after '@'."
         raise ResolutionError(msg, hint=hint)

@@ -197,11 +197,11 @@ def open_context(
             find_links=requirements.find_links,
             no_index=requirements.no_index,
         )
-    for skipped in index.skipped:
+    if index.skipped:
         reporter.detail(
-            f"not using {skipped} of this machine's pip configuration (a build depends on the "
-            "project only: name local folders in the requirements, with --find-links or "
-            "--index-url file://...)"
+            f"not using the local folders of this machine's pip configuration "
+            f"({', '.join(index.skipped)}): a build depends on the project's files only; "
+            "name a folder in the requirements to use it (--find-links DIR, --index-url file://...)"
         )
     return BuildContext(
         settings=settings,

@@ -78,7 +78,9 @@ def resolve(context: BuildContext, target: Target) -> Resolution:
         context.reporter.detail(
             f"pins: {len(inputs.locked)} locked in {context.settings.requirements.name}"
         )
-        pins = choose_files(inputs.locked, target, extras=inputs.extras, groups=inputs.groups)
+        pins = choose_files(
+            inputs.locked, target, extras=inputs.extras, groups=inputs.groups, local=inputs.local
+        )
         resolution = Resolution(pins=pins)
     else:
         resolution = _resolve_requirements(context, target)

@@ -1,0 +1,62 @@
+"""Git repositories made by a test, with the real git: commits, branches, tags, clones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.wheelfactory import make_tree
+
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "nativebuild tests",
+    "GIT_AUTHOR_EMAIL": "tests@nativebuild.invalid",
+    "GIT_COMMITTER_NAME": "nativebuild tests",
+    "GIT_COMMITTER_EMAIL": "tests@nativebuild.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env={**os.environ, **_IDENTITY}, capture_output=True,
+        text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def project_files(name: str, version: str, marker: str = "1") -> dict[str, str | bytes]:
+    """A pure-Python project with static metadata (setuptools)."""
+    module = name.replace("-", "_")
+    return {
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+            f'[project]\nname = "{name}"\nversion = "{version}"\n'
+        ),
+        f"{module}/__init__.py": f"MARKER = {marker!r}\n",
+    }
+
+
+def make_repo(path: Path, files: Mapping[str, str | bytes], *, branch: str = "main") -> str:
+    """A repository at ``path`` (a work tree) with ``files`` committed on ``branch``; the
+    commit id."""
+    path.mkdir(parents=True)
+    git("init", "--quiet", "--initial-branch", branch, cwd=path)
+    return commit(path, files, "first")
+
+
+def commit(repo: Path, files: Mapping[str, str | bytes], message: str) -> str:
+    make_tree(repo, dict(files))
+    git("add", "--all", cwd=repo)
+    git("commit", "--quiet", "--message", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo)
+
+
+def bare_clone(repo: Path, dest: Path) -> Path:
+    """A bare copy of ``repo`` (what a server serves), with the files a dumb HTTP server needs."""
+    git("clone", "--quiet", "--bare", str(repo), str(dest))
+    git("update-server-info", cwd=dest)
+    return dest
