@@ -176,6 +176,9 @@ class FakeRunner:
         self.cancelled = False
         self.verify_requests: list[dict[str, object]] = []
         self.resolved_texts: list[str] = []  # the requirements each resolution container read
+        # (container path, bytes) of each small file mounted, kept: some live only while the
+        # container runs (a trimmed netrc)
+        self.mounted_files: list[tuple[str, bytes]] = []
 
     def check_engine(self) -> None:
         pass
@@ -204,6 +207,11 @@ class FakeRunner:
             raise DockerUnavailableError(msg)
         self.containers_started += 1
         self.specs.append(spec)
+        self.mounted_files += [
+            (m.target, m.source.read_bytes())
+            for m in spec.mounts
+            if m.source.is_file() and m.source.stat().st_size < 1 << 20
+        ]
         if spec.command == ("uname", "-m"):
             machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
             if machine == self.machine or machine in self.emulates:
