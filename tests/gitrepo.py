@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,3 +62,43 @@ def bare_clone(repo: Path, dest: Path) -> Path:
     git("clone", "--quiet", "--bare", str(repo), str(dest))
     git("update-server-info", cwd=dest)
     return dest
+
+
+def extension_files(name: str, version: str, factor: int) -> dict[str, str | bytes]:
+    """A project with one C extension module, ``<module>.scale(x)`` returning ``factor * x``:
+    what must be compiled in the build image."""
+    module = name.replace("-", "_")
+    c_source = (
+        "#include <Python.h>\n"
+        "static PyObject *scale(PyObject *self, PyObject *arg) {\n"
+        f"  return PyLong_FromLong({factor} * PyLong_AsLong(arg)); }}\n"
+        'static PyMethodDef methods[] = {{"scale", scale, METH_O, NULL}, {NULL, NULL, 0, NULL}};\n'
+        f'static struct PyModuleDef module = {{PyModuleDef_HEAD_INIT, "{module}", NULL, -1, methods}};\n'
+        f"PyMODINIT_FUNC PyInit_{module}(void) {{ return PyModule_Create(&module); }}\n"
+    )
+    return {
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+            f'[project]\nname = "{name}"\nversion = "{version}"\n'
+        ),
+        "setup.py": (
+            "from setuptools import Extension, setup\n"
+            f"setup(ext_modules=[Extension({module!r}, ['src/{module}.c'])])\n"
+        ),
+        f"src/{module}.c": c_source,
+    }
+
+
+def sdist_of(files: dict[str, str | bytes], name: str, version: str, dest: Path) -> Path:
+    """``files`` as the sdist ``<name>-<version>.tar.gz`` in ``dest`` (with a PKG-INFO)."""
+    stem = f"{name.replace('-', '_')}-{version}"
+    members = {**files, "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"}
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{stem}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for member, content in sorted(members.items()):
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(f"{stem}/{member}")
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return path
