@@ -122,13 +122,9 @@ class IndexSettings:
         return env
 
     def container_files(self) -> tuple[tuple[Path, str], ...]:
-        """(host file, path in the container) of what pip needs there: mounted read-only."""
-        files = []
-        if self.ca_bundle is not None:
-            files.append((self.ca_bundle, CA_BUNDLE_IN_CONTAINER))
-        if self.netrc is not None:
-            files.append((self.netrc, NETRC_IN_CONTAINER))
-        return tuple(files)
+        """(host file, path in the container) of the CA bundle, mounted read-only. The netrc
+        goes trimmed to the index hosts, by ``index.containers.container_index``."""
+        return ((self.ca_bundle, CA_BUNDLE_IN_CONTAINER),) if self.ca_bundle is not None else ()
 
     def fingerprint_fields(self) -> dict[str, str]:
         """What changes which files resolution may pick, with credentials removed."""

@@ -45,6 +45,7 @@ from nativebuild.resolve.in_image import (
     resolution_error_from_log,
     resolve_command,
 )
+from nativebuild.sdists.build import OFFLINE_HINT
 from nativebuild.targets import Target
 
 OWN_IMAGE_PREFIX = "nativebuild/build-"  # images.image_tag: named by recipe and base
@@ -223,7 +224,10 @@ def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
         runner = context.runner_for(target.arch)
         result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
-            raise resolution_error_from_log(result.log_tail)
+            error = resolution_error_from_log(result.log_tail)
+            if context.index.no_index or not context.index.remote_index_urls:
+                error.hint = f"{error.hint} {OFFLINE_HINT}"
+            raise error
         resolution = read_report(out_dir / REPORT_NAME)
     # Back to host files: a find-links file by its host path, a local requirement by its pin.
     pins = [dataclasses.replace(p, url=view.links.host_url(p.url)) for p in resolution.pins]

@@ -34,6 +34,10 @@ REPAIR_IN_CONTAINER = "/nativebuild/nativebuild_repair.py"  # beside the driver,
 SDIST_DIR = "/nativebuild/sdists"
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
+OFFLINE_HINT = (
+    "With --no-index (or local indexes only), build requirements such as setuptools and wheel "
+    "must be in the --find-links folders too."
+)
 # Changing how wheels are built (driver, flags) must change every cache key.
 BUILD_RECIPE = "2"
 
@@ -252,6 +256,8 @@ def run_compile(
         )  # fmt: skip
         compiled.append(built)
     error = _compile_failure(failures, target, result) if failures else None
+    if error is not None and (index.no_index or not index.remote_index_urls):
+        error.hint = f"{error.hint} {OFFLINE_HINT}"
     return CompileOutcome(compiled=tuple(compiled), error=error)
 
 

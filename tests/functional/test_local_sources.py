@@ -469,3 +469,16 @@ def test_local_requirements_reach_the_image_resolver_as_read_only_files(
     assert wheels["acme-tools"]["url"] == f"git+https://git.invalid/o/acme-tools@{pinned}"
     assert wheels["mypkg"]["url"] == (project / "libs" / "mypkg").as_uri()
     assert "s3cr3t-url" not in json.dumps(result) + err
+
+
+def test_offline_compile_failures_say_build_requirements_belong_in_the_folder(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    make_tree(project / "wheels", {"nbsdist_20-1.0.tar.gz": sdist_bytes("nbsdist_20", "1.0")})
+    (project / "requirements.txt").write_text("--no-index\n-f ./wheels\nnbsdist-20==1.0\n")
+    fake.fail_compile.add("nbsdist-20")
+    code, _, err = build(project, tmp_path / "cache")
+    assert code == 6, err
+    assert "build requirements such as setuptools" in " ".join(err.split())
+    [_, compile_spec] = fake.specs
+    assert dict(compile_spec.environment)["PIP_NO_INDEX"] == "1"

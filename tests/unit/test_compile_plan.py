@@ -222,9 +222,10 @@ def layout(tmp_path: Path) -> Layout:
 
 
 def spec_for(layout: Layout, target: Target, epoch: int | None = 1_700_000_000) -> ContainerSpec:
+    netrc = ((layout.index.netrc, NETRC_IN_CONTAINER),) if layout.index.netrc else ()
     view = ContainerIndex(
         environment=layout.index.container_environment(),
-        files=layout.index.container_files(),
+        files=(*layout.index.container_files(), *netrc),
         links=ContainerLinks(),
     )
     return compile_spec(

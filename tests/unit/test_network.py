@@ -13,6 +13,7 @@ import pytest
 
 import nativebuild
 from nativebuild.engine.runner import Mount, read_only_mounts
+from nativebuild.index.containers import container_index
 from nativebuild.index.pip_config import (
     CA_BUNDLE_IN_CONTAINER,
     NETRC_IN_CONTAINER,
@@ -556,9 +557,9 @@ def test_container_environment_and_mounts_in_full(tmp_path: Path) -> None:
         "NETRC": NETRC_IN_CONTAINER,
         "HTTPS_PROXY": "http://proxy:3128",
     }
+    # The netrc itself is never mounted whole: index.containers trims it to the index hosts.
     assert read_only_mounts(settings.container_files()) == (
         Mount(source=bundle, target=CA_BUNDLE_IN_CONTAINER, read_only=True),
-        Mount(source=netrc, target=NETRC_IN_CONTAINER, read_only=True),
     )
 
 
@@ -571,13 +572,19 @@ def test_container_environment_never_names_host_paths(tmp_path: Path) -> None:
 def test_discovered_settings_round_trip_into_containers(
     tmp_path: Path, home: Path, bundles: dict[str, Path]
 ) -> None:
-    netrc = write(home / ".netrc", "machine m login u password p\n")
+    write(
+        home / ".netrc",
+        "machine pypi.org login u password p\nmachine git.example login u password g\n",
+    )
     env = no_files_env(tmp_path, home, PIP_CERT=str(bundles["pip-cert"]))
-    mounts = read_only_mounts(find(tmp_path, env).container_files())
-    assert [(m.source, m.target, m.read_only) for m in mounts] == [
-        (bundles["pip-cert"].resolve(), CA_BUNDLE_IN_CONTAINER, True),
-        (netrc.resolve(), NETRC_IN_CONTAINER, True),
-    ]
+    with container_index(find(tmp_path, env)) as view:
+        mounts = read_only_mounts(view.files)
+        assert [(m.target, m.read_only) for m in mounts] == [
+            (CA_BUNDLE_IN_CONTAINER, True),
+            (NETRC_IN_CONTAINER, True),
+        ]
+        assert mounts[0].source == bundles["pip-cert"].resolve()
+        assert mounts[1].source.read_text() == "machine pypi.org login u password p\n"
 
 
 # --- overrides, redaction, fingerprints ----------------------------------------------------
