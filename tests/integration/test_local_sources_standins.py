@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uv import find_uv_bin
 
 from nativebuild.redact import redact
 from tests.gitrepo import bare_clone, commit, extension_files, git, make_repo, sdist_of
@@ -27,10 +28,14 @@ SIX_SHA256 = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254" 
 
 
 def nativebuild(
-    project: Path, cache: Path, *extra: str, env: dict[str, str] | None = None
+    project: Path,
+    cache: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    requirements: str = "requirements.txt",
 ) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
-        [sys.executable, "-m", "nativebuild", "build", "-r", str(project / "requirements.txt"),
+        [sys.executable, "-m", "nativebuild", "build", "-r", str(project / requirements),
          "--src", str(project / "app"), "--runtime", "python3.9", "--build-image", BUILD_IMAGE,
          "--runtime-image", RUNTIME_IMAGE, "--glibc", "2.31", "--cache-dir", str(cache),
          "-o", str(project / "dist"), "--json", *extra],
@@ -217,3 +222,32 @@ def test_git_over_ssh_both_architectures_and_the_same_bytes_from_a_second_clone(
     outputs = [err, json.dumps(result)]
     outputs += [p.read_text(errors="replace") for p in (project / "dist").rglob("*.json")]
     assert not [line for line in secret_lines for text in outputs if line in text]
+
+
+# --- a uv.lock with a git source, exported by the real uv ---------------------------------------
+
+
+@pytest.mark.docker
+def test_a_uv_lock_git_source_is_cloned_at_its_locked_commit(project: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repos" / "nbtest20-lock"
+    locked = make_repo(repo, extension_files("nbtest20-lock", "1.0", factor=2))
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0"\nrequires-python = ">=3.9"\n'
+        f'dependencies = ["nbtest20-lock @ git+{repo.as_uri()}@main"]\n'
+    )
+    done = subprocess.run(
+        [find_uv_bin(), "lock", "--quiet"], cwd=project, capture_output=True, text=True,
+        env={**os.environ, "UV_NO_CONFIG": "1", "UV_INDEX_URL": "https://pypi.org/simple"},
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert locked in (project / "uv.lock").read_text()
+    commit(repo, extension_files("nbtest20-lock", "1.0", factor=3), "after the lock")
+    code, result, err = nativebuild(project, tmp_path / "cache", requirements="uv.lock")
+    assert code == 0, err
+    assert sources(result) == {("nbtest20-lock", "x86_64"): "compiled"}
+    [entry] = result["archives"][0]["wheels"]
+    assert entry["url"] == f"git+{repo.as_uri()}@{locked}", "the locked commit, not the branch tip"
+    check = "import nbtest20_lock; print(nbtest20_lock.scale(21))"
+    assert run_in_runtime(result["archives"][0]["path"], check) == "42"
+    assert "not pinned" not in err
