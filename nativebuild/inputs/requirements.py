@@ -1,7 +1,9 @@
 """Read pip requirements files on the host, so bad lines fail fast with ``file:line``.
 
-The build container's pip gets one flattened, normalized file (``pip_requirements_text``): it
-never sees the host paths of included files, and ``fingerprint()`` keys the resolution cache on
+A resolver gets one flattened, normalized file (``resolver_text``: the index options travel
+as uv's arguments or a container's environment, and each local requirement is written as that
+resolver sees it, an unpacked tree or a mounted file): it never sees the host paths of included
+files, and ``fingerprint()`` keys the resolution cache on
 content, not on comments or layout. Line handling follows pip's ``req_file.py``: continuations are
 joined first, then comments stripped, then ``${VAR}`` expanded. ``requirements_from_pyproject``
 checks the entries of a ``pyproject.toml`` (PEP 621 dependencies and extras, PEP 735 groups) the

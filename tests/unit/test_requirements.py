@@ -828,3 +828,24 @@ def test_arbitrary_text_raises_only_requirement_errors(text: str, env: dict[str,
         (r.name, r.specifier, r.hashes) for r in result.requirements
     ]
     assert (replayed.no_binary, replayed.only_binary) == (result.no_binary, result.only_binary)
+
+
+def test_resolver_text_leaves_indexes_to_the_resolver_and_writes_local_urls(vendor: Path) -> None:
+    result = parse_in(
+        vendor,
+        "--index-url https://u:t@mirror.example/simple\n--no-binary foo\n"
+        f"foo==1\n./vendor/{WHEEL} ; platform_machine == 'x86_64' --hash={H1}\n"
+        "bar @ git+https://h/o/bar@v1\n",
+    )
+    _foo, wheel, bar = result.requirements
+    urls = {
+        wheel: f"file:///nativebuild/local/1/{WHEEL}",
+        bar: "file:///tmp/trees/bar-1.0",
+    }
+    assert result.resolver_text(urls) == (
+        "--no-binary foo\n"
+        "foo==1\n"
+        f'acme-auth @ file:///nativebuild/local/1/{WHEEL} ; platform_machine == "x86_64" --hash={H1}\n'
+        "bar @ file:///tmp/trees/bar-1.0\n"
+    )
+    assert [line.name for line in result.local] == ["acme-auth", "bar"]
