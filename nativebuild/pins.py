@@ -48,6 +48,17 @@ class Resolution:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class LocalPin:
+    """A distribution this machine provides, pinned: a project folder or a git tree (packed into
+    a reproducible sdist kept in the cache), or a wheel or sdist file where it lies."""
+
+    pin: Pin
+    kind: str  # "folder" | "file" | "git"
+    origin: str  # "requirements.txt:3", for messages
+    marker: str | None = None  # the requirement's: one name may have a file per architecture
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FileRef:
     """A file an index or a lock file offers for a distribution."""
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from nativebuild.abi.runtime_facts import PROBE_IN_CONTAINER
 from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
 from nativebuild.engine.runner import ContainerResult, ContainerSpec, ImageInfo
+from nativebuild.index.containers import is_distribution
 from nativebuild.index.uv import UvResult
 from nativebuild.pipeline.compiling import RESOLVED_MARKER
 from nativebuild.reporting import NullReporter, Reporter
@@ -46,6 +47,36 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _is_local(line: str) -> bool:
+    return " @ file://" in line
+
+
+def local_lines(lines: list[str], machine: str) -> list[tuple[str, str]]:
+    """(name, file URL) of each ``name @ file://...`` line whose marker holds on ``machine``."""
+    found = []
+    for line in lines:
+        if not _is_local(line):
+            continue
+        req = Requirement(line.split(" --hash")[0])
+        environment = {**TARGET_ENV, "platform_machine": machine}
+        if req.marker is None or Marker(str(req.marker)).evaluate(environment):
+            found.append((canonicalize_name(req.name), str(req.url)))
+    return found
+
+
+def file_entry(path: Path) -> IndexFile:
+    """A wheel or sdist file found in a folder, as the index entry of its name and version."""
+    if path.name.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(path.name)
+    else:
+        name, version = parse_sdist_filename(path.name)
+    return IndexFile(str(name), str(version), path, _sha256(path), ())
+
+
+def folder_entries(paths: list[Path]) -> dict[str, IndexFile]:
+    return {canonicalize_name(entry.name): entry for entry in map(file_entry, sorted(paths))}
+
+
 class FakeIndex:
     """Real wheel and sdist files in a directory, served through file:// URLs."""
 
@@ -55,21 +86,31 @@ class FakeIndex:
         self.files: dict[str, IndexFile] = {}
         self.sdists: dict[str, IndexFile] = {}  # an sdist beside a wheel of the same version
 
-    def resolve(self, lines: list[str]) -> tuple[dict[str, IndexFile], str | None]:
-        """What pip or uv would pick for ``lines`` on python3.9 x86_64; an error text instead
-        when a requirement cannot be met."""
+    def resolve(
+        self,
+        lines: list[str],
+        *,
+        links: Mapping[str, IndexFile] | None = None,
+        use_index: bool = True,
+        machine: str = "x86_64",
+    ) -> tuple[dict[str, IndexFile], str | None]:
+        """What pip or uv would pick for ``lines`` on python3.9 (x86_64 unless said); an error
+        text instead when a requirement cannot be met. ``links`` are find-links files, which
+        win over the index; ``use_index=False`` is --no-index."""
+        environment = {**TARGET_ENV, "platform_machine": machine}
+        candidates = {**(self.files if use_index else {}), **(links or {})}
         wanted = [
             Requirement(line.split(" --hash")[0])
             for line in lines
-            if line and not line.startswith("-")
+            if line and not line.startswith("-") and not _is_local(line)
         ]
         chosen: dict[str, IndexFile] = {}
         while wanted:
             req = wanted.pop()
-            if req.marker is not None and not Marker(str(req.marker)).evaluate(TARGET_ENV):
+            if req.marker is not None and not Marker(str(req.marker)).evaluate(environment):
                 continue
             name = canonicalize_name(req.name)
-            entry = self.files.get(name)
+            entry = candidates.get(name)
             if entry is None or entry.version not in req.specifier:
                 return {}, f"No matching distribution found for {req}"
             if name not in chosen:
@@ -142,6 +183,10 @@ class FakeRunner:
         self.held: set[tuple[str, ...]] = set()  # layer chains the engine's store holds
         self.loads: list[dict[str, object]] = []  # each `docker load`: tags and layers sent
         self.saves: list[str] = []
+        self.resolved_texts: list[str] = []  # the requirements each resolution container read
+        # (container path, bytes) of each small file mounted, kept: some live only while the
+        # container runs (a trimmed netrc)
+        self.mounted_files: list[tuple[str, bytes]] = []
 
     def check_engine(self) -> None:
         pass
@@ -235,6 +280,11 @@ class FakeRunner:
             raise DockerUnavailableError(msg)
         self.containers_started += 1
         self.specs.append(spec)
+        self.mounted_files += [
+            (m.target, m.source.read_bytes())
+            for m in spec.mounts
+            if m.source.is_file() and m.source.stat().st_size < 1 << 20
+        ]
         if spec.command == ("uname", "-m"):
             machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
             if machine == self.machine or machine in self.emulates:
@@ -244,14 +294,14 @@ class FakeRunner:
             )
         mounts = {m.target: m.source for m in spec.mounts}
         if "--dry-run" in spec.command:
-            return self._resolve(mounts)
+            return self._resolve(spec, mounts)
         if spec.command[1:2] == (PROBE_IN_CONTAINER,):
             return self._probe_runtime(spec, mounts)
         if spec.command[1:2] == (VERIFY_IN_CONTAINER,):
             return self._verify(spec, mounts)
         machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
         if spec.command[1:3] == (COMPILE_IN_CONTAINER, "--resolve-first"):
-            return self._resolve_then_compile(mounts, machine, reporter)
+            return self._resolve_then_compile(spec, mounts, machine, reporter)
         if spec.command[1:2] == (COMPILE_IN_CONTAINER,):
             return self._compile(mounts, machine)
         # A container this fake does not know must fail the test loudly, never pass as a compile.
@@ -286,40 +336,67 @@ class FakeRunner:
         (mounts["/nativebuild/out"] / "facts.json").write_text(json.dumps(document))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
-    def _resolve(self, mounts: dict[str, Path]) -> ContainerResult:
-        lines = (mounts["/nativebuild/in"] / "requirements.txt").read_text().splitlines()
-        chosen, error = self.index.resolve(lines)
+    def _resolve(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
+        """pip --dry-run --report: the index, the find-links folders of PIP_FIND_LINKS (the
+        files mounted in them) and the local files named on lines; the report names what it
+        took by container URL, as pip does."""
+        text = (mounts["/nativebuild/in"] / "requirements.txt").read_text()
+        self.resolved_texts.append(text)
+        lines = text.splitlines()
+        env = dict(spec.environment)
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        folders = env.get("PIP_FIND_LINKS", "").split()
+        inside = {
+            target: source
+            for target, source in mounts.items()
+            if any(target.startswith(folder + "/") for folder in folders)
+        }
+        links = {
+            name: dataclasses.replace(entry, path=Path(target))
+            for target, source in inside.items()
+            for name, entry in folder_entries([source]).items()
+        }
+        chosen, error = self.index.resolve(
+            lines, links=links, use_index="PIP_NO_INDEX" not in env, machine=machine
+        )
         if error is not None:
             tail = (f"ERROR: {error}",)
             return ContainerResult(exit_code=1, log_tail=tail, duration_s=0.1)
         no_binary = {canonicalize_name(l.split()[1]) for l in lines if l.startswith("--no-binary")}
+        entries = []
+        for e in chosen.values():
+            f = (
+                self.index.sdists.get(canonicalize_name(e.name), e)
+                if canonicalize_name(e.name) in no_binary
+                else e
+            )
+            if str(f.path) in inside:  # a find-links file: pip reports where it read it
+                sha256 = _sha256(inside[str(f.path)])
+                entries.append((e.name, e.version, f"file://{f.path}", sha256))
+            else:
+                entries.append((e.name, e.version, f.url, f.sha256))
+        for name, url in local_lines(lines, machine):
+            local = mounts[url.removeprefix("file://")]
+            entries.append((name, file_entry(local).version, url, _sha256(local)))
         report = {
             "version": "1",
             "install": [
                 {
-                    "metadata": {"name": e.name, "version": e.version},
-                    "download_info": {
-                        "url": f.url,
-                        "archive_info": {"hashes": {"sha256": f.sha256}},
-                    },
+                    "metadata": {"name": name, "version": version},
+                    "download_info": {"url": url, "archive_info": {"hashes": {"sha256": sha}}},
                 }
-                for e in chosen.values()
-                for f in [
-                    self.index.sdists.get(canonicalize_name(e.name), e)
-                    if canonicalize_name(e.name) in no_binary
-                    else e
-                ]
+                for name, version, url, sha in entries
             ],
         }
         (mounts["/nativebuild/out"] / "report.json").write_text(json.dumps(report))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
     def _resolve_then_compile(
-        self, mounts: dict[str, Path], machine: str, reporter: Reporter
+        self, spec: ContainerSpec, mounts: dict[str, Path], machine: str, reporter: Reporter
     ) -> ContainerResult:
         """drivers/build_wheels.py --resolve-first: the report, the marker (the host chooses on
         the log thread, as it reads this line), then the builds the host put in go/."""
-        resolved = self._resolve(mounts)
+        resolved = self._resolve(spec, mounts)
         if resolved.exit_code != 0:
             return resolved
         self.resolved_then_compiled += 1
@@ -453,10 +530,18 @@ class FakeUv:
         self.calls.append(list(args))
         assert args[:2] == ["pip", "compile"], args
         assert "--no-build" in args, "uv must never build on the host"
+        machine = str(args[args.index("--python-platform") + 1]).split("-", 1)[0]
         lines = Path(args[2]).read_text().splitlines()
-        local = [line for line in lines if " @ file://" in line]
-        lines = [line for line in lines if line not in local]
-        chosen, error = self.index.resolve(lines)
+        links: dict[str, IndexFile] = {}
+        for position, arg in enumerate(args):
+            if arg == "--find-links":
+                folder = Path(args[position + 1])
+                links.update(
+                    folder_entries([p for p in folder.iterdir() if is_distribution(p.name)])
+                )
+        chosen, error = self.index.resolve(
+            lines, links=links, use_index="--no-index" not in args, machine=machine
+        )
         if error is not None:
             return UvResult(returncode=1, stdout="", stderr=f"error: {error}")
         packages = []
@@ -464,12 +549,7 @@ class FakeUv:
             name = canonicalize_name(entry.name)
             sdist = self.index.sdists.get(name)
             if entry.path.name.endswith(".tar.gz"):
-                message = (
-                    f"error: Because {name}=={entry.version} has no usable wheels ...\n"
-                    f"hint: Wheels are required for `{name}` because building from source is "
-                    "disabled for all packages (i.e., with `--no-build`)"
-                )
-                return UvResult(returncode=1, stdout="", stderr=message)
+                return UvResult(returncode=1, stdout="", stderr=_needs_build(name, entry.version))
             lines_out = [f'[[packages]]\nname = "{name}"\nversion = "{entry.version}"']
             if sdist is not None:
                 lines_out.append(
@@ -479,16 +559,31 @@ class FakeUv:
                 f'wheels = [{{ url = "{entry.url}", hashes = {{ sha256 = "{entry.sha256}" }} }}]'
             )
             packages.append("\n".join(lines_out))
-        for line in local:
-            name, url = (part.strip() for part in line.split(" @ ", 1))
+        for name, url in local_lines(lines, machine):
+            path = Path(url.removeprefix("file://"))
+            if path.is_dir():
+                packages.append(f'[[packages]]\nname = "{name}"\ndirectory = {{ path = "{path}" }}')
+                continue
+            entry = file_entry(path)
+            if not path.name.endswith(".whl"):  # an sdist: only building it tells its metadata
+                return UvResult(returncode=1, stdout="", stderr=_needs_build(name, entry.version))
             packages.append(
-                f'[[packages]]\nname = "{name}"\ndirectory = {{ path = "{url.removeprefix("file://")}" }}'
+                f'[[packages]]\nname = "{name}"\nversion = "{entry.version}"\n'
+                f'archive = {{ path = "{path}", hashes = {{ sha256 = "{entry.sha256}" }} }}'
             )
         output = Path(args[args.index("--output-file") + 1])
         output.write_text(
             'lock-version = "1.0"\ncreated-by = "fake-uv"\n\n' + "\n\n".join(packages) + "\n"
         )
         return UvResult(returncode=0, stdout="", stderr="")
+
+
+def _needs_build(name: str, version: str) -> str:
+    return (
+        f"error: Because {name}=={version} has no usable wheels ...\n"
+        f"hint: Wheels are required for `{name}` because building from source is "
+        "disabled for all packages (i.e., with `--no-build`)"
+    )
 
 
 class ArchiveJobsRunner(FakeRunner):

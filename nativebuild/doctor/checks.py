@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from nativebuild.engine.api import MIN_PLATFORM_API
 from nativebuild.engine.runner import ContainerSpec, read_only_mounts
 from nativebuild.errors import NativebuildError
-from nativebuild.index.pip_config import IndexSettings
+from nativebuild.index.containers import ContainerIndex
 from nativebuild.redact import redact
 from nativebuild.targets import (
     Architecture,
@@ -291,14 +291,14 @@ def check_index(url: str, image: str, outcome: Mapping[str, object]) -> Check:
 # --- facts ----------------------------------------------------------------------------------
 
 
-def probe_index_spec(target: Target, image: str, url: str, index: IndexSettings) -> ContainerSpec:
-    environment = {**index.container_environment(), PROBE_URL_VARIABLE: url}
+def probe_index_spec(target: Target, image: str, url: str, index: ContainerIndex) -> ContainerSpec:
+    environment = {**index.environment, PROBE_URL_VARIABLE: url}
     return ContainerSpec(
         image=image,
         command=(target.runtime.interpreter_path, "-c", PROBE_SCRIPT),
         description=f"reach the package index from {image}",
         platform=target.arch.docker_platform,
-        mounts=read_only_mounts(index.container_files()),
+        mounts=read_only_mounts(index.files),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
     )

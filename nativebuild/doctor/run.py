@@ -38,6 +38,7 @@ from nativebuild.doctor.checks import (
     uname_spec,
 )
 from nativebuild.errors import NativebuildError
+from nativebuild.index.containers import container_index
 from nativebuild.index.pip_config import IndexSettings, discover
 from nativebuild.reporting import NullReporter
 from nativebuild.targets import Architecture, Target, get_runtime, utc_today
@@ -156,16 +157,17 @@ def index_checks(
         if image is None:
             continue
         checks = []
-        for url in index.index_urls:
-            try:
-                result = runner.run(
-                    probe_index_spec(target, image, url, index), reporter=NullReporter()
-                )
-            except NativebuildError as err:
-                outcome: Mapping[str, object] = {"error": str(err)}
-            else:
-                outcome = parse_probe(result)
-            checks.append(check_index(url, image, outcome))
+        with container_index(index) as view:  # what a build's containers get, netrc trimmed
+            for url in index.index_urls:
+                try:
+                    result = runner.run(
+                        probe_index_spec(target, image, url, view), reporter=NullReporter()
+                    )
+                except NativebuildError as err:
+                    outcome: Mapping[str, object] = {"error": str(err)}
+                else:
+                    outcome = parse_probe(result)
+                checks.append(check_index(url, image, outcome))
         return checks
     detail = "no build or runtime image of the configured targets is present to try from"
     return [Check(name="package index from a container", status=Status.SKIPPED, detail=detail)]

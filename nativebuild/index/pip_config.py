@@ -3,7 +3,12 @@
 Users behind corporate proxies and private indexes configure pip on their machine; a build
 container knows none of that. We forward what pip needs (index URLs, trusted hosts, the CA
 bundle, netrc, proxies) at run time only: nothing is written into an image, a log or an archive.
-Deliberately not forwarded: constraints files and find-links, which point at host paths.
+
+Local sources (``file://`` indexes, ``--find-links`` folders) named by the requirements file are
+used: by uv on the host as they are, and in containers as read-only copies of their files
+(``index.containers``). The host's own pip configuration may name local folders too (a machine's
+mirror, ``PIP_FIND_LINKS``): those are machine state, not the project's, so a build does not
+depend on them; they are reported as skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from nativebuild.redact import redact
 
@@ -32,7 +37,7 @@ _PROXY_VARIABLES = (
 )
 # pip applies [global] first and then the running command's section, whatever file each is in.
 _PIP_SECTIONS = ("global", "install", "download", "wheel")
-_FORWARDED_KEYS = ("index-url", "extra-index-url", "trusted-host", "cert")
+_FORWARDED_KEYS = ("index-url", "extra-index-url", "trusted-host", "cert", "find-links")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -45,7 +50,10 @@ class IndexSettings:
     ca_bundle: Path | None = None
     netrc: Path | None = None
     proxies: tuple[tuple[str, str], ...] = ()
-    skipped: tuple[str, ...] = ()  # settings we saw but cannot forward, for a note to the user
+    # Local folders of the host's pip configuration, not used (see the module's docstring)
+    skipped: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()  # folders on this machine (absolute paths) or http(s) URLs
+    no_index: bool = False  # --no-index: only find-links and local files
 
     def with_overrides(
         self,
@@ -53,31 +61,55 @@ class IndexSettings:
         index_url: str | None,
         extra_index_urls: Sequence[str],
         trusted_hosts: Sequence[str],
+        find_links: Sequence[str] = (),
+        no_index: bool = False,
     ) -> IndexSettings:
         """Apply a requirements file's own ``--index-url`` and friends (they win, as in pip).
-
-        Local indexes (``file://``, paths) are dropped and noted, as :func:`discover` does for
-        the host's: containers cannot see host paths.
-        """
-        local = [u for u in (index_url or "", *extra_index_urls) if u and not _is_remote(u)]
+        Its local indexes (``file://`` URLs, folders) are used, as ``file://`` URLs."""
         return dataclasses.replace(
             self,
-            index_url=index_url if index_url and _is_remote(index_url) else self.index_url,
+            index_url=_as_url(index_url) if index_url else self.index_url,
             extra_index_urls=_unique(
-                (*self.extra_index_urls, *(u for u in extra_index_urls if _is_remote(u)))
+                (*self.extra_index_urls, *(_as_url(u) for u in extra_index_urls))
             ),
             trusted_hosts=_unique((*self.trusted_hosts, *trusted_hosts)),
-            skipped=_unique((*self.skipped, *(redact(u) for u in local))),
+            find_links=_unique((*self.find_links, *find_links)),
+            no_index=self.no_index or no_index,
         )
 
     @property
     def index_urls(self) -> tuple[str, ...]:
         return (self.index_url, *self.extra_index_urls)
 
-    def container_environment(self) -> dict[str, str]:
-        env = {"PIP_INDEX_URL": self.index_url}
-        if self.extra_index_urls:
-            env["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+    @property
+    def remote_index_urls(self) -> tuple[str, ...]:
+        """The indexes a container reaches as they are; local ones travel as files."""
+        return tuple(u for u in self.index_urls if is_remote(u))
+
+    @property
+    def local_index_urls(self) -> tuple[str, ...]:
+        return tuple(u for u in self.index_urls if not is_remote(u))
+
+    @property
+    def remote_hosts(self) -> frozenset[str]:
+        """Hosts this build's pip reaches: the only netrc machines a container may see."""
+        urls = (*self.remote_index_urls, *(u for u in self.find_links if is_remote(u)))
+        return frozenset(host for u in urls if (host := urlsplit(u).hostname))
+
+    def container_environment(self, *, find_links: Sequence[str] = ()) -> dict[str, str]:
+        """pip's settings for a container; ``find_links`` holds the container folders where
+        the local sources' files are (``index.containers``)."""
+        remote = self.remote_index_urls
+        env: dict[str, str] = {}
+        if self.no_index or not remote:
+            env["PIP_NO_INDEX"] = "1"
+        else:
+            env["PIP_INDEX_URL"] = remote[0]
+            if remote[1:]:
+                env["PIP_EXTRA_INDEX_URL"] = " ".join(remote[1:])
+        links = (*find_links, *(u for u in self.find_links if is_remote(u)))
+        if links:
+            env["PIP_FIND_LINKS"] = " ".join(links)
         if self.trusted_hosts:
             env["PIP_TRUSTED_HOST"] = " ".join(self.trusted_hosts)
         if self.ca_bundle is not None:
@@ -90,28 +122,44 @@ class IndexSettings:
         return env
 
     def container_files(self) -> tuple[tuple[Path, str], ...]:
-        """(host file, path in the container) of what pip needs there: mounted read-only."""
-        files = []
-        if self.ca_bundle is not None:
-            files.append((self.ca_bundle, CA_BUNDLE_IN_CONTAINER))
-        if self.netrc is not None:
-            files.append((self.netrc, NETRC_IN_CONTAINER))
-        return tuple(files)
+        """(host file, path in the container) of the CA bundle, mounted read-only. The netrc
+        goes trimmed to the index hosts, by ``index.containers.container_index``."""
+        return ((self.ca_bundle, CA_BUNDLE_IN_CONTAINER),) if self.ca_bundle is not None else ()
 
     def fingerprint_fields(self) -> dict[str, str]:
         """What changes which files resolution may pick, with credentials removed."""
-        return {
+        fields = {
             "index_url": redact(self.index_url),
             "extra_index_urls": " ".join(redact(u) for u in self.extra_index_urls),
         }
+        if self.find_links or self.no_index:  # so keys of builds without them stay as they were
+            fields["find_links"] = " ".join(redact(u) for u in self.find_links)
+            fields["no_index"] = str(self.no_index)
+        return fields
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _is_remote(url: str) -> bool:
+def is_remote(url: str) -> bool:
     return urlsplit(url).scheme in ("http", "https")
+
+
+def _as_url(location: str) -> str:
+    """An index as a URL: a folder given as a path becomes its ``file://`` URL."""
+    if is_remote(location) or "://" in location or location.startswith("file:"):
+        return location
+    return Path(location).expanduser().absolute().as_uri()
+
+
+def local_path(location: str) -> Path | None:
+    """The folder a ``file://`` URL or a path names on this machine; None for web URLs."""
+    if is_remote(location):
+        return None
+    if location.startswith("file:"):
+        return Path(unquote(urlsplit(location).path))
+    return None if "://" in location else Path(location)
 
 
 def _running_venv() -> Path | None:
@@ -197,8 +245,9 @@ def discover(
     index_url = env.get("PIP_INDEX_URL") or config.get("index-url") or PYPI_SIMPLE
     extra = (env.get("PIP_EXTRA_INDEX_URL") or config.get("extra-index-url") or "").split()
     trusted = (env.get("PIP_TRUSTED_HOST") or config.get("trusted-host") or "").split()
-    skipped = [u for u in (index_url, *extra) if not _is_remote(u)]
-    if not _is_remote(index_url):
+    skipped = [u for u in (index_url, *extra) if not is_remote(u)]
+    skipped += (env.get("PIP_FIND_LINKS") or config.get("find-links") or "").split()
+    if not is_remote(index_url):
         index_url = PYPI_SIMPLE
     ca_bundle = None
     for candidate in (
@@ -214,7 +263,7 @@ def discover(
     proxies = tuple((name, env[name]) for name in _PROXY_VARIABLES if env.get(name))
     return IndexSettings(
         index_url=index_url,
-        extra_index_urls=tuple(u for u in extra if _is_remote(u)),
+        extra_index_urls=tuple(u for u in extra if is_remote(u)),
         trusted_hosts=tuple(trusted),
         ca_bundle=ca_bundle,
         netrc=netrc_path.resolve() if netrc_path.is_file() else None,

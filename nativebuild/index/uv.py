@@ -94,9 +94,13 @@ def uv_environment(
 
 
 def index_arguments(index: IndexSettings) -> list[str]:
-    args = ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
+    """Index options for uv, local indexes and find-links folders included: uv reads them on
+    the host, as they are."""
+    args = ["--no-index"] if index.no_index else ["--index-url", index.index_url]
+    for url in () if index.no_index else index.extra_index_urls:
         args += ["--extra-index-url", url]
+    for link in index.find_links:
+        args += ["--find-links", link]
     for host in index.trusted_hosts:
         args += ["--allow-insecure-host", host]
     return args

@@ -8,9 +8,13 @@ install per package for a target is :func:`choose_file`, a pure function.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.utils import (
@@ -22,14 +26,24 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
-from nativebuild.pins import FileRef, Pin, filename_of
-from nativebuild.redact import strip_credentials
+from nativebuild.pins import FileRef, LocalPin, Pin, filename_of
+from nativebuild.redact import redact, strip_credentials
 from nativebuild.targets import Target
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LockedGit:
+    """A locked git source: the commit is the pin."""
+
+    url: str  # what git clones (no "git+"), as locked
+    commit: str
+    requested: str | None = None  # the branch or tag the lock was made from, for messages
+    subdirectory: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,22 +54,68 @@ class LockedPackage:
     wheels: tuple[FileRef, ...]
     sdist: FileRef | None
     origin: str  # where the pin comes from, for messages
-    directory: str | None = None  # a local project, packed by nativebuild (localpkg.py)
+    directory: str | None = None  # a local project (absolute), packed by nativebuild
+    git: LockedGit | None = None  # a git tree, cloned and packed by nativebuild
+
+    @property
+    def is_local(self) -> bool:
+        return self.directory is not None or self.git is not None
 
 
-def _file_ref(entry: Mapping[str, Any], *, package: str, origin: str) -> FileRef:
+def _location(entry: Mapping[str, Any], base_dir: Path | None) -> str | None:
+    """An entry's ``url``, or its ``path`` (relative to the lock file) as a ``file://`` URL."""
     url = entry.get("url")
+    if isinstance(url, str):
+        return url
+    path = entry.get("path")
+    if not isinstance(path, str):
+        return None
+    where = Path(path)
+    if not where.is_absolute() and base_dir is not None:
+        where = base_dir / where
+    return Path(os.path.normpath(where)).as_uri()
+
+
+def _file_ref(
+    entry: Mapping[str, Any], *, package: str, origin: str, base_dir: Path | None
+) -> FileRef:
+    url = _location(entry, base_dir)
     hashes = entry.get("hashes") or {}
     sha256 = hashes.get("sha256") if isinstance(hashes, Mapping) else None
     if not isinstance(url, str) or not isinstance(sha256, str):
-        msg = f"{origin}: a file of {package} has no url or no sha256 hash."
+        msg = f"{origin}: a file of {package} has no url (or path) or no sha256 hash."
         raise RequirementSyntaxError(msg, hint="Lock with URLs and sha256 hashes (uv and pip do).")
     name = entry.get("name") or filename_of(url)
     return FileRef(url=strip_credentials(url), filename=str(name), sha256=sha256.lower())
 
 
-def read_pylock(text: str, *, origin: str) -> tuple[LockedPackage, ...]:
-    """The packages of a PEP 751 ``pylock.toml``; only index files (wheels, sdists) are taken."""
+def _locked_git(
+    entry: Mapping[str, Any], *, package: str, origin: str, base_dir: Path | None
+) -> LockedGit:
+    kind = entry.get("type")
+    url = _location(entry, base_dir)
+    commit = entry.get("commit-id")
+    if kind != "git":
+        msg = f"{origin}: {package} comes from a {kind} repository; nativebuild clones git ones."
+        hint = "Lock it from a git repository, a package index, a file or a folder."
+        raise ResolutionError(msg, hint=hint)
+    if not isinstance(url, str) or not isinstance(commit, str):
+        msg = f"{origin}: the git source of {package} has no url (or path) or no commit-id."
+        raise RequirementSyntaxError(msg, hint="Lock it again: PEP 751 locks git by commit.")
+    requested = entry.get("requested-revision")
+    subdirectory = entry.get("subdirectory")
+    return LockedGit(
+        url=url, commit=commit.lower(), requested=str(requested) if requested else None,
+        subdirectory=str(subdirectory) if subdirectory else None,
+    )  # fmt: skip
+
+
+def read_pylock(
+    text: str, *, origin: str, base_dir: Path | None = None
+) -> tuple[LockedPackage, ...]:
+    """The packages of a PEP 751 ``pylock.toml``: index files (wheels, sdists), files by path or
+    URL (``archive``), local folders (``directory``) and git commits (``vcs``). Relative paths
+    are relative to ``base_dir``, the lock file's folder."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -68,35 +128,34 @@ def read_pylock(text: str, *, origin: str) -> tuple[LockedPackage, ...]:
         if not isinstance(name, str):
             msg = f"{origin}: package #{index + 1} has no name."
             raise RequirementSyntaxError(msg)
-        for unsupported in ("vcs", "archive"):
-            if unsupported in entry:
-                msg = f"{origin}: {name} comes from a {unsupported}, which is not supported yet."
-                raise ResolutionError(msg, hint="Lock a released version from a package index.")
+        marker = str(entry["marker"]) if entry.get("marker") else None
+        package = functools.partial(
+            LockedPackage, name=canonicalize_name(name), marker=marker, origin=origin
+        )
         if isinstance(entry.get("directory"), Mapping):
+            directory = _location(entry["directory"], base_dir)
+            path = str(Path(unquote(urlsplit(directory).path))) if directory else ""
             packages.append(
-                LockedPackage(
-                    name=canonicalize_name(name), version=str(version or ""), marker=entry.get("marker"),
-                    wheels=(), sdist=None, origin=origin, directory=str(entry["directory"].get("path", "")),
-                )
-            )  # fmt: skip
+                package(version=str(version or ""), wheels=(), sdist=None, directory=path)
+            )
+            continue
+        if isinstance(entry.get("vcs"), Mapping):
+            git = _locked_git(entry["vcs"], package=name, origin=origin, base_dir=base_dir)
+            packages.append(package(version=str(version or ""), wheels=(), sdist=None, git=git))
             continue
         if not isinstance(version, str):
             msg = f"{origin}: {name} has no version."
             raise RequirementSyntaxError(msg)
-        wheels = tuple(_file_ref(w, package=name, origin=origin) for w in entry.get("wheels", []))
-        sdist_entry = entry.get("sdist")
-        sdist = _file_ref(sdist_entry, package=name, origin=origin) if sdist_entry else None
-        marker = entry.get("marker")
-        packages.append(
-            LockedPackage(
-                name=canonicalize_name(name),
-                version=version,
-                marker=str(marker) if marker else None,
-                wheels=wheels,
-                sdist=sdist,
-                origin=origin,
-            )
-        )
+        ref = functools.partial(_file_ref, package=name, origin=origin, base_dir=base_dir)
+        wheels = tuple(ref(w) for w in entry.get("wheels", []))
+        sdist = ref(entry["sdist"]) if entry.get("sdist") else None
+        if isinstance(entry.get("archive"), Mapping):
+            archive = ref(entry["archive"])
+            if archive.filename.endswith(".whl"):
+                wheels = (*wheels, archive)
+            else:
+                sdist = archive
+        packages.append(package(version=version, wheels=wheels, sdist=sdist))
     return tuple(packages)
 
 
@@ -169,13 +228,64 @@ def choose_file(
     )
 
 
-def _local_pin(package: LockedPackage, local: Mapping[str, Pin]) -> Pin:
-    pin = local.get(package.name)
-    if pin is None:
-        msg = f"{package.origin}: {package.name} comes from the directory {package.directory}, which nativebuild did not pack."
-        hint = "Name local projects in a requirements file (./libs/pkg); lock files cannot point at them yet."
+def _local_pin(package: LockedPackage, local: Sequence[LocalPin], target: Target) -> Pin | None:
+    """The local pin for ``package`` on ``target`` (its marker decides between several of one
+    name); None for an index package no local requirement provides."""
+    pin = local_pin_for(package.name, local, target)
+    if pin is None and package.is_local:
+        source = package.directory or (package.git.url if package.git else "")
+        msg = f"{package.origin}: {package.name} comes from {redact(source)}, which nativebuild did not pack."
+        hint = "Name it in the requirements (./libs/pkg or NAME @ git+URL@REV) or in the lock file."
         raise ResolutionError(msg, hint=hint)
     return pin
+
+
+def local_pin_for(name: str, local: Sequence[LocalPin], target: Target) -> Pin | None:
+    """What this machine provides for ``name`` on ``target``, if anything."""
+    environment = target.marker_environment()
+    mine = [lp for lp in local if lp.pin.name == name]
+    chosen = [lp for lp in mine if lp.marker is None or _holds(lp.marker, environment)]
+    if len(chosen) > 1:
+        where = ", ".join(lp.origin for lp in chosen)
+        msg = f"{name}: {len(chosen)} local requirements apply to {target.describe()} ({where})."
+        hint = "Give each a marker that picks one per target (platform_machine == 'x86_64')."
+        raise ResolutionError(msg, hint=hint)
+    if not chosen:
+        return None
+    if chosen[0].pin.is_wheel:
+        _check_local_wheel(chosen[0].pin, chosen[0].origin, target)
+    return chosen[0].pin
+
+
+def replace_local(
+    pins: Iterable[Pin], local: Sequence[LocalPin], target: Target
+) -> tuple[Pin, ...]:
+    """A resolver's pins with what this machine provides in place of their namesakes."""
+    return tuple(local_pin_for(pin.name, local, target) or pin for pin in pins)
+
+
+def _holds(marker: str, environment: Mapping[str, str]) -> bool:
+    try:
+        return bool(Marker(marker).evaluate({**environment, "extra": ""}))
+    except InvalidMarker:
+        return True  # checked when the requirement was read
+
+
+def _check_local_wheel(pin: Pin, origin: str, target: Target) -> None:
+    try:
+        _, _, _, tags = parse_wheel_filename(pin.filename)
+    except InvalidWheelFilename as err:
+        msg = f"{origin}: {pin.filename!r} is not a valid wheel file name."
+        raise ResolutionError(msg) from err
+    if target.accepts(tags):
+        return
+    shown = ", ".join(sorted(str(tag) for tag in tags))
+    msg = f"{origin}: {pin.filename} ({shown}) cannot load on {target.describe()}."
+    hint = (
+        "Name a wheel built for the target (one per architecture, each with a marker such as "
+        "; platform_machine == 'aarch64'), or its sdist, which nativebuild compiles."
+    )
+    raise ResolutionError(msg, hint=hint)
 
 
 def _no_file(
@@ -208,18 +318,18 @@ def choose_files(
     only_binary: Iterable[str] = (),
     extras: Iterable[str] = (),
     groups: Iterable[str] = (),
-    local: Mapping[str, Pin] | None = None,
+    local: Sequence[LocalPin] = (),
 ) -> tuple[Pin, ...]:
-    """One pin per package that applies to ``target``, sorted by name. ``local`` holds the
-    packed local projects by name, for the lock's directory entries."""
+    """One pin per package that applies to ``target``, sorted by name. ``local`` holds what
+    this machine provides (folders, files, git trees): it stands for the package of its name."""
     nb, ob = set(no_binary), set(only_binary)
     environment = target.marker_environment()
     pins = []
     for package in packages:
         if not applies(package, environment, extras=extras, groups=groups):
             continue
-        if package.directory is not None:
-            pins.append(_local_pin(package, local or {}))
+        if (pin := _local_pin(package, local, target)) is not None:
+            pins.append(pin)
             continue
         no_bin = ":all:" in nb or package.name in nb
         only_bin = (":all:" in ob or package.name in ob) and package.name not in nb

@@ -9,7 +9,6 @@ here: its packages are selected by walking the lock's dependency graph from the 
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,17 +24,11 @@ from nativebuild.inputs.locked import LockedPackage, read_pylock
 from nativebuild.inputs.poetry_lock import read_lock_text, read_poetry_lock
 from nativebuild.redact import redact
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 InputKind = Literal["requirements", "pyproject", "pylock", "uv-lock", "poetry-lock"]
 
 _PYLOCK_RE = re.compile(r"pylock\.([^.]+\.)?toml")  # PEP 751: pylock.toml, pylock.<name>.toml
 _CONSTRAINT_RE = re.compile(r"(\^|~=|~|===|==|!=|<=|>=|<|>)?\s*([^\s,|<>=!~^]+)")
 _STDERR_LINES = 20
-_NOT_SUPPORTED = ("git", "directory", "file", "url")  # poetry source types we cannot fetch yet
 
 
 def input_kind(path: Path) -> InputKind:
@@ -66,7 +59,7 @@ def load_locked(
 ) -> tuple[LockedPackage, ...]:
     """The pins of the lock file ``path``, with the markers under which each is needed."""
     if kind == "pylock":
-        return read_pylock(read_lock_text(path), origin=str(path))
+        return read_pylock(read_lock_text(path), origin=str(path), base_dir=path.absolute().parent)
     if kind == "uv-lock":
         uv_env = uv_environment(env, index, cache_dir)
         return export_uv_lock(path, extras=extras, groups=groups, uv=uv, env=uv_env)
@@ -119,7 +112,8 @@ def export_uv_lock(
         msg = f"uv could not export {path} (exit code {result.returncode}):\n{redact(tail)}"
         hint = "Check the extras and groups you asked for; run `uv lock` if the lock is stale."
         raise ResolutionError(msg, hint=hint)
-    return read_pylock(text, origin=str(path))
+    # uv writes paths relative to the exported file's folder
+    return read_pylock(text, origin=str(path), base_dir=Path(scratch))
 
 
 # --- poetry.lock ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ marker under which some path reaches it (an OR of ANDs), extras decided during t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,16 +30,17 @@ from nativebuild.errors import (
 )
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.simple_api import FileLookup, SimpleIndex
-from nativebuild.inputs.locked import LockedPackage
+from nativebuild.inputs.locked import LockedGit, LockedPackage
 from nativebuild.inputs.pyproject import (
     dependency_group_requirements,
     project_requirements,
     read_pyproject,
 )
-from nativebuild.pins import FileRef
+from nativebuild.pins import FileRef, filename_of
+from nativebuild.redact import strip_credentials
 
 _CONSTRAINT_RE = re.compile(r"(\^|~=|~|===|==|!=|<=|>=|<|>)?\s*([^\s,|<>=!~^]+)")
-_NOT_SUPPORTED = ("git", "directory", "file", "url")  # poetry source types we cannot fetch yet
+_SOURCES = ("git", "directory", "file", "url")  # poetry sources that need no index
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,6 +75,7 @@ class _Locked:
     files: tuple[tuple[str, str], ...]  # (filename, "sha256:<hex>")
     source_type: str | None
     source_url: str | None
+    source: Mapping[str, str]  # the whole [package.source] table
     dependencies: tuple[_Edge, ...]
     extras: tuple[tuple[str, frozenset[str]], ...]  # extra -> the names it adds
 
@@ -116,10 +119,9 @@ def read_poetry_lock(
         if extra:
             continue
         package = next(p for p in by_name[name] if p.version == version)
-        if package.source_type in _NOT_SUPPORTED:
-            source = package.source_type
-            msg = f"{origin}: {name} comes from a {source} source, which is not supported yet."
-            raise ResolutionError(msg, hint="Lock a released version from a package index.")
+        if package.source_type in _SOURCES:
+            result.append(_source_package(package, _marker_of(terms), origin, path.parent))
+            continue
         find = lookup
         if find is None:
             urls = (*([package.source_url] if package.source_url else []), *index.index_urls)
@@ -157,6 +159,7 @@ def _poetry_packages(data: Mapping[str, Any], origin: str) -> list[_Locked]:
                 files=tuple((str(f.get("file")), str(f.get("hash", ""))) for f in files),
                 source_type=source.get("type"),
                 source_url=source.get("url"),
+                source={str(k): str(v) for k, v in source.items()},
                 dependencies=tuple(dependencies),
                 extras=tuple(sorted(extras.items())),
             )
@@ -427,6 +430,41 @@ def _python_marker(constraint: str, where: str) -> str | None:
             ands.append(f'{variable} {spec.operator} "{spec.version}"')
         ors.append(" and ".join(ands))
     return " or ".join(f"({o})" for o in ors)
+
+
+def _source_package(package: _Locked, marker: str | None, origin: str, base: Path) -> LockedPackage:
+    """A package from a git repository, a folder, or a file (path or URL): no index needed."""
+    kind, url, source = package.source_type, str(package.source_url or ""), package.source
+    locked = functools.partial(
+        LockedPackage, name=package.name, version=package.version, marker=marker, origin=origin
+    )
+    if kind == "git":
+        commit = source.get("resolved_reference")
+        if not commit:
+            msg = f"{origin}: the git source of {package.name} has no resolved_reference."
+            raise RequirementSyntaxError(
+                msg, hint="Run `poetry lock` again: it records the commit."
+            )
+        git = LockedGit(
+            url=url,
+            commit=commit,
+            requested=source.get("reference"),
+            subdirectory=source.get("subdirectory"),
+        )
+        return locked(wheels=(), sdist=None, git=git)
+    if kind == "directory":
+        return locked(wheels=(), sdist=None, directory=str(base / url))
+    location = url if "://" in url else (base / url).resolve().as_uri()
+    sha256 = next((h.partition(":")[2] for _, h in package.files if h.startswith("sha256:")), "")
+    if not sha256:
+        msg = f"{origin}: the {kind} source of {package.name} has no sha256 hash."
+        raise RequirementSyntaxError(msg, hint="Run `poetry lock` again with a current Poetry.")
+    ref = FileRef(
+        url=strip_credentials(location), filename=filename_of(location), sha256=sha256.lower()
+    )
+    if ref.filename.endswith(".whl"):
+        return locked(wheels=(ref,), sdist=None)
+    return locked(wheels=(), sdist=ref)
 
 
 def _to_locked(

@@ -14,7 +14,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
-from nativebuild.inputs.requirement_line import FORM_HINT, requirement_line, requirement_text
+from nativebuild.inputs.requirement_line import (
+    FORM_HINT,
+    local_requirement,
+    requirement_line,
+    requirement_text,
+)
 from nativebuild.inputs.requirements import RequirementSet, read_text
 
 if sys.version_info >= (3, 11):
@@ -175,8 +180,11 @@ def requirements_from_pyproject(
         raise RequirementSyntaxError(msg, hint=hint)
     entries = project_requirements(data, extras=extras, origin=origin)
     entries += dependency_group_requirements(data, groups, origin=origin)
+    base_dir = path.absolute().parent
     lines = tuple(
-        requirement_line(text, [], origin=where, constraint=False) for text, where in entries
+        local_requirement(text, base_dir, where, constraint=False, hashes=[])
+        or requirement_line(text, [], origin=where, constraint=False)
+        for text, where in entries
     )
     return RequirementSet(
         requirements=lines,

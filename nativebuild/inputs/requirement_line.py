@@ -1,4 +1,5 @@
-"""One requirement: PEP 508 text, a URL, or a local project directory, with its hashes.
+"""One requirement: PEP 508 text, a URL, a git URL, or a folder or file on this machine, with its
+hashes.
 
 Checked here as pip would read it, so a bad line fails at once with its ``file:line``; the text
 written back for pip (``RequirementLine.specifier``) is the same with every packaging release.
@@ -10,12 +11,19 @@ import dataclasses
 import re
 import warnings
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from nativebuild.errors import RequirementSyntaxError
+from nativebuild.inputs.git import GitSource, is_git_url, parse_git_url
 from nativebuild.inputs.local_project import read_local_project
 from nativebuild.redact import redact
 
@@ -29,9 +37,9 @@ FORM_HINT = (
     "Write one requirement per line as NAME[EXTRAS] SPECIFIERS[; MARKER] or NAME @ URL, "
     'for example: requests[socks]>=2.31; python_version < "3.12"'
 )
-_LOCAL_PATH_HINT = (
-    "Local path dependencies are not supported yet (a later version will be). "
-    "Publish the package to an index, or name it with 'NAME @ https://...'."
+LOCAL_FORMS = (
+    "Local forms: a project folder (./libs/pkg), a wheel or sdist file (./vendor/pkg-1.0-py3-none-any.whl, "
+    "/abs/pkg-1.0.tar.gz, file:///abs/pkg-1.0.tar.gz), or NAME @ git+https://host/repo@REV."
 )
 
 
@@ -42,9 +50,28 @@ class RequirementLine:
     hashes: tuple[str, ...]  # "sha256:<hex>", sorted
     origin: str  # "requirements.txt:3", for messages
     local_path: Path | None = None  # a local project directory (``./libs/mypkg``)
+    local_file: Path | None = None  # a wheel or sdist on this machine (``./vendor/x.whl``)
+    git: GitSource | None = None  # ``NAME @ git+https://...@REV``: cloned on the host
 
-    def pip_line(self) -> str:
-        return " ".join((self.specifier, *(f"--hash={h}" for h in self.hashes)))
+    @property
+    def is_local(self) -> bool:
+        """Provided by this machine (a folder, a file, a git clone), not by an index."""
+        return self.local_path is not None or self.local_file is not None or self.git is not None
+
+    @property
+    def marker(self) -> str | None:
+        marker = Requirement(self.specifier).marker
+        return str(marker) if marker is not None else None
+
+    def pip_line(self, url: str | None = None) -> str:
+        """The line for a resolver; ``url`` replaces the URL of a local requirement with where
+        that resolver sees it (a container path, an unpacked git tree)."""
+        specifier = self.specifier
+        if url is not None:
+            req = Requirement(self.specifier)
+            req.url = url
+            specifier = requirement_text(req)
+        return " ".join((specifier, *(f"--hash={h}" for h in self.hashes)))
 
 
 def syntax_error(origin: str, problem: str, hint: str | None = None) -> RequirementSyntaxError:
@@ -67,24 +94,79 @@ def _looks_like_path(text: str) -> bool:
     return path_like or text.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
-def _local_directory(text: str, base_dir: Path) -> Path | None:
-    """The directory a requirement names (``./libs/pkg``, ``pkg @ file:///...``), if any."""
-    candidate = text.split(";", 1)[0].strip()
+def _split_marker(text: str) -> tuple[str, str]:
+    """``./pkg ; marker`` → ("./pkg", "marker"): pip splits a path or URL from its marker at
+    the first ';'."""
+    candidate, _, marker = text.partition(";")
+    return candidate.strip(), marker.strip()
+
+
+def _local_target(text: str, base_dir: Path, origin: str) -> tuple[Path, str | None] | None:
+    """The folder or file a requirement names on this machine (``./libs/pkg``,
+    ``./vendor/x.whl``, ``pkg @ file:///...``), with the name it gives, if any; None when it
+    names none. A path that does not exist fails here, saying where it was looked for."""
+    candidate, _ = _split_marker(text)
+    name = None
     if "@" in candidate and not candidate.lower().startswith("file:"):
-        candidate = candidate.split("@", 1)[1].strip()
+        name, candidate = (part.strip() for part in candidate.split("@", 1))
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?", name):
+            return None  # not "NAME @ ...": left to the PEP 508 parser's message
+        name = name.split("[", 1)[0]
+    if is_git_url(candidate):
+        return None
     if candidate.lower().startswith("file:"):
         parts = urlsplit(candidate)
-        path = Path(unquote(parts.path))
-    elif _looks_like_path(candidate) and not candidate.lower().endswith(_ARCHIVE_SUFFIXES):
-        path = Path(candidate)
+        if parts.netloc not in ("", "localhost"):
+            raise syntax_error(origin, f"{candidate!r} names another machine", LOCAL_FORMS)
+        written = unquote(parts.path)
+    elif _looks_like_path(candidate) and not URL_RE.match(candidate):
+        written = candidate
     else:
         return None
-    try:  # "~nobody", NUL bytes, names too long: not a directory of ours
-        path = path.expanduser()
+    path = _existing(written, base_dir)
+    if path is None:
+        problem = f"{written!r} is a local path that does not exist"
+        hint = f"Paths are relative to the requirements file's folder, {base_dir}. {LOCAL_FORMS}"
+        raise syntax_error(origin, problem, hint)
+    return path, name
+
+
+def _existing(written: str, base_dir: Path) -> Path | None:
+    try:  # "~nobody", NUL bytes, names too long: not a path of ours
+        path = Path(written).expanduser()
         path = path if path.is_absolute() else base_dir / path
-        return path if path.is_dir() else None
+        return path if path.is_dir() or path.is_file() else None
     except (RuntimeError, OSError, ValueError):
         return None
+
+
+def local_file_name(filename: str) -> tuple[str, str]:
+    """(canonical name, version) of a wheel or sdist, from its file name; ValueError if it is
+    neither."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename) as err:
+        raise ValueError(str(err)) from err
+    return str(name), str(version)
+
+
+def _local_file(path: Path, name: str | None, origin: str) -> str:
+    """The canonical name of a wheel or sdist file, checked against the name the line gives."""
+    try:
+        found, _ = local_file_name(path.name)
+    except ValueError as err:
+        problem = f"{path.name!r} is neither a wheel nor an sdist file name ({err})"
+        hint = (
+            "Keep the file name its build gave it: NAME-VERSION(-TAGS).whl or NAME-VERSION.tar.gz."
+        )
+        raise syntax_error(origin, problem, hint) from err
+    if name is not None and canonicalize_name(name) != found:
+        problem = f"the requirement names {name}, but {path.name} is {found}"
+        raise syntax_error(origin, problem, f"Write '{found} @ ...' or the path alone.")
+    return found
 
 
 def local_requirement(
@@ -93,39 +175,63 @@ def local_requirement(
     origin: str,
     *,
     constraint: bool,
-    options: list[tuple[str, str | None]],
+    hashes: list[str],
 ) -> RequirementLine | None:
-    path = _local_directory(text, base_dir)
-    if path is None:
+    found = _local_target(text, base_dir, origin)
+    if found is None:
         return None
-    if constraint or options:
-        problem = f"local path {text!r} cannot be a constraint or carry options"
-        raise syntax_error(origin, problem, "Name the directory on a line of its own.")
-    project = read_local_project(path, origin=origin)
-    marker = text.split(";", 1)[1].strip() if ";" in text else ""
-    specifier = f"{project.name} @ {project.path.as_uri()}" + (f" ; {marker}" if marker else "")
+    path, given_name = found
+    if constraint:
+        problem = f"local path {text!r} cannot be a constraint"
+        raise syntax_error(origin, problem, "Name it in a requirements file (-r), not in -c.")
+    _, marker = _split_marker(text)
+    folder = file = None
+    if path.is_dir():
+        if hashes:
+            hint = "A folder is packed as it is on disk; --hash checks files (wheels, sdists)."
+            raise syntax_error(origin, f"local folder {text!r} cannot carry --hash", hint)
+        project = read_local_project(path, origin=origin, name=given_name)
+        name, folder = project.name, project.path
+    else:
+        name, file = _local_file(path, given_name, origin), path.resolve()
+    specifier = f"{name} @ {(folder or file or path).as_uri()}" + (f" ; {marker}" if marker else "")
     try:
         Requirement(specifier)
     except InvalidRequirement as err:
         raise syntax_error(origin, f"cannot parse {text!r}: {err}", FORM_HINT) from err
     return RequirementLine(
-        name=project.name, specifier=specifier, hashes=(), origin=origin, local_path=project.path
-    )
+        name=name, specifier=specifier, hashes=tuple(sorted(set(hashes))), origin=origin,
+        local_path=folder, local_file=file,
+    )  # fmt: skip
 
 
 def _refuse_unnamed(text: str, origin: str) -> None:
     """A line packaging cannot parse that is a path or URL deserves its own message."""
-    candidate = text.split(";", 1)[0].strip()
+    candidate, _ = _split_marker(text)
     if URL_RE.match(candidate) and not candidate.lower().startswith("file:"):
         hint = "Name the package: 'NAME @ URL'."
         raise syntax_error(origin, f"the URL {candidate!r} has no package name", hint)
     if candidate.lower().startswith("file:") or _looks_like_path(candidate):
-        raise syntax_error(origin, f"{candidate!r} is a local path", _LOCAL_PATH_HINT)
+        raise syntax_error(
+            origin, f"{candidate!r} is not a local path nativebuild reads", LOCAL_FORMS
+        )
+
+
+def _with_egg_name(text: str) -> str:
+    """pip's older form ``git+https://host/repo@v1#egg=NAME`` as ``NAME @ git+...``."""
+    candidate, marker = _split_marker(text)
+    if not is_git_url(candidate) or "#" not in candidate:
+        return text
+    egg = parse_qs(candidate.split("#", 1)[1]).get("egg", [""])[0]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", egg):
+        return text
+    return f"{egg} @ {candidate}" + (f" ; {marker}" if marker else "")
 
 
 def requirement_line(
     text: str, hashes: list[str], *, origin: str, constraint: bool
 ) -> RequirementLine:
+    text = _with_egg_name(text)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # invalid escapes in marker strings only warn
@@ -136,15 +242,25 @@ def requirement_line(
         raise syntax_error(origin, f"cannot parse {text!r}: {err}", FORM_HINT) from err
     if any(not spec.version for spec in req.specifier):  # packaging < 26 takes "pkg==="
         raise syntax_error(origin, f"cannot parse {text!r}: a version is missing", FORM_HINT)
+    git = None
     if req.url is not None:
         try:
             scheme = urlsplit(req.url).scheme
         except ValueError as err:
             raise syntax_error(origin, f"bad URL in {text!r}: {err}", FORM_HINT) from err
-        if len(scheme) <= 1 or scheme.lower() == "file":  # one letter: a Windows drive
-            raise syntax_error(origin, f"{req.url!r} is a local path", _LOCAL_PATH_HINT)
+        if is_git_url(req.url):
+            git = _git_source(req.url, text, origin, hashes=hashes, constraint=constraint)
+        elif len(scheme) <= 1:  # one letter: a Windows drive
+            raise syntax_error(origin, f"{req.url!r} is a Windows path", LOCAL_FORMS)
+        elif scheme.lower() == "file":  # requirements files read these first: pyproject.toml
+            raise syntax_error(origin, f"{req.url!r} is no file or folder here", LOCAL_FORMS)
+        elif "+" in scheme:
+            problem = (
+                f"{req.url!r}: {scheme.split('+')[0]} repositories are not read by nativebuild"
+            )
+            raise syntax_error(origin, problem, LOCAL_FORMS)
     elif not req.specifier and req.name.lower().endswith(_ARCHIVE_SUFFIXES):
-        raise syntax_error(origin, f"{req.name!r} is a local path", _LOCAL_PATH_HINT)
+        raise syntax_error(origin, f"{req.name!r} is no file here", LOCAL_FORMS)
     if constraint and req.extras:
         hint = "Constrain the package without extras; pip refuses extras in constraints."
         raise syntax_error(origin, f"constraint {text!r} has extras", hint)
@@ -155,8 +271,30 @@ def requirement_line(
     if len(specifier.splitlines()) != 1 or specifier.endswith("\\") or COMMENT_RE.search(specifier):
         raise syntax_error(origin, f"{specifier!r} cannot be written back for pip", FORM_HINT)
     return RequirementLine(
-        name=req.name, specifier=specifier, hashes=tuple(sorted(set(hashes))), origin=origin
-    )
+        name=req.name, specifier=specifier, hashes=tuple(sorted(set(hashes))), origin=origin,
+        git=git,
+    )  # fmt: skip
+
+
+def _git_source(
+    url: str, text: str, origin: str, *, hashes: list[str], constraint: bool
+) -> GitSource:
+    try:
+        source = parse_git_url(url)
+    except ValueError as err:
+        raise syntax_error(origin, str(err), LOCAL_FORMS) from err
+    if hashes:
+        hint = (
+            "A git requirement is pinned by its commit: write @<full commit id> instead of --hash."
+        )
+        raise syntax_error(origin, f"{text!r} cannot carry --hash", hint)
+    if constraint:
+        raise syntax_error(
+            origin,
+            f"git requirement {text!r} cannot be a constraint",
+            "Name it in a requirements file (-r), not in -c.",
+        )
+    return source
 
 
 def requirement_text(req: Requirement) -> str:

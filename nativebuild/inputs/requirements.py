@@ -1,7 +1,9 @@
 """Read pip requirements files on the host, so bad lines fail fast with ``file:line``.
 
-The build container's pip gets one flattened, normalized file (``pip_requirements_text``): it
-never sees the host paths of included files, and ``fingerprint()`` keys the resolution cache on
+A resolver gets one flattened, normalized file (``resolver_text``: the index options travel
+as uv's arguments or a container's environment, and each local requirement is written as that
+resolver sees it, an unpacked tree or a mounted file): it never sees the host paths of included
+files, and ``fingerprint()`` keys the resolution cache on
 content, not on comments or layout. Line handling follows pip's ``req_file.py``: continuations are
 joined first, then comments stripped, then ``${VAR}`` expanded. ``requirements_from_pyproject``
 checks the entries of a ``pyproject.toml`` (PEP 621 dependencies and extras, PEP 735 groups) the
@@ -17,9 +19,9 @@ import json
 import os
 import re
 import shlex
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -34,11 +36,6 @@ from nativebuild.inputs.requirement_line import (
     syntax_error,
 )
 from nativebuild.redact import redact
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 _ENV_VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip expands only this form
 # pip: the first token that starts with '-' ends the requirement and starts its options
@@ -59,7 +56,10 @@ _LONG_OPTIONS = _FLAG_OPTIONS | _PER_REQUIREMENT_OPTIONS | set(_SHORT_OPTIONS.va
 _LONG_OPTIONS |= {"--extra-index-url", "--trusted-host", "--no-binary", "--only-binary"}
 _LONG_OPTIONS |= {"--use-feature"}
 
-_BUILD_OPTION_HINT = "Remove it: nativebuild does not pass build options to pip yet."
+_BUILD_OPTION_HINT = (
+    "Remove it: nativebuild builds each sdist with its own defaults; system libraries and "
+    "set-up commands go in build-packages and before-build ([tool.nativebuild])."
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -69,7 +69,7 @@ class RequirementSet:
     index_url: str | None
     extra_index_urls: tuple[str, ...]
     trusted_hosts: tuple[str, ...]
-    find_links: tuple[str, ...]  # host paths made relative to their file's directory, or URLs
+    find_links: tuple[str, ...]  # folders on this machine (absolute paths), or http(s) URLs
     no_binary: tuple[str, ...]  # canonical names or ":all:"
     only_binary: tuple[str, ...]
     prefer_binary: bool
@@ -84,7 +84,12 @@ class RequirementSet:
         """pip's rule: once any requirement has a hash, every one must."""
         return self.require_hashes_option or any(r.hashes for r in self.requirements)
 
-    def _option_lines(self) -> list[str]:
+    @property
+    def local(self) -> tuple[RequirementLine, ...]:
+        """The requirements this machine provides: folders, files, git clones."""
+        return tuple(line for line in self.requirements if line.is_local)
+
+    def _index_lines(self) -> list[str]:
         lines = []
         if self.no_index:
             lines.append("--no-index")
@@ -92,6 +97,10 @@ class RequirementSet:
             lines.append(f"--index-url {shlex.quote(self.index_url)}")
         lines += [f"--extra-index-url {shlex.quote(u)}" for u in self.extra_index_urls]
         lines += [f"--trusted-host {shlex.quote(h)}" for h in self.trusted_hosts]
+        return lines
+
+    def _option_lines(self, *, indexes: bool = True) -> list[str]:
+        lines = self._index_lines() if indexes else []
         # Replaying the set that holds ':all:' first rebuilds exactly the same state in pip.
         binary = [("--no-binary", self.no_binary), ("--only-binary", self.only_binary)]
         binary.sort(key=lambda item: ":all:" not in item[1])
@@ -107,6 +116,15 @@ class RequirementSet:
     def pip_requirements_text(self) -> str:
         """The flattened file for pip in the container. Keeps credentials: pip needs them."""
         lines = [*self._option_lines(), *(r.pip_line() for r in self.requirements)]
+        return "".join(f"{line}\n" for line in lines)
+
+    def resolver_text(self, urls: Mapping[RequirementLine, str]) -> str:
+        """The file for a resolver whose index settings come separately (uv's arguments, a
+        container's environment), with each local requirement's URL as that resolver sees it."""
+        lines = [
+            *self._option_lines(indexes=False),
+            *(r.pip_line(urls.get(r)) for r in self.requirements),
+        ]
         return "".join(f"{line}\n" for line in lines)
 
     def pip_constraints_text(self) -> str:
@@ -238,7 +256,10 @@ def _split_options(text: str, origin: str) -> list[tuple[str, str | None]]:
 
 def _editable_error(value: str | None, where: str) -> RequirementSyntaxError:
     problem = f"{value!r} is editable; editable installs cannot go into a Lambda archive"
-    hint = "Use a package (NAME==VERSION) instead; local paths are not supported yet."
+    hint = (
+        "Drop -e: name the folder (./libs/pkg) or NAME @ git+URL@REV, and nativebuild packs its "
+        "code into the archive."
+    )
     return syntax_error(where, problem, hint)
 
 
@@ -308,10 +329,6 @@ class _Parser:
         *,
         constraint: bool,
     ) -> None:
-        local = local_requirement(text, base_dir, where, constraint=constraint, options=options)
-        if local is not None:
-            self._requirements.append(local)
-            return
         hashes = []
         for name, value in options:
             if name == "--hash" and value is not None:
@@ -323,6 +340,10 @@ class _Parser:
             else:
                 hint = f"Put {name} on a line of its own."
                 raise syntax_error(where, f"option {name} cannot follow a requirement", hint)
+        local = local_requirement(text, base_dir, where, constraint=constraint, hashes=hashes)
+        if local is not None:
+            self._requirements.append(local)
+            return
         line = requirement_line(text, hashes, origin=where, constraint=constraint)
         (self._constraints if constraint else self._requirements).append(line)
 
@@ -340,8 +361,7 @@ class _Parser:
         elif name == "--trusted-host":
             self._trusted_hosts[value] = None
         elif name == "--find-links":
-            relative = not URL_RE.match(value) and not Path(value).is_absolute()
-            self._find_links[str(base_dir / value) if relative else value] = None
+            self._find_links[_find_links(value, where, base_dir)] = None
         elif name in ("--no-binary", "--only-binary"):
             special = ("", ":all:", ":none:")
             bad = [n for n in value.split(",") if n not in special and not _NAME_RE.fullmatch(n)]
@@ -385,6 +405,28 @@ class _Parser:
             msg = f"{where}: cannot read included requirements file {shown}: {err}"
             raise RequirementsFileNotFoundError(msg) from err
         self.parse(text, stack=(*stack, (path, shown)), constraint=constraint)
+
+
+def _find_links(value: str, where: str, base_dir: Path) -> str:
+    """An http(s) URL as it is, or a folder on this machine as an absolute path (read later:
+    parsing reads nothing but the included files)."""
+    if URL_RE.match(value) and not value.lower().startswith("file:"):
+        if not value.lower().startswith(("http://", "https://")):
+            hint = (
+                "Give a folder of wheels and sdists, or an http(s) URL of a page linking to them."
+            )
+            raise syntax_error(
+                where, f"--find-links {value!r} is neither a folder nor a web page", hint
+            )
+        return value
+    written = unquote(urlsplit(value).path) if value.lower().startswith("file:") else value
+    folder = Path(written)
+    if written.startswith("~"):
+        try:
+            folder = folder.expanduser()
+        except RuntimeError:
+            raise syntax_error(where, f"--find-links {value!r}: no such folder") from None
+    return str(_normpath(folder if folder.is_absolute() else base_dir / folder))
 
 
 def _merge_binary(value: str, target: set[str], other: set[str]) -> None:

@@ -22,6 +22,7 @@ from nativebuild import __version__
 from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile, default_cache_dir
 from nativebuild.errors import NativebuildError
+from nativebuild.index.containers import container_index, container_links
 from nativebuild.index.downloads import fetch_all
 from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
@@ -129,7 +130,12 @@ def can_compile_while_resolving(context: BuildContext, target: Target) -> bool:
     files while the container runs)."""
     settings = context.settings
     runner = context.runner_for(target.arch)
-    return not (settings.cache_only or settings.cache or getattr(runner, "copy_files", False))
+    # Local requirements and find-links files come back from pip's report as container paths:
+    # the resolution alone maps them back (pipeline.resolution), before anything is chosen.
+    local = bool(context.inputs.local) or bool(container_links(context.index).files)
+    return not (
+        settings.cache_only or settings.cache or local or getattr(runner, "copy_files", False)
+    )
 
 
 def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
@@ -141,13 +147,11 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
     image_id = image_identity(context, target)  # a missing image fails here, with a message
     engine = check_build_emulation(context, target)
     target = with_compile_image(context, target)
-    with context.cache.scratch_dir() as work:
+    with context.cache.scratch_dir() as work, container_index(context.index) as view:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
         out_dir.mkdir()
-        (in_dir / "requirements.txt").write_text(
-            requirements.pip_requirements_text(), encoding="utf-8"
-        )
+        (in_dir / "requirements.txt").write_text(requirements.resolver_text({}), encoding="utf-8")
         constraints = requirements.pip_constraints_text()
         if constraints:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
@@ -156,8 +160,7 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
             resolve_command=resolve_command(
                 target.runtime.interpreter_path, has_constraints=bool(constraints)
             ),
-            in_dir=in_dir, out_dir=out_dir, index=context.index,
-            source_date_epoch=context.epoch,
+            in_dir=in_dir, out_dir=out_dir, index=view, source_date_epoch=context.epoch,
         )  # fmt: skip
         chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir)
         emulated = engine != target.arch.machine
@@ -234,9 +237,8 @@ class _Chooser:
         context, target = self.context, self.target
         resolution = read_report(self.out_dir / REPORT_NAME)
         check_pins(resolution, target)
-        check_hashes(
-            resolution, context.inputs.requirements
-        )  # --hash: nothing is fetched or built before this
+        # --hash: nothing is fetched or built before this
+        check_hashes(resolution, context.inputs.requirements, context.inputs.local)
         self.resolution = resolution
         sdists = [pin for pin in resolution.pins if not pin.is_wheel]
         if not sdists:

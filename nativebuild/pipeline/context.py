@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from nativebuild import __version__
@@ -19,17 +19,19 @@ from nativebuild.cache.local import LocalCache
 from nativebuild.cache.tiered import open_cache
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
-from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
-from nativebuild.index.pip_config import IndexSettings, discover
+from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
+from nativebuild.index.containers import listing
+from nativebuild.index.pip_config import IndexSettings, discover, local_path
 from nativebuild.index.uv import HostUv, UvRunner
-from nativebuild.inputs.local_project import pack, read_local_project
+from nativebuild.inputs.git import GitRunner, HostGit
+from nativebuild.inputs.local_sources import pin_locked, pin_requirements
 from nativebuild.inputs.locked import LockedPackage, pylock_default_groups
 from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
 from nativebuild.inputs.pyproject import requirements_from_pyproject
 from nativebuild.inputs.requirements import RequirementSet, parse_requirements
-from nativebuild.pins import Pin
+from nativebuild.pins import LocalPin
 from nativebuild.plan.distributions import Action, PlanItem
-from nativebuild.reporting import Reporter
+from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.targets import Architecture
 
 
@@ -43,7 +45,7 @@ class Inputs:
     fingerprint: str
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
+    local: tuple[LocalPin, ...] = ()  # what this machine provides: folders, files, git trees
     files: tuple[Path, ...] = ()  # every file read to know the inputs (for pipeline.uptodate)
 
     @property
@@ -113,7 +115,14 @@ def read_inputs(
     index: IndexSettings,
     uv: UvRunner,
     cache: LocalCache,
+    git: GitRunner | None = None,
+    reporter: Reporter | None = None,
 ) -> Inputs:
+    """The requirements or lock file, and what this machine provides pinned (packed folders and
+    git trees in the cache, local files hashed): their hashes join the inputs' fingerprint, so
+    editing a local project, moving a branch or adding a file to a find-links folder re-resolves."""
+    git = git if git is not None else HostGit(env)
+    reporter = reporter if reporter is not None else NullReporter()
     path = settings.requirements
     kind = input_kind(path)
     if kind == "requirements":
@@ -133,24 +142,25 @@ def read_inputs(
         groups = settings.groups
         if kind == "pylock" and not groups:
             groups = pylock_default_groups(path.read_text(encoding="utf-8"))
+        local = pin_locked(locked, cache=cache, git=git, reporter=reporter)
         digest = hashlib.sha256(path.read_bytes())
         digest.update(repr((kind, settings.extras, groups)).encode())
         return Inputs(
-            kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
-            extras=settings.extras, groups=groups, files=(path.absolute(),),
+            kind=kind, requirements=None, locked=locked,
+            fingerprint=_with_local(digest.hexdigest(), local, ()), extras=settings.extras,
+            groups=groups, local=local, files=(path.absolute(),),
         )  # fmt: skip
-    local = pack_local_projects(requirements, cache)
-    fingerprint = requirements.fingerprint()
-    if local:
-        # The packed trees' hashes: editing a local project's code must re-resolve and rebuild.
-        digest = hashlib.sha256(fingerprint.encode())
-        for name in sorted(local):
-            digest.update(f"{name}={local[name].sha256}".encode())
-        fingerprint = digest.hexdigest()
-    if requirements.no_index:
-        msg = f"{path} says --no-index, which nativebuild cannot honour yet."
-        hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
-        raise ResolutionError(msg, hint=hint)
+    for link in requirements.find_links:
+        folder = local_path(link)
+        if folder is not None and not folder.is_dir():
+            msg = f"{path} names --find-links {folder}, which is no folder."
+            hint = (
+                "--find-links takes a folder of wheels and sdists (a relative path starts at the "
+                "folder of the file that names it), or an http(s) URL."
+            )
+            raise RequirementSyntaxError(msg, hint=hint)
+    local = pin_requirements(requirements, cache=cache, git=git, reporter=reporter)
+    fingerprint = _with_local(requirements.fingerprint(), local, requirements.find_links)
     files = requirements.files if kind == "requirements" else (path.absolute(),)
     return Inputs(
         kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local,
@@ -158,25 +168,18 @@ def read_inputs(
     )  # fmt: skip
 
 
-def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:
-    """Pack each local project into a reproducible source archive kept in the cache."""
-    pins = {}
-    for line in requirements.requirements:
-        if line.local_path is None:
-            continue
-        project = read_local_project(line.local_path, origin=line.origin)
-        with cache.scratch_dir() as work:
-            packed = work / project.archive_name
-            sha256 = pack(project, packed)
-            cache.put_file(packed, sha256=sha256, filename=project.archive_name, move=True)
-        pins[project.name] = Pin(
-            name=project.name,
-            version=project.version,
-            filename=project.archive_name,
-            url=project.path.as_uri(),
-            sha256=sha256,
-        )
-    return pins
+def _with_local(fingerprint: str, local: Sequence[LocalPin], find_links: Sequence[str]) -> str:
+    """The fingerprint with the packed trees' and local files' hashes, and what each local
+    find-links folder holds."""
+    folders = [path for link in find_links if (path := local_path(link)) is not None]
+    if not local and not folders:
+        return fingerprint
+    digest = hashlib.sha256(fingerprint.encode())
+    for item in local:
+        digest.update(f"{item.pin.name}={item.pin.sha256}\n".encode())
+    for folder in folders:
+        digest.update(f"{folder}:{','.join(listing(folder))}\n".encode())
+    return digest.hexdigest()
 
 
 def open_context(
@@ -188,6 +191,7 @@ def open_context(
     verbose: bool = False,
     uv: UvRunner | None = None,
     builders: Mapping[Architecture, ContainerRunner] | None = None,
+    git: GitRunner | None = None,
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
     uv = uv if uv is not None else HostUv()
@@ -198,16 +202,25 @@ def open_context(
         no_cache=settings.no_cache, env=env, reporter=reporter,
     )  # fmt: skip
     host_index = discover(env)
-    inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
+    inputs = read_inputs(
+        settings, env=env, index=host_index, uv=uv, cache=cache, git=git, reporter=reporter
+    )
     index = host_index
     if inputs.requirements is not None:
+        requirements = inputs.requirements
         index = host_index.with_overrides(
-            index_url=inputs.requirements.index_url,
-            extra_index_urls=inputs.requirements.extra_index_urls,
-            trusted_hosts=inputs.requirements.trusted_hosts,
+            index_url=requirements.index_url,
+            extra_index_urls=requirements.extra_index_urls,
+            trusted_hosts=requirements.trusted_hosts,
+            find_links=requirements.find_links,
+            no_index=requirements.no_index,
         )
-    for skipped in index.skipped:
-        reporter.detail(f"not using local index {skipped} (containers cannot see host paths)")
+    if index.skipped:
+        reporter.detail(
+            f"not using the local folders of this machine's pip configuration "
+            f"({', '.join(index.skipped)}): a build depends on the project's files only; "
+            "name a folder in the requirements to use it (--find-links DIR, --index-url file://...)"
+        )
     return BuildContext(
         settings=settings,
         inputs=inputs,

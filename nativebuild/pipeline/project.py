@@ -117,7 +117,7 @@ def _remember(
     settings: Settings, effective: Settings, env: Mapping[str, str], result: run.BuildResult
 ) -> None:
     made = result.made_from
-    if made is None or "unconfirmed" in made.images.values():
+    if made is None or made.volatile or "unconfirmed" in made.images.values():
         return  # an image could not be asked for its id: the next build must ask again
     # Not the union of several functions' requirements: a file of this run only, made from
     # theirs, which are among the files read.

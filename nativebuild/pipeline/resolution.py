@@ -8,8 +8,9 @@ Python.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -20,9 +21,12 @@ from nativebuild.errors import (
     CacheOnlyError,
     ResolutionError,
 )
-from nativebuild.inputs.locked import choose_files
+from nativebuild.index.containers import ContainerIndex, container_index
+from nativebuild.inputs.local_project import unpack as unpack_tree
+from nativebuild.inputs.locked import choose_files, replace_local
+from nativebuild.inputs.requirement_line import RequirementLine
 from nativebuild.inputs.requirements import RequirementSet
-from nativebuild.pins import RESOLVER_VERSION, Resolution
+from nativebuild.pins import RESOLVER_VERSION, LocalPin, Resolution
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import known_emulated
 from nativebuild.pipeline.images import image_identity, with_compile_image
@@ -31,6 +35,7 @@ from nativebuild.resolve.hashes import check_hashes
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
+    LOCAL_IN_CONTAINER,
     OUT_DIR,
     REPORT_NAME,
     check_pins,
@@ -39,6 +44,7 @@ from nativebuild.resolve.in_image import (
     resolution_error_from_log,
     resolve_command,
 )
+from nativebuild.sdists.build import OFFLINE_HINT
 from nativebuild.targets import Target
 
 
@@ -76,12 +82,14 @@ def resolve(
         context.reporter.detail(
             f"pins: {len(inputs.locked)} locked in {context.settings.requirements.name}"
         )
-        pins = choose_files(inputs.locked, target, extras=inputs.extras, groups=inputs.groups)
+        pins = choose_files(
+            inputs.locked, target, extras=inputs.extras, groups=inputs.groups, local=inputs.local
+        )
         resolution = Resolution(pins=pins)
     else:
         resolution = _resolve_requirements(context, target, in_image or resolve_in_image)
     check_pins(resolution, target)
-    check_hashes(resolution, context.inputs.requirements)
+    check_hashes(resolution, context.inputs.requirements, context.inputs.local)
     context.cache.put_json("resolution", key, resolution.to_json())
     return resolution
 
@@ -103,19 +111,12 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
                 workdir=work, uv_cache=context.cache.root / "uv",
+                urls=_unpacked_trees(context, work / "trees"),
             )  # fmt: skip
         except HostResolutionUnavailable as unavailable:
             why = unavailable  # not a failure: the build image resolves instead
     if host is None:
         assert why is not None  # noqa: S101 - one or the other
-        if context.inputs.local:
-            names = ", ".join(sorted(context.inputs.local))
-            msg = (
-                f"uv could not resolve on the host, and the build image cannot see the local "
-                f"projects ({names}):\n{why.reason}"
-            )
-            hint = "Give every requirement of the set a wheel or static metadata (PEP 621), or pin the sdist-only package's dependencies."
-            raise ResolutionError(msg, hint=hint) from None
         if context.settings.cache_only:
             raise cache_only_refusal(requirements, why.reason) from None
         first = why.reason.strip().splitlines()[-1] if why.reason.strip() else why.reason
@@ -131,6 +132,45 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
         local=context.inputs.local,
     )
     return Resolution(pins=pins)
+
+
+def _local_lines(context: BuildContext) -> list[tuple[RequirementLine, LocalPin]]:
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101
+    return list(zip(requirements.local, context.inputs.local, strict=True))
+
+
+def _unpacked_trees(context: BuildContext, where: Path) -> dict[RequirementLine, str]:
+    """Git trees for uv, unpacked from their packed archives: uv reads exactly the tree that
+    is compiled, and never clones (nor sees credentials) itself."""
+    urls = {}
+    for line, local in _local_lines(context):
+        if local.kind != "git":
+            continue
+        cached = context.cache.get_file(local.pin.sha256, local.pin.filename)
+        if cached is None:
+            msg = f"{line.origin}: the packed tree of {local.pin.name} left the cache during the build."
+            raise ResolutionError(msg, hint="Run the build again.")
+        urls[line] = unpack_tree(cached.path, where / local.pin.sha256[:16]).as_uri()
+    return urls
+
+
+def _local_in_container(context: BuildContext) -> tuple[dict[RequirementLine, str], list[Mount]]:
+    """Each local requirement as a file mounted read-only: the packed sdist of a folder or git
+    tree, or the wheel or sdist file itself; with the URL pip reads it from."""
+    urls, mounts = {}, []
+    for line, local in _local_lines(context):
+        source = line.local_file
+        if source is None:
+            cached = context.cache.get_file(local.pin.sha256, local.pin.filename)
+            if cached is None:
+                msg = f"{line.origin}: the packed tree of {local.pin.name} left the cache during the build."
+                raise ResolutionError(msg, hint="Run the build again.")
+            source = cached.path
+        inside = f"{LOCAL_IN_CONTAINER}/{local.pin.sha256[:16]}/{local.pin.filename}"
+        mounts.append(Mount(source=source, target=inside))
+        urls[line] = f"file://{inside}"
+    return urls, mounts
 
 
 # uv's wording for a requirement only an sdist can satisfy (see host_resolve._NEEDS_BUILD).
@@ -181,17 +221,19 @@ def resolve_in_image(context: BuildContext, target: Target) -> Resolution:
     assert requirements is not None  # noqa: S101
     image_identity(context, target)  # a missing image fails here, with a clear message
     target = with_compile_image(context, target)
-    with context.cache.scratch_dir() as work:
+    urls, local_mounts = _local_in_container(context)
+    with context.cache.scratch_dir() as work, container_index(context.index) as view:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
         out_dir.mkdir()
-        (in_dir / "requirements.txt").write_text(
-            requirements.pip_requirements_text(), encoding="utf-8"
-        )
+        (in_dir / "requirements.txt").write_text(requirements.resolver_text(urls), encoding="utf-8")
         constraints = requirements.pip_constraints_text()
         if constraints:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
-        spec = resolve_spec(context, target, in_dir, out_dir, has_constraints=bool(constraints))
+        spec = resolve_spec(
+            target, in_dir, out_dir, has_constraints=bool(constraints), index=view,
+            local=local_mounts,
+        )  # fmt: skip
         runner = context.runner_for(target.arch)
         label = f"{len(requirements.requirements)} requirements in {target.build_image}"
         emulated = known_emulated(context, target)
@@ -200,14 +242,26 @@ def resolve_in_image(context: BuildContext, target: Target) -> Resolution:
         ):
             result = runner.run(spec, reporter=context.reporter, verbose=context.verbose)
         if result.exit_code != 0:
-            raise resolution_error_from_log(result.log_tail)
-        return read_report(out_dir / REPORT_NAME)
+            error = resolution_error_from_log(result.log_tail)
+            if context.index.no_index or not context.index.remote_index_urls:
+                error.hint = f"{error.hint} {OFFLINE_HINT}"
+            raise error
+        resolution = read_report(out_dir / REPORT_NAME)
+    # Back to host files: a find-links file by its host path, a local requirement by its pin.
+    pins = [dataclasses.replace(p, url=view.links.host_url(p.url)) for p in resolution.pins]
+    return Resolution(pins=replace_local(pins, context.inputs.local, target))
 
 
 def resolve_spec(
-    context: BuildContext, target: Target, in_dir: Path, out_dir: Path, *, has_constraints: bool
+    target: Target,
+    in_dir: Path,
+    out_dir: Path,
+    *,
+    has_constraints: bool,
+    index: ContainerIndex,
+    local: Sequence[Mount] = (),
 ) -> ContainerSpec:
-    environment = {**pip_environment(), **context.index.container_environment()}
+    environment = {**pip_environment(), **index.environment}
     return ContainerSpec(
         image=target.build_image,
         command=resolve_command(target.runtime.interpreter_path, has_constraints=has_constraints),
@@ -216,7 +270,8 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            *read_only_mounts(context.index.container_files()),
+            *read_only_mounts(index.files),
+            *local,
         ),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",

@@ -24,7 +24,9 @@ from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import ConfigError
 from nativebuild.index.downloads import fetch_all
+from nativebuild.index.pip_config import local_path
 from nativebuild.index.uv import UvRunner
+from nativebuild.inputs.git import is_commit
 from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import (
     check_group,
@@ -75,6 +77,9 @@ class MadeFrom:
     files: tuple[Path, ...]
     trees: tuple[Path, ...]
     images: Mapping[str, str]
+    # Inputs that can change with no file here changing (a git branch, a lock file's local
+    # source): such a build is never answered as up to date.
+    volatile: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -201,16 +206,21 @@ def build(
 
 def made_from(context: BuildContext) -> MadeFrom:
     settings, inputs = context.settings, context.inputs
-    local = [] if inputs.requirements is None else inputs.requirements.requirements
+    lines = [] if inputs.requirements is None else inputs.requirements.requirements
+    local_indexes = (*context.index.find_links, *context.index.local_index_urls)
     trees = [
         *([settings.src] if settings.src else []),
         *(fn.src for fn in settings.functions if fn.src is not None),
-        *(line.local_path for line in local if line.local_path is not None),
+        *(line.local_path for line in lines if line.local_path is not None),
+        *(folder for link in local_indexes if (folder := local_path(link)) is not None),
     ]
+    files = [line.local_file for line in lines if line.local_file is not None]
+    moving = any(line.git is not None and not is_commit(line.git.rev) for line in lines)
     return MadeFrom(
-        files=(*inputs.files, *settings.with_layers),
+        files=(*inputs.files, *files, *settings.with_layers),
         trees=tuple(trees),
         images=dict(context.image_ids),
+        volatile=moving or (inputs.locked is not None and bool(inputs.local)),
     )
 
 

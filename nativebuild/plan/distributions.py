@@ -68,7 +68,10 @@ def make_plan(
             if pin.sha256 in files:
                 items.append(PlanItem(pin=pin, action=Action.CACHED_WHEEL, reason="wheel in cache"))
             else:
-                reason = "the best wheel for the target"
+                local = pin.url.startswith("file:")
+                reason = (
+                    "a wheel file on this machine" if local else "the best wheel for the target"
+                )
                 items.append(PlanItem(pin=pin, action=Action.DOWNLOAD, reason=reason))
             continue
         key = compile_keys[pin.name]
@@ -78,9 +81,20 @@ def make_plan(
                 PlanItem(pin=pin, action=Action.CACHED_BUILD, reason=reason, compile_key=key)
             )
         else:
-            reason = "no wheel fits the target (or --no-binary): compile the sdist"
-            items.append(PlanItem(pin=pin, action=Action.COMPILE, reason=reason, compile_key=key))
+            items.append(
+                PlanItem(
+                    pin=pin, action=Action.COMPILE, reason=_compile_reason(pin), compile_key=key
+                )
+            )
     return BuildPlan(items=tuple(items))
+
+
+def _compile_reason(pin: Pin) -> str:
+    if pin.url.startswith("git+"):
+        return f"a git tree, packed at commit {pin.url.rsplit('@', 1)[-1][:12]}: compile it"
+    if pin.url.startswith("file:"):
+        return "source on this machine (a project folder or an sdist file): compile it"
+    return "no wheel fits the target (or --no-binary): compile the sdist"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

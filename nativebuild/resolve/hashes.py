@@ -4,9 +4,12 @@ every pinned file, dependencies included, must match one of its own package's sh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nativebuild.errors import ResolutionError
+from nativebuild.inputs.git import is_commit
 from nativebuild.inputs.requirements import RequirementSet
-from nativebuild.pins import Resolution
+from nativebuild.pins import LocalPin, Resolution
 
 _MISSING_HINT = (
     "In hash-checking mode every package, dependencies included, needs a "
@@ -25,13 +28,27 @@ def allowed_hashes(requirements: RequirementSet) -> dict[str, set[str]]:
     return allowed
 
 
-def check_hashes(resolution: Resolution, requirements: RequirementSet | None) -> None:
+def check_hashes(
+    resolution: Resolution,
+    requirements: RequirementSet | None,
+    local: Sequence[LocalPin] = (),
+) -> None:
     """Raise ResolutionError for the first pin without a sha256 ``--hash`` of its own, or whose
-    file matches none of them; nothing to check outside hash-checking mode."""
+    file matches none of them; nothing to check outside hash-checking mode. Hashes check
+    files: a ``local`` folder is the user's own code, a git tree is pinned by its commit (which
+    must then be a full commit id)."""
     if requirements is None or not requirements.require_hashes:
         return
     allowed = allowed_hashes(requirements)
+    trees = {item.pin.sha256 for item in local if item.kind in ("folder", "git")}
+    for line in requirements.local:
+        if line.git is not None and not is_commit(line.git.rev):
+            msg = f"{line.origin}: in hash-checking mode, {line.name} must be pinned to a commit."
+            hint = "Write @<full commit id> after the git URL: the commit is its hash."
+            raise ResolutionError(msg, hint=hint)
     for pin in resolution.pins:
+        if pin.sha256 in trees:
+            continue
         hashes = allowed.get(pin.name)
         if not hashes:
             msg = f"{pin.name} {pin.version} has no sha256 --hash in the requirements, which use hashes."

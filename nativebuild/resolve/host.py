@@ -23,6 +23,7 @@ from nativebuild.errors import ResolutionError
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.uv import UvRunner, index_arguments, uv_environment
 from nativebuild.inputs.locked import LockedPackage, read_pylock
+from nativebuild.inputs.requirement_line import RequirementLine
 from nativebuild.inputs.requirements import RequirementSet
 from nativebuild.redact import redact
 from nativebuild.targets import Target
@@ -80,14 +81,16 @@ def resolve_on_host(
     env: Mapping[str, str],
     workdir: Path,
     uv_cache: Path,
+    urls: Mapping[RequirementLine, str] | None = None,
 ) -> HostResolution:
     """Resolve ``requirements`` for ``target`` with uv; raise HostResolutionUnavailable to ask
-    for the build-image resolver, ResolutionError when no resolver could succeed."""
+    for the build-image resolver, ResolutionError when no resolver could succeed. ``urls``
+    gives local requirements (git trees) as uv should read them: unpacked on this machine."""
     if not uv.available():
         msg = "uv is not installed"
         raise HostResolutionUnavailable(msg)
     req_file = workdir / "requirements.txt"
-    req_file.write_text(requirements.pip_requirements_text(), encoding="utf-8")
+    req_file.write_text(requirements.resolver_text(urls or {}), encoding="utf-8")
     constraints_text = requirements.pip_constraints_text()
     constraints = None
     if constraints_text:
@@ -111,7 +114,7 @@ def resolve_on_host(
     except OSError as err:
         msg = f"uv succeeded but wrote no {output.name}"
         raise HostResolutionUnavailable(msg) from err
-    return HostResolution(packages=read_pylock(text, origin="uv pip compile"))
+    return HostResolution(packages=read_pylock(text, origin="uv pip compile", base_dir=workdir))
 
 
 def _clean(stderr: str) -> str:

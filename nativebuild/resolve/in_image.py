@@ -30,6 +30,7 @@ from nativebuild.targets import Target
 
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
+LOCAL_IN_CONTAINER = "/nativebuild/local"  # local requirements' files, each read-only
 # Inside the container only: shared by the jobs of one container run, gone with it. No host
 # directory is ever writable to a build but its output (a hostile build could plant files).
 PIP_CACHE_DIR = "/tmp/nativebuild-pip-cache"
@@ -79,9 +80,13 @@ def parse_report(report: Mapping[str, Any]) -> Resolution:
         metadata = item["metadata"]
         name = canonicalize_name(metadata["name"])
         info = item["download_info"]
-        if "dir_info" in info or "vcs_info" in info:
-            msg = f"{name} comes from a local directory or a VCS URL, which is not supported yet."
-            raise ResolutionError(msg, hint="Pin a released version from the package index.")
+        if "dir_info" in info or "vcs_info" in info:  # nativebuild hands pip files only
+            msg = f"pip in the build image took {name} from a folder or a repository."
+            hint = (
+                "Name folders and git repositories in the requirements file (./libs/pkg, "
+                "NAME @ git+URL@REV): nativebuild packs them for pip."
+            )
+            raise ResolutionError(msg, hint=hint)
         url = strip_credentials(str(info["url"]))
         sha256 = _sha256_of(info)
         if sha256 is None:

@@ -20,6 +20,7 @@ from nativebuild.engine.runner import (
     read_only_mounts,
 )
 from nativebuild.errors import CompileError
+from nativebuild.index.containers import ContainerIndex, container_index
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
@@ -34,6 +35,10 @@ REPAIR_IN_CONTAINER = "/nativebuild/nativebuild_repair.py"  # beside the driver,
 SDIST_DIR = "/nativebuild/sdists"
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
+OFFLINE_HINT = (
+    "With --no-index (or local indexes only), build requirements such as setuptools and wheel "
+    "must be in the --find-links folders too."
+)
 # Changing how wheels are built (driver, flags) must change every cache key.
 BUILD_RECIPE = "2"
 
@@ -101,19 +106,21 @@ def compile_spec(
     *,
     in_dir: Path,
     out_dir: Path,
-    index: IndexSettings,
+    index: ContainerIndex,
     source_date_epoch: int | None,
 ) -> ContainerSpec:
-    """One container that builds every job, with exactly the mounts it needs."""
+    """One container that builds every job, with exactly the mounts it needs: the sdists and
+    what pip needs to reach the index (the local sources' files too, for build requirements),
+    read-only; the output writable."""
     mounts = [
         Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
         Mount(source=in_dir, target=IN_DIR),
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
-        *read_only_mounts(index.container_files()),
+        *read_only_mounts(index.files),
     ]
-    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    environment = {**build_environment(source_date_epoch), **index.environment}
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)
     return ContainerSpec(
         image=target.build_image,
@@ -141,7 +148,7 @@ def resolve_first_spec(
     resolve_command: Sequence[str],
     in_dir: Path,
     out_dir: Path,
-    index: IndexSettings,
+    index: ContainerIndex,
     source_date_epoch: int | None,
 ) -> ContainerSpec:
     """One container that resolves (``resolve_command``), then builds what the host names in
@@ -155,7 +162,7 @@ def resolve_first_spec(
     }
     (in_dir / "go").mkdir(exist_ok=True)
     (in_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
-    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    environment = {**build_environment(source_date_epoch), **index.environment}
     return ContainerSpec(
         image=target.build_image,
         command=(
@@ -172,7 +179,7 @@ def resolve_first_spec(
             Mount(source=REPAIR, target=REPAIR_IN_CONTAINER),
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            *read_only_mounts(index.container_files()),
+            *read_only_mounts(index.files),
         ),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
@@ -283,24 +290,27 @@ def run_compile(
     in_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True)
     (in_dir / "jobs.json").write_text(json.dumps(jobs_document(jobs)), encoding="utf-8")
-    spec = compile_spec(
-        jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
-        source_date_epoch=source_date_epoch,
-    )  # fmt: skip
     logs = BuildLogs(
         reporter, workdir=workdir / "logs", arch=target.arch.value, emulated=emulated,
         verbose=verbose,
     )  # fmt: skip
     ok = False
     try:
-        # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
-        result = runner.run(spec, reporter=logs, verbose=True)
+        with container_index(index) as view:
+            spec = compile_spec(
+                jobs, target, in_dir=in_dir, out_dir=out_dir, index=view,
+                source_date_epoch=source_date_epoch,
+            )  # fmt: skip
+            # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
+            result = runner.run(spec, reporter=logs, verbose=True)
         outcome = read_outcome(
             jobs, target, out_dir=out_dir, result=result, logs=logs, logs_dir=logs_dir
         )
         ok = outcome.error is None
     finally:
         logs.close(ok=ok)
+    if outcome.error is not None and (index.no_index or not index.remote_index_urls):
+        outcome.error.hint = f"{outcome.error.hint} {OFFLINE_HINT}"
     return outcome
 
 

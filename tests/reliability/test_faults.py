@@ -4,6 +4,7 @@ never a corrupt cache or a half-written archive."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
@@ -21,6 +22,8 @@ from typer.testing import CliRunner
 
 from nativebuild import cli
 from tests.fakes import FakeIndex, FakeRunner, FakeUv, IndexFile
+from tests.gitrepo import bare_clone, make_repo, project_files
+from tests.gitservers import http_git_server, ssh_server
 from tests.reliability.harness import (
     REPO,
     REQUIREMENTS,
@@ -33,7 +36,7 @@ from tests.reliability.harness import (
     partial_outputs,
     run_fake,
 )
-from tests.wheelfactory import RawMember, make_wheel, symlink_member
+from tests.wheelfactory import RawMember, make_tree, make_wheel, symlink_member
 
 CORRUPT = "Removed corrupt cache entry"
 
@@ -258,6 +261,76 @@ def test_secrets_appear_in_no_log_archive_manifest_or_cache_entry(
         values = " ".join(f"{k}={v}" for k, v in dict(spec.environment).items())
         found += [f"container env: {s}" for s in SECRETS[2:] if s in values]
     assert found == []
+
+
+GIT_SECRETS = ("n3trc-g1t-passw0rd", "url-t0ken-s3cr3t")
+
+
+def _found_secrets(secrets: list[str], out: str, roots: list[Path], fake: FakeRunner) -> list[str]:
+    """Where any of ``secrets`` shows up: output, files (zip members too), the containers'
+    environment and the files mounted into them."""
+    found = [f"output: {s}" for s in secrets if s in out]
+    for path in (p for root in roots for p in root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {s}" for s in secrets if s.encode() in data]
+            if path.suffix in (".zip", ".whl"):
+                with zipfile.ZipFile(path) as zf:
+                    for name in zf.namelist():
+                        member = zf.read(name)
+                        found += [f"{path}!{name}: {s}" for s in secrets if s.encode() in member]
+    for spec in fake.specs:
+        values = " ".join(f"{k}={v}" for k, v in dict(spec.environment).items())
+        found += [f"container env: {s}" for s in secrets if s in values]
+    for target, data in fake.mounted_files:
+        found += [f"mounted {target}: {s}" for s in secrets if s.encode() in data]
+    return found
+
+
+@pytest.mark.parametrize("transport", ["ssh-key", "https-netrc", "url-credentials"])
+@pytest.mark.parametrize("verbose", [False, True], ids=["normal", "verbose"])
+def test_git_credentials_appear_in_no_log_archive_manifest_cache_or_container(
+    fake: FakeRunner, tmp_path: Path, transport: str, verbose: bool
+) -> None:
+    """git runs on the host with the user's ssh key, ~/.netrc or URL credentials; none of them
+    reaches the output, the cache, the archive, a container's environment or its files (the
+    netrc a container gets holds index hosts only)."""
+    make_repo(tmp_path / "work", project_files("acme-auth", "2.1"))
+    bare = bare_clone(tmp_path / "work", tmp_path / "srv" / "acme-auth.git")
+    home = make_tree(
+        tmp_path / "home",
+        {".netrc": f"machine 127.0.0.1 login me password {GIT_SECRETS[0]}\n"},  # git's and pip's
+    )
+    (home / ".netrc").chmod(0o600)
+    env = {"HOME": str(home)}
+    with contextlib.ExitStack() as servers:
+        secrets = list(GIT_SECRETS)
+        if transport == "ssh-key":
+            ssh = servers.enter_context(ssh_server(tmp_path / "ssh"))
+            env.update(ssh.env)
+            url = ssh.url(bare)
+            secrets += ssh.key_material()
+        else:
+            in_url = transport == "url-credentials"
+            password = GIT_SECRETS[1] if in_url else GIT_SECRETS[0]
+            http = servers.enter_context(
+                http_git_server(tmp_path / "srv", login="me", password=password)
+            )
+            credentials = f"me:{password}" if in_url else ""
+            if in_url:
+                (home / ".netrc").unlink()
+            url = http.url("acme-auth.git", credentials=credentials)
+        requirements = f"acme-auth @ git+{url}@main\nmarkupsafe==2.1.5\n"
+        project = make_project(tmp_path / "project", requirements)
+        code, out, err = cli_build(
+            project, tmp_path / "cache", tmp_path / "out", *(["-v"] if verbose else []), env=env
+        )
+        assert code == 0, err
+        if transport != "ssh-key":
+            assert any(r.endswith(" 200") for r in http.requests), "git used the credentials"
+    assert json.loads(out)["wheels"], "the build ran"
+    assert fake.specs, "containers ran"
+    assert _found_secrets(secrets, out + err, [tmp_path / "out", tmp_path / "cache"], fake) == []
 
 
 # --- 7. resource faults --------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from nativebuild.cache.keys import build_key
 from nativebuild.engine.runner import ContainerSpec
 from nativebuild.errors import CompileError
+from nativebuild.index.containers import ContainerIndex, ContainerLinks
 from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, NETRC_IN_CONTAINER, IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.sdists.build import (
@@ -221,12 +222,18 @@ def layout(tmp_path: Path) -> Layout:
 
 
 def spec_for(layout: Layout, target: Target, epoch: int | None = 1_700_000_000) -> ContainerSpec:
+    netrc = ((layout.index.netrc, NETRC_IN_CONTAINER),) if layout.index.netrc else ()
+    view = ContainerIndex(
+        environment=layout.index.container_environment(),
+        files=(*layout.index.container_files(), *netrc),
+        links=ContainerLinks(),
+    )
     return compile_spec(
         layout.jobs,
         target,
         in_dir=layout.in_dir,
         out_dir=layout.out_dir,
-        index=layout.index,
+        index=view,
         source_date_epoch=epoch,
     )
 

@@ -22,6 +22,7 @@ from nativebuild.doctor import run as doctor_run
 from nativebuild.doctor.checks import Status
 from nativebuild.engine.runner import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
 from nativebuild.errors import CacheError, DockerUnavailableError, ImageNotFoundError
+from nativebuild.index.containers import container_index
 from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, IndexSettings
 from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.targets import Architecture
@@ -195,7 +196,8 @@ def test_probe_spec_forwards_ca_and_keeps_credentials_out_of_the_command(tmp_pat
     bundle.write_text("CA")
     index = IndexSettings(index_url="https://u:secret@mirror.example/simple", ca_bundle=bundle)
     target = settings(tmp_path).targets()[0]
-    spec = doctor.probe_index_spec(target, "img", index.index_url, index)
+    with container_index(index) as view:
+        spec = doctor.probe_index_spec(target, "img", index.index_url, view)
     env = dict(spec.environment)
     assert env[doctor.PROBE_URL_VARIABLE] == "https://u:secret@mirror.example/simple"
     assert env["PIP_CERT"] == CA_BUNDLE_IN_CONTAINER
@@ -448,7 +450,7 @@ def test_a_deprecated_runtime_is_a_warning_that_does_not_fail_the_report(tmp_pat
         outputs={"probe": result('{"status": 200}')},
     )
     day = datetime.date(2026, 12, 6)
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path,
         today=day,
     )  # fmt: skip
@@ -471,7 +473,7 @@ def test_a_deprecated_runtime_is_a_warning_that_does_not_fail_the_report(tmp_pat
 
 def test_a_supported_runtime_is_ok(tmp_path: Path) -> None:
     engine = FakeEngine(engine=None)
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         dataclasses.replace(settings(tmp_path), runtime="python3.13"), runner=engine, env={},
         reporter=NullReporter(), binfmt_dir=tmp_path, today=datetime.date(2026, 12, 6),
     )  # fmt: skip

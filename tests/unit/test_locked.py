@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
 from nativebuild.inputs.locked import LockedPackage, applies, choose_file, choose_files, read_pylock
-from nativebuild.pins import FileRef
+from nativebuild.pins import FileRef, LocalPin, Pin
 from nativebuild.targets import Architecture, GlibcVersion, Target, get_runtime
 
 URL = "https://files.example/packages/"
@@ -200,8 +202,12 @@ def test_read_pylock_and_choose_per_python_version() -> None:
     [
         ("[[packages]]\nversion = '1'\n", RequirementSyntaxError),
         ("[[packages]]\nname = 'x'\n", RequirementSyntaxError),
-        (
+        (  # PEP 751 locks git by commit: without one there is nothing to pin
             "[[packages]]\nname = 'x'\nversion = '1'\nvcs = { type = 'git', url = 'https://g' }\n",
+            RequirementSyntaxError,
+        ),
+        (
+            "[[packages]]\nname = 'x'\nvcs = { type = 'hg', url = 'https://h', commit-id = 'a' }\n",
             ResolutionError,
         ),
         (
@@ -237,3 +243,115 @@ def test_two_versions_for_one_target_is_an_error() -> None:
 )
 def test_uv_platform_never_exceeds_the_ceiling(glibc: str, arch: str, expected: str | None) -> None:
     assert target("python3.9", arch, glibc).uv_platform() == expected
+
+
+# --- what this machine provides: files by path, git commits, folders, local pins ---------------
+
+COMMIT = "c" * 40
+
+
+def test_read_pylock_takes_archives_paths_git_and_folders(tmp_path: Path) -> None:
+    text = f"""
+[[packages]]
+name = "acme-auth"
+version = "2.1"
+archive = {{ path = "vendor/acme_auth-2.1-cp39-cp39-manylinux2014_x86_64.whl", hashes = {{ sha256 = "{"A" * 64}" }} }}
+
+[[packages]]
+name = "tool"
+version = "1"
+sdist = {{ path = "/srv/tool-1.tar.gz", hashes = {{ sha256 = "{"b" * 64}" }} }}
+
+[[packages]]
+name = "remote"
+version = "3"
+archive = {{ url = "https://h/remote-3.tar.gz", hashes = {{ sha256 = "{"d" * 64}" }} }}
+
+[[packages]]
+name = "Lib"
+version = "0.2"
+vcs = {{ type = "git", url = "https://g.example/o/lib", requested-revision = "main", commit-id = "{COMMIT}", subdirectory = "py" }}
+
+[[packages]]
+name = "mine"
+directory = {{ path = "../libs/mine" }}
+"""
+    acme, tool, remote, lib, mine = read_pylock(text, origin="pylock.toml", base_dir=tmp_path)
+    wheel = tmp_path / "vendor" / "acme_auth-2.1-cp39-cp39-manylinux2014_x86_64.whl"
+    assert acme.wheels == (FileRef(url=wheel.as_uri(), filename=wheel.name, sha256="a" * 64),)
+    assert acme.sdist is None
+    assert not acme.is_local
+    assert tool.sdist == FileRef(
+        url="file:///srv/tool-1.tar.gz", filename="tool-1.tar.gz", sha256="b" * 64
+    )
+    assert remote.sdist is not None
+    assert remote.sdist.url == "https://h/remote-3.tar.gz"
+    assert lib.git is not None
+    assert lib.is_local
+    assert (lib.git.url, lib.git.commit, lib.git.requested, lib.git.subdirectory) == (
+        "https://g.example/o/lib",
+        COMMIT,
+        "main",
+        "py",
+    )
+    assert mine.directory == str(tmp_path.parent / "libs" / "mine")
+
+
+def local(name: str, filename: str, marker: str | None = None, origin: str = "r.txt:1") -> LocalPin:
+    pin = Pin(
+        name=name, version="2.1", filename=filename, url="file:///v/" + filename, sha256="e" * 64
+    )
+    return LocalPin(pin=pin, kind="file", origin=origin, marker=marker)
+
+
+X86_WHEEL = "acme_auth-2.1-cp39-cp39-manylinux2014_x86_64.whl"
+ARM_WHEEL = "acme_auth-2.1-cp39-cp39-manylinux2014_aarch64.whl"
+FROM_INDEX = LockedPackage(
+    name="acme-auth",
+    version="2.1",
+    marker=None,
+    wheels=(ref(X86_WHEEL, "f"),),
+    sdist=None,
+    origin="uv",
+)
+
+
+def test_a_local_pin_stands_for_its_package_and_markers_pick_one_per_target() -> None:
+    pins = (
+        local("acme-auth", X86_WHEEL, 'platform_machine == "x86_64"', "r.txt:1"),
+        local("acme-auth", ARM_WHEEL, 'platform_machine == "aarch64"', "r.txt:2"),
+    )
+    [x86] = choose_files([FROM_INDEX], target("python3.9"), local=pins)
+    [arm] = choose_files([FROM_INDEX], target("python3.9", "arm64"), local=pins)
+    assert (x86.filename, arm.filename) == (X86_WHEEL, ARM_WHEEL)
+    assert x86.url == "file:///v/" + X86_WHEEL  # the file itself, not what a resolver said
+
+
+def test_two_local_pins_for_one_target_are_refused() -> None:
+    pins = (
+        local("acme-auth", X86_WHEEL, origin="r.txt:1"),
+        local("acme-auth", X86_WHEEL, origin="r.txt:5"),
+    )
+    with pytest.raises(ResolutionError, match=r"2 local requirements apply .*r\.txt:1, r\.txt:5"):
+        choose_files([FROM_INDEX], target("python3.9"), local=pins)
+
+
+def test_a_local_wheel_the_target_cannot_load_names_the_file_and_the_fix() -> None:
+    with pytest.raises(ResolutionError) as info:
+        choose_files(
+            [FROM_INDEX], target("python3.12", "arm64"), local=(local("acme-auth", X86_WHEEL),)
+        )
+    assert X86_WHEEL in str(info.value)
+    assert "python3.12 arm64" in str(info.value) or "arm64" in str(info.value)
+    assert "platform_machine" in str(info.value.hint)
+
+
+def test_a_lock_folder_or_git_entry_nothing_packed_is_refused_with_what_works() -> None:
+    git_entry = read_pylock(
+        f'[[packages]]\nname = "lib"\nvcs = {{ type = "git", url = "https://u:tok@g/o/lib", commit-id = "{COMMIT}" }}\n',
+        origin="pylock.toml",
+    )
+    with pytest.raises(ResolutionError) as info:
+        choose_files(git_entry, target("python3.9"))
+    assert "tok" not in str(info.value)
+    assert "git+URL@REV" in str(info.value.hint)

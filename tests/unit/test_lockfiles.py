@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -213,14 +214,37 @@ def test_uv_failure_is_a_resolution_error_with_redacted_stderr(tmp_path: Path) -
     assert message.count("noise") < 30  # only the tail
 
 
-def test_uv_lock_with_a_local_path_dependency_is_not_supported(tmp_path: Path) -> None:
-    output = PYLOCK + '\n[[packages]]\nname = "lib"\ndirectory = { path = "../lib" }\n'
-    packages = load(uv_project(tmp_path), kind="uv-lock", uv=FakeUv(output))
+def test_uv_lock_paths_are_relative_to_the_exported_file(tmp_path: Path) -> None:
+    """uv export writes paths relative to the file it writes (a scratch folder of ours), so they
+    are resolved there, before the folder goes: a folder and a file beside the project."""
+    output = PYLOCK + (
+        '\n[[packages]]\nname = "lib"\ndirectory = { path = "LIB" }\n'
+        '\n[[packages]]\nname = "acme"\nversion = "1"\n'
+        f'archive = {{ path = "WHEEL", hashes = {{ sha256 = "{SHA}" }} }}\n'
+    )
+    uv = RelativeUv(output, tmp_path / "lib", tmp_path / "vendor" / "acme-1-py3-none-any.whl")
+    packages = load(uv_project(tmp_path), kind="uv-lock", uv=uv)
     [lib] = [p for p in packages if p.name == "lib"]
-    assert lib.directory == "../lib"
-    # Only local projects named in a requirements file are packed; a lock's own cannot be built.
+    [acme] = [p for p in packages if p.name == "acme"]
+    assert lib.directory == str(tmp_path / "lib")
+    assert acme.wheels[0].url == (tmp_path / "vendor" / "acme-1-py3-none-any.whl").as_uri()
+    # A lock's folder nativebuild did not pack (only read_inputs packs) cannot be chosen.
     with pytest.raises(ResolutionError, match="did not pack"):
         choose_files([lib], X86_TARGET)
+
+
+class RelativeUv(FakeUv):
+    """uv export writing ``LIB`` and ``WHEEL`` as paths relative to its output file."""
+
+    def __init__(self, output: str, lib: Path, wheel: Path) -> None:
+        super().__init__(output)
+        self.targets = {"LIB": lib, "WHEEL": wheel}
+
+    def run(self, args: Sequence[str], *, cwd: Path | None, env: Mapping[str, str]) -> UvResult:
+        out = Path(args[args.index("--output-file") + 1])
+        for word, target in self.targets.items():
+            self.output = self.output.replace(word, os.path.relpath(target, out.parent))
+        return super().run(args, cwd=cwd, env=env)
 
 
 def test_uv_lock_without_uv_installed_says_so(tmp_path: Path) -> None:
@@ -523,12 +547,55 @@ def test_poetry_file_unknown_to_the_index_fails_naming_it(tmp_path: Path) -> Non
         poetry(tmp_path, lookup=lookup)
 
 
-def test_poetry_git_source_of_a_selected_package_is_not_supported(tmp_path: Path) -> None:
+def test_poetry_git_folder_and_file_sources_need_no_index(tmp_path: Path) -> None:
+    commit = "1" * 40
+    git = f"""
+        [package.source]
+        type = "git"
+        url = "https://github.com/kjd/idna"
+        reference = "v3.6"
+        resolved_reference = "{commit}"
+        """
+    lock = render({**POETRY_PACKAGES, "idna-3.6": package("idna", "3.6", extra=git)})
+    lookup = FakeLookup()
+    packages = load(poetry_project(tmp_path, lock=lock), kind="poetry-lock", lookup=lookup)
+    [idna] = [p for p in packages if p.name == "idna"]
+    assert idna.git is not None
+    assert (idna.git.url, idna.git.commit, idna.git.requested) == (
+        "https://github.com/kjd/idna",
+        commit,
+        "v3.6",
+    )
+    assert "idna" not in {name for name, _, _ in lookup.calls}
+
+    folder = '[package.source]\ntype = "directory"\nurl = "libs/idna"\n'
+    lock = render({**POETRY_PACKAGES, "idna-3.6": package("idna", "3.6", extra=folder)})
+    [idna] = [
+        p
+        for p in load(poetry_project(tmp_path, lock=lock), kind="poetry-lock", lookup=FakeLookup())
+        if p.name == "idna"
+    ]
+    assert idna.directory == str(tmp_path / "libs" / "idna")
+
+    wheel = "idna-3.6-py3-none-any.whl"
+    file = f'[package.source]\ntype = "file"\nurl = "vendor/{wheel}"\n'
+    lock = render({**POETRY_PACKAGES, "idna-3.6": package("idna", "3.6", wheel, extra=file)})
+    [idna] = [
+        p
+        for p in load(poetry_project(tmp_path, lock=lock), kind="poetry-lock", lookup=FakeLookup())
+        if p.name == "idna"
+    ]
+    assert idna.wheels == (
+        FileRef(url=(tmp_path / "vendor" / wheel).as_uri(), filename=wheel, sha256=SHA),
+    )
+
+
+def test_poetry_git_source_without_its_commit_is_refused(tmp_path: Path) -> None:
     source = (
         '[package.source]\ntype = "git"\nurl = "https://github.com/kjd/idna"\nreference = "v3.6"\n'
     )
     lock = render({**POETRY_PACKAGES, "idna-3.6": package("idna", "3.6", extra=source)})
-    with pytest.raises(ResolutionError, match="idna comes from a git source"):
+    with pytest.raises(RequirementSyntaxError, match="no resolved_reference"):
         load(poetry_project(tmp_path, lock=lock), kind="poetry-lock", lookup=FakeLookup())
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import nativebuild
 from nativebuild.engine.runner import Mount, read_only_mounts
+from nativebuild.index.containers import container_index
 from nativebuild.index.pip_config import (
     CA_BUNDLE_IN_CONTAINER,
     NETRC_IN_CONTAINER,
@@ -167,6 +168,7 @@ def test_read_pip_config_later_files_win_and_skip_others(tmp_path: Path) -> None
     assert config == {
         "index-url": "https://high.example/simple",
         "trusted-host": "low.example",
+        "find-links": "/opt/wheels",  # read to say it is not used, never forwarded
     }
 
 
@@ -405,6 +407,8 @@ def test_find_links_and_constraints_are_never_forwarded(tmp_path: Path, home: Pa
     assert "/opt/wheels" not in rendered
     assert "c.txt" not in rendered
     assert not {"PIP_FIND_LINKS", "PIP_CONSTRAINT"} & set(settings.container_environment())
+    assert settings.find_links == ()  # the machine's folders: not the project's inputs
+    assert settings.skipped == ("/opt/wheels",)  # ... said so
 
 
 # --- CA bundle -----------------------------------------------------------------------------
@@ -553,9 +557,9 @@ def test_container_environment_and_mounts_in_full(tmp_path: Path) -> None:
         "NETRC": NETRC_IN_CONTAINER,
         "HTTPS_PROXY": "http://proxy:3128",
     }
+    # The netrc itself is never mounted whole: index.containers trims it to the index hosts.
     assert read_only_mounts(settings.container_files()) == (
         Mount(source=bundle, target=CA_BUNDLE_IN_CONTAINER, read_only=True),
-        Mount(source=netrc, target=NETRC_IN_CONTAINER, read_only=True),
     )
 
 
@@ -568,13 +572,19 @@ def test_container_environment_never_names_host_paths(tmp_path: Path) -> None:
 def test_discovered_settings_round_trip_into_containers(
     tmp_path: Path, home: Path, bundles: dict[str, Path]
 ) -> None:
-    netrc = write(home / ".netrc", "machine m login u password p\n")
+    write(
+        home / ".netrc",
+        "machine pypi.org login u password p\nmachine git.example login u password g\n",
+    )
     env = no_files_env(tmp_path, home, PIP_CERT=str(bundles["pip-cert"]))
-    mounts = read_only_mounts(find(tmp_path, env).container_files())
-    assert [(m.source, m.target, m.read_only) for m in mounts] == [
-        (bundles["pip-cert"].resolve(), CA_BUNDLE_IN_CONTAINER, True),
-        (netrc.resolve(), NETRC_IN_CONTAINER, True),
-    ]
+    with container_index(find(tmp_path, env)) as view:
+        mounts = read_only_mounts(view.files)
+        assert [(m.target, m.read_only) for m in mounts] == [
+            (CA_BUNDLE_IN_CONTAINER, True),
+            (NETRC_IN_CONTAINER, True),
+        ]
+        assert mounts[0].source == bundles["pip-cert"].resolve()
+        assert mounts[1].source.read_text() == "machine pypi.org login u password p\n"
 
 
 # --- overrides, redaction, fingerprints ----------------------------------------------------
@@ -608,17 +618,30 @@ def test_with_overrides_without_index_keeps_the_host_one(tmp_path: Path) -> None
     assert merged == base
 
 
-def test_with_overrides_drops_a_local_index_url_and_keeps_the_current_one() -> None:
+def test_with_overrides_uses_a_local_index_of_the_requirements() -> None:
     base = IndexSettings(index_url="https://host.example/simple")
     merged = base.with_overrides(
         index_url="file:///opt/pypi/simple", extra_index_urls=[], trusted_hosts=[]
     )
-    assert merged.index_url == "https://host.example/simple"
-    assert merged.skipped == ("file:///opt/pypi/simple",)
+    assert merged.index_url == "file:///opt/pypi/simple"
+    assert merged.local_index_urls == ("file:///opt/pypi/simple",)
+    assert merged.remote_index_urls == ()
+    # A container reaches no index then: only the local files, handed over as find-links.
+    env = merged.container_environment(find_links=["/nativebuild/links/0"])
+    assert env["PIP_NO_INDEX"] == "1"
+    assert env["PIP_FIND_LINKS"] == "/nativebuild/links/0"
+    assert "PIP_INDEX_URL" not in env
+    assert "/opt/pypi" not in json.dumps(env)
 
 
-@pytest.mark.parametrize("local", ["/opt/pypi/simple", "./wheels", "file:///opt/pypi/simple"])
-def test_with_overrides_drops_local_extra_indexes(local: str) -> None:
+@pytest.mark.parametrize(
+    ("local", "url"),
+    [
+        ("/opt/pypi/simple", "file:///opt/pypi/simple"),
+        ("file:///opt/pypi/simple", "file:///opt/pypi/simple"),
+    ],
+)
+def test_with_overrides_keeps_local_extra_indexes_as_file_urls(local: str, url: str) -> None:
     base = IndexSettings(
         extra_index_urls=("https://a.example/simple",), skipped=("file:///from/host",)
     )
@@ -626,23 +649,36 @@ def test_with_overrides_drops_local_extra_indexes(local: str) -> None:
         index_url=None,
         extra_index_urls=[local, "https://b.example/simple"],
         trusted_hosts=[],
+        find_links=["/srv/wheels", "https://links.example/"],
     )
-    assert merged.extra_index_urls == ("https://a.example/simple", "https://b.example/simple")
-    assert merged.index_urls == (PYPI_SIMPLE, *merged.extra_index_urls)
-    assert merged.skipped == ("file:///from/host", local)
-    assert local not in merged.container_environment().get("PIP_EXTRA_INDEX_URL", "")
+    assert merged.extra_index_urls == ("https://a.example/simple", url, "https://b.example/simple")
+    assert merged.skipped == ("file:///from/host",)  # the host's own, still not used
+    env = merged.container_environment(find_links=["/nativebuild/links/0"])
+    assert env["PIP_INDEX_URL"] == PYPI_SIMPLE
+    assert env["PIP_EXTRA_INDEX_URL"] == "https://a.example/simple https://b.example/simple"
+    assert env["PIP_FIND_LINKS"] == "/nativebuild/links/0 https://links.example/"
+    assert "PIP_NO_INDEX" not in env
+    assert merged.remote_hosts == {"pypi.org", "a.example", "b.example", "links.example"}
 
 
-def test_with_overrides_redacts_what_it_skips() -> None:
+def test_no_index_reaches_no_index_anywhere() -> None:
     merged = IndexSettings().with_overrides(
-        index_url=f"ftp://user:{SECRET}@mirror.example/simple",
-        extra_index_urls=[f"file://user:{SECRET}@host/opt/more"],
-        trusted_hosts=[],
+        index_url=None, extra_index_urls=[], trusted_hosts=[], find_links=["/srv/w"], no_index=True
     )
-    assert merged.index_url == PYPI_SIMPLE
-    assert merged.extra_index_urls == ()
-    assert merged.skipped == ("ftp://***@mirror.example/simple", "file://***@host/opt/more")
-    assert SECRET not in json.dumps([*merged.skipped, merged.container_environment()])
+    assert merged.container_environment()["PIP_NO_INDEX"] == "1"
+    assert "PIP_INDEX_URL" not in merged.container_environment()
+    assert merged.fingerprint_fields()["no_index"] == "True"
+    assert IndexSettings().fingerprint_fields().keys() == {"index_url", "extra_index_urls"}
+
+
+def test_with_overrides_keeps_credentials_out_of_the_fingerprint() -> None:
+    merged = IndexSettings().with_overrides(
+        index_url=f"https://user:{SECRET}@mirror.example/simple",
+        extra_index_urls=[f"file://user:{SECRET}@localhost/opt/more"],
+        trusted_hosts=[],
+        find_links=[f"https://u:{SECRET}@links.example/"],
+    )
+    assert SECRET not in json.dumps(merged.fingerprint_fields())
 
 
 @pytest.mark.parametrize(

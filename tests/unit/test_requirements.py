@@ -75,6 +75,7 @@ def syntax_error(
         ("--trusted-host a.example", "trusted_hosts", ("a.example",)),
         ("--trusted-host=a.example\n--trusted-host b:8080", "trusted_hosts", ("a.example", "b:8080")),
         ("-f ./wheels", "find_links", (str(BASE / "wheels"),)),
+        ("-f file:///abs/wheels", "find_links", ("/abs/wheels",)),
         ("--find-links=/abs/wheels", "find_links", ("/abs/wheels",)),
         ("--find-links https://h/links", "find_links", ("https://h/links",)),
         ("--no-binary a,B_c", "no_binary", ("a", "b-c")),
@@ -280,18 +281,143 @@ def test_editable_installs_are_refused(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "./libs/pkg", "libs/pkg", "/abs/pkg", ".", "..", "../pkg[extra]", "~/pkg",
+        "./libs/pkg", "libs/pkg", "/abs/pkg", "../pkg[extra]", "~/no-such-pkg",
         "pkg.whl", "dist/foo-1.0-py3-none-any.whl", "foo-1.0.tar.gz", "C:\\pkgs\\foo",
         "file:///srv/pkg", "foo @ file:///srv/foo", "foo @ ./libs/foo", "foo @ C:\\foo",
         "./libs/pkg; python_version > '3'",
     ],
 )  # fmt: skip
-def test_local_paths_are_refused_for_now(text: str) -> None:
+def test_local_paths_that_do_not_exist_say_where_they_were_looked_for(text: str) -> None:
     error = syntax_error(f"ok\n{text}")
     assert str(error).startswith("requirements.txt:2: ")
-    assert "is a local path" in str(error)
+    assert "is a local path that does not exist" in str(error)
     assert error.hint is not None
-    assert "not supported yet" in error.hint
+    assert "relative to the requirements file's folder, /project" in error.hint
+    assert "NAME @ git+https://" in error.hint  # what is supported, not "later"
+    assert "not supported yet" not in error.hint
+
+
+WHEEL = "acme_auth-2.1-cp39-cp39-manylinux2014_x86_64.whl"
+
+
+@pytest.fixture
+def vendor(tmp_path: Path) -> Path:
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / WHEEL).write_bytes(b"wheel")
+    (tmp_path / "vendor" / "acme_tools-0.3.tar.gz").write_bytes(b"sdist")
+    (tmp_path / "vendor" / "notes.whl").write_bytes(b"?")
+    return tmp_path
+
+
+def parse_in(folder: Path, text: str) -> RequirementSet:
+    return parse_requirements_text(
+        text, origin="requirements.txt", base_dir=folder, read_file=Path.read_text, env={}
+    )
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        f"./vendor/{WHEEL}", f"vendor/{WHEEL}", f"{{root}}/vendor/{WHEEL}",
+        f"file://{{root}}/vendor/{WHEEL}", f"acme-auth @ file://{{root}}/vendor/{WHEEL}",
+        f"Acme_Auth @ ./vendor/{WHEEL}",
+    ],
+)  # fmt: skip
+def test_a_wheel_file_is_read_relative_absolute_or_as_a_file_url(vendor: Path, form: str) -> None:
+    line = form.format(root=vendor) + f" --hash={H1}"
+    [requirement] = parse_in(vendor, line).requirements
+    wheel = vendor / "vendor" / WHEEL
+    assert requirement.local_file == wheel
+    assert requirement.name == "acme-auth"
+    assert requirement.specifier == f"acme-auth @ {wheel.as_uri()}"
+    assert requirement.hashes == (H1,)
+    assert requirement.is_local
+    assert requirement.local_path is None
+    assert requirement.git is None
+
+
+def test_an_sdist_file_with_a_marker(vendor: Path) -> None:
+    [line] = parse_in(
+        vendor, "./vendor/acme_tools-0.3.tar.gz ; platform_machine == 'x86_64'\n"
+    ).requirements
+    assert line.local_file == vendor / "vendor" / "acme_tools-0.3.tar.gz"
+    assert line.marker == 'platform_machine == "x86_64"'
+    assert line.name == "acme-tools"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("./vendor/notes.whl", "is neither a wheel nor an sdist file name"),
+        (f"other @ ./vendor/{WHEEL}", "the requirement names other, but"),
+    ],
+)
+def test_a_local_file_with_a_bad_name_is_refused(vendor: Path, line: str, problem: str) -> None:
+    with pytest.raises(RequirementSyntaxError, match=problem):
+        parse_in(vendor, line)
+
+
+def test_a_local_file_cannot_be_a_constraint(vendor: Path) -> None:
+    (vendor / "c.txt").write_text(f"./vendor/{WHEEL}\n")
+    with pytest.raises(RequirementSyntaxError, match="cannot be a constraint"):
+        parse_in(vendor, "-c c.txt\n")
+
+
+def test_a_folder_cannot_carry_a_hash(tmp_path: Path) -> None:
+    project = tmp_path / "libs" / "pkg"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "pkg"\nversion = "1"\n')
+    with pytest.raises(RequirementSyntaxError, match="cannot carry --hash") as info:
+        parse_in(tmp_path, f"./libs/pkg --hash={H1}")
+    assert "--hash checks files" in str(info.value.hint)
+    [line] = parse_in(tmp_path, "pkg @ ./libs/pkg\n").requirements
+    assert line.local_path == project
+    assert line.name == "pkg"
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "rev", "subdirectory"),
+    [
+        ("pkg @ git+https://github.com/o/pkg@v1", "https://github.com/o/pkg", "v1", None),
+        ("pkg @ git+https://github.com/o/pkg.git", "https://github.com/o/pkg.git", None, None),
+        ("pkg @ git+ssh://git@host:2222/o/p.git@main#subdirectory=libs/p",
+         "ssh://git@host:2222/o/p.git", "main", "libs/p"),
+        ("git+https://github.com/o/pkg@" + "a" * 40 + "#egg=pkg", "https://github.com/o/pkg", "a" * 40, None),
+        ("pkg @ git+file:///srv/repos/p@v2 ; python_version >= '3.9'", "file:///srv/repos/p", "v2", None),
+        ("pkg @ git+https://u:tok@h/o/p@v1", "https://u:tok@h/o/p", "v1", None),
+    ],
+)  # fmt: skip
+def test_git_requirements(text: str, url: str, rev: str | None, subdirectory: str | None) -> None:
+    [line] = parse(text).requirements
+    assert line.name == "pkg"
+    assert line.git is not None
+    assert (line.git.url, line.git.rev, line.git.subdirectory) == (url, rev, subdirectory)
+    assert line.is_local
+    assert line.local_path is None
+    assert line.local_file is None
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (f"pkg @ git+https://h/o/p@v1 --hash={H1}", "cannot carry --hash"),
+        ("pkg @ git+git@github.com:o/p.git", "scp-like"),
+        ("pkg @ git+ftp://h/o/p", "not a git URL nativebuild reads"),
+        ("pkg @ hg+https://h/o/p", "hg repositories are not read by nativebuild"),
+        ("pkg @ git+https://h/o/p@", "no revision after it"),
+        ("pkg @ git+https://h/o/p#subdirectory=../up", "must stay inside the repository"),
+    ],
+)
+def test_git_requirements_nativebuild_cannot_read_say_what_it_can(text: str, problem: str) -> None:
+    error = syntax_error(text)
+    assert problem in str(error)
+    assert error.hint is not None
+    assert "git+" in error.hint or "commit" in error.hint
+
+
+def test_a_git_requirement_cannot_be_a_constraint() -> None:
+    error = syntax_error("-c c.txt\n", files={"c.txt": "pkg @ git+https://h/o/p@v1\n"})
+    assert "cannot be a constraint" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -702,3 +828,24 @@ def test_arbitrary_text_raises_only_requirement_errors(text: str, env: dict[str,
         (r.name, r.specifier, r.hashes) for r in result.requirements
     ]
     assert (replayed.no_binary, replayed.only_binary) == (result.no_binary, result.only_binary)
+
+
+def test_resolver_text_leaves_indexes_to_the_resolver_and_writes_local_urls(vendor: Path) -> None:
+    result = parse_in(
+        vendor,
+        "--index-url https://u:t@mirror.example/simple\n--no-binary foo\n"
+        f"foo==1\n./vendor/{WHEEL} ; platform_machine == 'x86_64' --hash={H1}\n"
+        "bar @ git+https://h/o/bar@v1\n",
+    )
+    _foo, wheel, bar = result.requirements
+    urls = {
+        wheel: f"file:///nativebuild/local/1/{WHEEL}",
+        bar: "file:///tmp/trees/bar-1.0",
+    }
+    assert result.resolver_text(urls) == (
+        "--no-binary foo\n"
+        "foo==1\n"
+        f'acme-auth @ file:///nativebuild/local/1/{WHEEL} ; platform_machine == "x86_64" --hash={H1}\n'
+        "bar @ file:///tmp/trees/bar-1.0\n"
+    )
+    assert [line.name for line in result.local] == ["acme-auth", "bar"]

@@ -220,9 +220,11 @@ def test_parse_report_dir_info_refused() -> None:
         "download_info": {"url": "file:///home/me/src/mypkg", "dir_info": {"editable": False}},
         "metadata": {"name": "mypkg", "version": "0.1"},
     }
-    with pytest.raises(ResolutionError, match="mypkg comes from a local directory") as info:
+    with pytest.raises(ResolutionError, match="took mypkg from a folder or a repository") as info:
         parse_report(with_items(local))
     assert info.value.hint is not None
+    assert "./libs/pkg" in info.value.hint
+    assert "git+URL@REV" in info.value.hint
 
 
 def test_parse_report_vcs_info_refused() -> None:
@@ -233,7 +235,7 @@ def test_parse_report_vcs_info_refused() -> None:
         },
         "metadata": {"name": "Pkg", "version": "0.1"},
     }
-    with pytest.raises(ResolutionError, match="pkg comes from a local directory or a VCS URL"):
+    with pytest.raises(ResolutionError, match="took pkg from a folder or a repository"):
         parse_report(with_items(vcs))
 
 
