@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from nativebuild.cli.common import run_build
 from nativebuild.cli.options import (
     ArchOpt,
@@ -43,6 +47,15 @@ def plan(
     repair: RepairOpt = None,
     build_package: BuildPackageOpt = None,
     before_build: BeforeBuildOpt = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            metavar="N",
+            help="With --json: each compile job's shard of N (its key, and the matrix of "
+            "architectures and shards with work), for a CI fan-out with build --shard K/N.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
@@ -55,4 +68,7 @@ def plan(
         "cache-readonly": cache_readonly, "repair": repair, "build-packages": build_package,
         "before-build": before_build,
     }  # fmt: skip
-    run_build(cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet)
+    run_build(
+        cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet,
+        shards=shards,
+    )  # fmt: skip

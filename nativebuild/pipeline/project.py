@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ from nativebuild.archive.layout import (
     union_requirements_text,
 )
 from nativebuild.config.settings import Settings
-from nativebuild.engine.runner import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner, Engine
 from nativebuild.errors import ConfigError, ResolutionError
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.requirements import parse_requirements
@@ -90,7 +90,7 @@ def build_project(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
 ) -> run.BuildResult:
     """:func:`run.build` for a project, whatever number of functions it has."""
     return _for_project(
@@ -110,13 +110,14 @@ def plan_project(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
+    shards: int | None = None,
 ) -> run.PlanResult:
     """:func:`run.plan` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
         lambda effective: run.plan(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders,
+            builders=builders, shards=shards,
         ),
     )  # fmt: skip

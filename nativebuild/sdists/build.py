@@ -19,7 +19,14 @@ from nativebuild.engine.runner import (
     Mount,
     read_only_mounts,
 )
-from nativebuild.errors import CompileError
+from nativebuild.errors import (
+    CompileError,
+    ContainerError,
+    DockerUnavailableError,
+    EmulationUnavailableError,
+    ImageNotFoundError,
+    NativebuildError,
+)
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
@@ -35,6 +42,10 @@ IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
 # Changing how wheels are built (driver, flags) must change every cache key.
 BUILD_RECIPE = "2"
+# What an engine, rather than an sdist, is to blame for: another engine may do better.
+ENGINE_FAILURES = (
+    DockerUnavailableError, ContainerError, ImageNotFoundError, EmulationUnavailableError,
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -161,7 +172,10 @@ class CompileOutcome:
     """What built (to cache even when something else failed) and the failure, if any."""
 
     compiled: tuple[CompiledWheel, ...]
-    error: CompileError | None
+    error: CompileError | None  # sdists that failed to build: they would fail anywhere
+    # Jobs that came back with no result: the container, or its engine, went away first.
+    lost: tuple[CompileJob, ...] = ()
+    engine_error: NativebuildError | None = None  # why they were lost
 
 
 def check_built_wheel(job: CompileJob, filename: str, target: Target) -> None:
@@ -221,7 +235,9 @@ def run_compile(
     index: IndexSettings,
     source_date_epoch: int | None,
 ) -> CompileOutcome:
-    """Build ``jobs`` in one container; what failed comes back as a CompileError."""
+    """Build ``jobs`` in one container. What failed to build comes back as a CompileError; jobs
+    with no result at all (the container or the engine went away) come back as ``lost``, with
+    the engine's error, so that another engine can take them."""
     in_dir, out_dir = workdir / "in", workdir / "out"
     in_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True)
@@ -230,13 +246,22 @@ def run_compile(
         jobs, target, in_dir=in_dir, out_dir=out_dir, index=index,
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
-    result = runner.run(spec, reporter=reporter, verbose=verbose)
+    result: ContainerResult | None = None
+    engine_error: NativebuildError | None = None
+    try:
+        result = runner.run(spec, reporter=reporter, verbose=verbose)
+    except ENGINE_FAILURES as err:
+        engine_error = err  # what finished before is in results.json (bind mounts) all the same
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
-    failures = []
+    failures: list[tuple[CompileJob, dict[str, object] | None]] = []
+    lost: list[CompileJob] = []
     for job in jobs:
         outcome = outcomes.get(job.pin.name)
-        if outcome is None or not outcome["ok"]:
+        if outcome is None:
+            lost.append(job)
+            continue
+        if not outcome["ok"]:
             failures.append((job, outcome))
             continue
         check_built_wheel(job, str(outcome["wheel"]), target)
@@ -248,7 +273,12 @@ def run_compile(
         )  # fmt: skip
         compiled.append(built)
     error = _compile_failure(failures, target, result) if failures else None
-    return CompileOutcome(compiled=tuple(compiled), error=error)
+    if lost and engine_error is None:  # the container ended without a word about them
+        engine_error = _compile_failure([(job, None) for job in lost], target, result)
+    return CompileOutcome(
+        compiled=tuple(compiled), error=error, lost=tuple(lost),
+        engine_error=engine_error if lost else None,
+    )  # fmt: skip
 
 
 def _as_list(value: object) -> list[object]:
@@ -274,11 +304,12 @@ def _read_results(path: Path) -> dict[str, dict[str, object]]:
 def _compile_failure(
     failures: list[tuple[CompileJob, dict[str, object] | None]],
     target: Target,
-    result: ContainerResult,
+    result: ContainerResult | None,
 ) -> CompileError:
     job, outcome = failures[0]
     raw_tail = outcome.get("log_tail") if outcome is not None else None
-    tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else list(result.log_tail)
+    container_tail = list(result.log_tail) if result is not None else []
+    tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else container_tail
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j, _ in failures)
     last = "\n".join(f"    {line}" for line in tail[-25:])
     msg = (

@@ -1,0 +1,254 @@
+"""Compiling a target's sdists over its pool of engines, and caching every wheel built.
+
+Each engine of the pool gets one container with the jobs the pool policy gives it
+(:mod:`nativebuild.sdists.pool`: longest first onto the least-loaded engine). An engine that
+fails (it stops answering, its container or image goes away, it cannot run the architecture)
+has its unfinished jobs spread over the engines left, with a warning naming it; the build fails
+only when no engine is left, with the last one's error. An sdist that fails to build is not an
+engine's fault: it would fail anywhere, so it is reported as it is. With one engine (no
+``--builder``, or one per architecture) this is one container, as it always was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from nativebuild import __version__
+from nativebuild.cache.local import CachedFile
+from nativebuild.engine.runner import Engine
+from nativebuild.errors import CompileError, ImageNotFoundError, NativebuildError
+from nativebuild.pipeline.context import BuildContext, engine_view
+from nativebuild.pipeline.emulation import check_build_emulation
+from nativebuild.pipeline.resolution import image_identity, with_compile_image
+from nativebuild.sdists.build import ENGINE_FAILURES, CompileJob, manifest_key, run_compile
+from nativebuild.sdists.pool import PoolJob, assign
+from nativebuild.targets import Architecture, Target
+
+__all__ = ["BuilderRecord", "builder_records", "compile_jobs"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuilderRecord:
+    """One engine of an architecture's pool, as ``--json`` reports it."""
+
+    arch: str
+    engine: str
+    jobs: tuple[str, ...]  # the distributions it compiled
+    failed: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchOutcome:
+    engine: Engine
+    built: Mapping[str, CachedFile]  # by distribution name, in the cache
+    error: CompileError | None  # sdists that failed to build
+    lost: tuple[CompileJob, ...]  # jobs to try elsewhere
+    engine_error: NativebuildError | None
+
+
+def compile_jobs(
+    context: BuildContext, target: Target, jobs: Sequence[CompileJob]
+) -> dict[str, CachedFile]:
+    """Compile ``jobs`` over ``target``'s pool; the wheels, in the cache, by name."""
+    engines = context.pool_for(target.arch)
+    by_key = {job.key: job for job in jobs}
+    sizes = {job.key: _size(job) for job in jobs}
+    failed: dict[str, NativebuildError] = {}
+    built: dict[str, CachedFile] = {}
+    compile_error: CompileError | None = None
+    pending = list(jobs)
+    while pending:
+        pool_jobs = [PoolJob(key=job.key, size=sizes[job.key]) for job in pending]
+        assignment = assign(pool_jobs, [engine.name for engine in engines], failed=failed)
+        if assignment is None:
+            raise compile_error or _no_engine_left(target, engines, failed, pending)
+        batches = [
+            (engine, [by_key[key] for key in assignment.jobs[engine.name]])
+            for engine in engines
+            if engine.name in assignment.jobs
+        ]
+        pending = []
+        for outcome in _run_batches(context, target, batches, pooled=len(engines) > 1):
+            built.update(outcome.built)
+            done = context.compiled_on.setdefault((target.arch, outcome.engine.name), [])
+            done.extend(outcome.built)
+            if outcome.error is not None and compile_error is None:
+                compile_error = outcome.error
+            if outcome.engine_error is not None:
+                failed[outcome.engine.name] = outcome.engine_error
+                context.failed_engines[(target.arch, outcome.engine.name)] = _first_line(
+                    outcome.engine_error
+                )
+                pending.extend(outcome.lost)
+                _warn_failed(context, target, outcome, engines, failed)
+    if compile_error is not None:
+        raise compile_error
+    return built
+
+
+def builder_records(
+    context: BuildContext, archs: Sequence[Architecture]
+) -> tuple[BuilderRecord, ...]:
+    """Every engine of the pool of each of ``archs``: what it compiled, whether it failed."""
+    return tuple(
+        BuilderRecord(
+            arch=arch.value,
+            engine=engine.name,
+            jobs=tuple(sorted(context.compiled_on.get((arch, engine.name), ()))),
+            failed=(arch, engine.name) in context.failed_engines,
+        )
+        for arch in dict.fromkeys(archs)
+        for engine in context.pool_for(arch)
+    )
+
+
+def _size(job: CompileJob) -> int:
+    try:
+        return job.sdist.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run_batches(
+    context: BuildContext,
+    target: Target,
+    batches: Sequence[tuple[Engine, Sequence[CompileJob]]],
+    *,
+    pooled: bool,
+) -> list[BatchOutcome]:
+    """Each engine's batch, all at once; Ctrl-C removes every container still running."""
+    if len(batches) == 1:
+        engine, jobs = batches[0]
+        return [_run_batch(context, target, engine, jobs, pooled=pooled)]
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        futures = [
+            pool.submit(_run_batch, context, target, engine, jobs, pooled=pooled)
+            for engine, jobs in batches
+        ]
+        try:
+            wait(futures)
+        except BaseException:
+            for engine, _ in batches:
+                engine.runner.cancel()
+            raise
+    return [future.result() for future in futures]
+
+
+def _run_batch(
+    context: BuildContext,
+    target: Target,
+    engine: Engine,
+    jobs: Sequence[CompileJob],
+    *,
+    pooled: bool,
+) -> BatchOutcome:
+    view = engine_view(context, target.arch, engine)
+    try:
+        machine = check_build_emulation(view, target)
+        _check_same_image(context, view, target, engine)
+        compile_target = with_compile_image(view, target)
+    except ENGINE_FAILURES as err:
+        return BatchOutcome(engine=engine, built={}, error=None, lost=tuple(jobs), engine_error=err)
+    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
+    where = f" on {engine.name}" if pooled else ""
+    if machine != target.arch.machine:
+        context.reporter.step(
+            f"Compiling {names} for {target.arch} under emulation{where} (QEMU on a {machine} "
+            f"engine; expect about ten times the native time) in {compile_target.build_image}"
+        )
+    else:
+        context.reporter.step(f"Compiling {names}{where} in {compile_target.build_image}")
+    built: dict[str, CachedFile] = {}
+    with context.cache.scratch_dir() as work:
+        outcome = run_compile(
+            jobs, compile_target, runner=view.runner_for(target.arch), reporter=context.reporter,
+            verbose=context.verbose, workdir=work, index=context.index,
+            source_date_epoch=context.epoch,
+        )  # fmt: skip
+        for compiled in outcome.compiled:
+            job = compiled.job
+            manifest = {
+                "name": job.pin.name,
+                "version": job.pin.version,
+                "sdist": job.pin.filename,
+                "sdist_sha256": job.pin.sha256,
+                "target": compile_target.describe(),
+                "build_image": compile_target.build_image,
+                "nativebuild": __version__,
+                "seconds": compiled.seconds,
+                "vendored": list(compiled.vendored),
+                **manifest_key(job),  # the full cache key, which readers re-hash
+            }
+            entry = context.cache.put_built(job.key, compiled.wheel, manifest, move=True)
+            built[job.pin.name] = entry.wheel
+            context.reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
+            for line in compiled.vendored:
+                context.reporter.detail(f"  vendored {line} (the runtime lacks it)")
+    return BatchOutcome(
+        engine=engine, built=built, error=outcome.error, lost=outcome.lost,
+        engine_error=outcome.engine_error,
+    )  # fmt: skip
+
+
+def _check_same_image(
+    context: BuildContext, view: BuildContext, target: Target, engine: Engine
+) -> None:
+    """A build image given by tag must be the same image on every engine of the pool: the
+    wheels' cache keys hold the id the first engine has. nativebuild's own images are named by
+    their recipe and base, and digests are the image, so those need no check."""
+    image = target.build_image
+    if view is context or context.settings.build_image is None or "@sha256:" in image:
+        return
+    expected = image_identity(context, target)
+    found = view.runner_for(target.arch).image_id(image, platform=target.arch.docker_platform)
+    if found != expected:
+        msg = (
+            f"{image} on {engine.name} is {found[:19]}, not {expected[:19]} as on the first "
+            f"engine of the {target.arch} pool: its wheels would be cached under another image's key."
+        )
+        hint = "Load the same image on every engine (docker save | docker load), or pin --build-image by digest."
+        raise ImageNotFoundError(msg, hint=hint)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _warn_failed(
+    context: BuildContext,
+    target: Target,
+    outcome: BatchOutcome,
+    engines: Sequence[Engine],
+    failed: Mapping[str, NativebuildError],
+) -> None:
+    left = [engine.name for engine in engines if engine.name not in failed]
+    if not left:
+        return  # the build fails with this error: no warning before it
+    names = ", ".join(job.pin.name for job in outcome.lost) or "none unfinished"
+    context.reporter.warning(
+        f"Engine {outcome.engine.name} failed while compiling for {target.arch} "
+        f"({_first_line(outcome.engine_error or Exception())}); its jobs ({names}) go to "
+        f"{', '.join(left)}."
+    )
+
+
+def _no_engine_left(
+    target: Target,
+    engines: Sequence[Engine],
+    failed: Mapping[str, NativebuildError],
+    pending: Sequence[CompileJob],
+) -> NativebuildError:
+    """The error when every engine of the pool failed: with one engine, its own error as it
+    is; with several, the last one's kind (and exit code) naming each engine and why."""
+    last = list(failed.values())[-1]
+    if len(engines) == 1:
+        return last
+    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in pending)
+    why = "; ".join(f"{name}: {_first_line(err)}" for name, err in failed.items())
+    msg = f"Every engine of the {target.arch} pool failed, so {names} could not be compiled: {why}"
+    error = type(last)(msg)
+    error.hint = last.hint
+    return error
