@@ -10,6 +10,7 @@ from nativebuild.cli.common import run_build
 from nativebuild.cli.options import (
     ArchOpt,
     BeforeBuildOpt,
+    BuilderOpt,
     BuildImageOpt,
     BuildPackageOpt,
     CacheDirOpt,
@@ -25,6 +26,7 @@ from nativebuild.cli.options import (
     QuietOpt,
     RepairOpt,
     RequirementsOpt,
+    RuntimeImageOpt,
     RuntimeOpt,
     VerboseOpt,
 )
@@ -36,6 +38,7 @@ def plan(
     arch: ArchOpt = None,
     cache_dir: CacheDirOpt = None,
     build_image: BuildImageOpt = None,
+    runtime_image: RuntimeImageOpt = None,
     glibc: GlibcOpt = None,
     extra: ExtraOpt = None,
     group: GroupOpt = None,
@@ -44,6 +47,7 @@ def plan(
     cache_only: CacheOnlyOpt = None,
     no_cache: NoCacheOpt = None,
     cache_readonly: CacheReadonlyOpt = None,
+    builder: BuilderOpt = None,
     repair: RepairOpt = None,
     build_package: BuildPackageOpt = None,
     before_build: BeforeBuildOpt = None,
@@ -63,10 +67,10 @@ def plan(
     """Show what a build would do for each package: cached, download a wheel, or compile."""
     cli = {
         "requirements": requirements, "runtime": runtime, "arch": arch, "cache-dir": cache_dir,
-        "build-image": build_image, "glibc": glibc, "extras": extra, "groups": group,
-        "cache": cache, "cache-only": cache_only, "no-cache": no_cache,
-        "cache-readonly": cache_readonly, "repair": repair, "build-packages": build_package,
-        "before-build": before_build,
+        "build-image": build_image, "runtime-image": runtime_image, "glibc": glibc,
+        "extras": extra, "groups": group, "cache": cache, "cache-only": cache_only,
+        "no-cache": no_cache, "cache-readonly": cache_readonly, "builders": builder,
+        "repair": repair, "build-packages": build_package, "before-build": before_build,
     }  # fmt: skip
     run_build(
         cli, project, dry_run=True, json_output=json_output, verbose=verbose, quiet=quiet,
