@@ -188,6 +188,8 @@ def build_shard(
         for item in left_to_others(stage.plan, shard)
     )
     count = sum(len(stage.plan.items) for stage in mine)
+    if context.settings.verify:
+        context.reporter.detail(f"--verify: shard {shard} writes no archive; the assembly verifies")
     context.reporter.step(
         f"Shard {shard}: {count} of the sdists are this shard's, {len(left)} are left to the others"
     )

@@ -239,6 +239,44 @@ def test_a_failing_engine_has_its_jobs_retried_on_the_others(
     assert len(result["archives"]) == 1
 
 
+def other_image(index: FakeIndex) -> FakeRunner:
+    return FakeRunner(index, image_id="sha256:" + "2" * 64)
+
+
+def no_emulation(index: FakeIndex) -> FakeRunner:
+    runner = FakeRunner(index)
+    runner.machine, runner.emulates = "aarch64", set()
+    return runner
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (other_image, "example/build:x86_64 on tcp://second:2376 is sha256:22222222222"),
+        (no_emulation, "cannot run x86_64 containers"),
+    ],
+)
+def test_an_engine_that_cannot_build_the_same_wheels_is_left_out(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    fake: FakeRunner,
+    second: dict[str, FakeRunner],
+    make: Any,
+    why: str,
+) -> None:
+    """A build image of another id (its wheels would be cached under the wrong key), or no way
+    to run the architecture: the engine compiles nothing, the others do it all."""
+    second[SECOND] = make(index)
+    code, result, err = invoke("build", project, tmp_path / "c", *POOL)
+    assert code == 0, err
+    assert why in err
+    assert compiles(second[SECOND]) == []
+    builders = {b["engine"]: b for b in result["builders"]}
+    assert builders[SECOND]["failed"] is True
+    assert sorted(builders["default"]["jobs"]) == sorted(SDISTS)
+
+
 def test_the_build_fails_only_when_no_engine_is_left(
     project: Path, tmp_path: Path, index: FakeIndex, fake: FakeRunner, second: dict[str, FakeRunner]
 ) -> None:
