@@ -21,7 +21,7 @@ from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
 from nativebuild.engine.runner import ContainerResult, ContainerSpec, ImageInfo
 from nativebuild.index.containers import is_distribution
 from nativebuild.index.uv import UvResult
-from nativebuild.pipeline.compiling import RESOLVED_MARKER
+from nativebuild.pipeline.resolve_then_compile import RESOLVED_MARKER
 from nativebuild.reporting import NullReporter, Reporter
 from nativebuild.sdists.build import DRIVER_IN_CONTAINER as COMPILE_IN_CONTAINER
 from tests.elffixtures import elf_header

@@ -73,6 +73,7 @@ def run_build(
     verbose: bool,
     quiet: bool,
     to_publish: dict[str, Any] | None = None,
+    shards: int | None = None,
 ) -> None:
     console = stderr_console()
     env = dict(os.environ)
@@ -108,17 +109,20 @@ def run_build(
         from nativebuild.pipeline.run import dump_json
 
         runner = DockerRunner.from_env(env, reporter=reporter)
-        builders = make_builders(settings.builders, env, reporter)
+        builders = make_builders(settings.builders, env, reporter, default=runner)
         if dry_run:
             planned = plan_project(
                 settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
-                builders=builders,
+                builders=builders, shards=shards,
             )  # fmt: skip
             if json_output:
                 typer.echo(dump_json(planned))
             else:
                 print_plan(planned)
             return
+        if to_publish is not None and settings.shard is not None:
+            msg = f"--shard {settings.shard} writes no archive, so there is nothing to publish."
+            raise ConfigError(msg, hint="Publish from the assembly (build --cache-only) instead.")
         result = build_project(
             settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
             builders=builders,

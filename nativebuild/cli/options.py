@@ -57,8 +57,18 @@ BuilderOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--builder",
-        help="ARCH=ENGINE: compile that architecture on its own engine (ssh://, tcp://, unix:// "
-        "or a docker context name); repeatable.",
+        help="ARCH=ENGINE: compile that architecture on its own engine (ssh://, tcp://, unix://, "
+        "a docker context name, or default: DOCKER_HOST's); repeatable, also for one "
+        "architecture: its compile jobs are then spread over the pool.",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Compile only shard K of N of the sdists (by cache key) into the cache, and write "
+        "no archive; a later build --cache-only assembles.",
     ),
 ]
 JobsOpt = Annotated[

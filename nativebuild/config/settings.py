@@ -19,6 +19,7 @@ from nativebuild.config import abi_keys, archive_keys
 from nativebuild.config.values import as_flag
 from nativebuild.engine.runner import Builder
 from nativebuild.errors import ConfigError
+from nativebuild.plan.shards import Shard
 from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
 
 if sys.version_info >= (3, 11):
@@ -51,6 +52,7 @@ KEYS = (
     "cache-only",
     "cache-readonly",
     "no-cache",
+    "shard",
     *archive_keys.KEYS,
     *abi_keys.KEYS,
 )
@@ -81,12 +83,16 @@ class Settings:
     extras: tuple[str, ...] = ()  # optional dependencies of pyproject.toml / lock files
     groups: tuple[str, ...] = ()  # dependency groups (PEP 735) of pyproject.toml / lock files
     jobs: int | None = None  # targets built at once; None: the CPU count
-    builders: tuple[Builder, ...] = ()  # engines of their own per architecture
+    # Engines of their own per architecture, in pool order: an architecture may have several,
+    # over which its compile jobs are spread ("default" names the DOCKER_HOST engine).
+    builders: tuple[Builder, ...] = ()
     cache: str | None = None  # a shared remote cache, s3://bucket/prefix
     cache_endpoint_url: str | None = None  # None: boto3's own (AWS_ENDPOINT_URL_S3, ...)
     cache_only: bool = False  # fail rather than compile anything
     cache_readonly: bool = False  # pull from the remote cache, never push
     no_cache: bool = False  # read no cache at all: a throwaway one for this build
+    # Compile only this shard's sdists into the cache, and write no archive (CI fan-out).
+    shard: Shard | None = None
     kind: Kind = Kind.FUNCTION  # function | layer | split | image (nativebuild.archive.layout)
     layer_layout: LayerLayout = LayerLayout.PYTHON
     compile: bool = False  # ship .pyc files (checked-hash, PEP 552)
@@ -229,23 +235,30 @@ def _as_jobs(value: Any, origin: str) -> int:
 
 
 def _as_builders(value: Any, origin: str) -> tuple[Builder, ...]:
-    """A table {arch = "URL" | {host = "URL", network = "host"}}, or "arm64=URL,..." strings."""
+    """A table {arch = ENGINE or [ENGINE, ...]}, ENGINE being "URL" or {host = "URL", network =
+    "host"}; or "arm64=URL,..." strings. An architecture may repeat: its engines form a pool."""
     if isinstance(value, str):
         value = [item for item in value.split(",") if item.strip()]
+    pairs: list[tuple[str, Any]] = []
     if isinstance(value, list | tuple):
-        table: dict[str, Any] = {}
         for item in value:
             arch, sep, host = str(item).partition("=")
             if not sep or not host.strip():
                 msg = f"builder {item!r} in {origin} must look like ARCH=URL, e.g. arm64=ssh://user@host."
                 raise ConfigError(msg)
-            table[arch] = host.strip()
-        value = table
-    if not isinstance(value, dict):
+            pairs.append((arch, host.strip()))
+    elif isinstance(value, dict):
+        for arch, specs in value.items():
+            listed = specs if isinstance(specs, list) else [specs]
+            if not listed:
+                msg = f"builders for {arch} in {origin}: the list of engines is empty."
+                raise ConfigError(msg)
+            pairs.extend((arch, spec) for spec in listed)
+    else:
         msg = f"builders in {origin} must map architectures to engines, not {value!r}."
         raise ConfigError(msg)
-    builders = []
-    for arch, spec in value.items():
+    builders: dict[tuple[Architecture, str], Builder] = {}
+    for arch, spec in pairs:
         entry = {"host": spec} if isinstance(spec, str) else spec
         if not isinstance(entry, dict) or not isinstance(entry.get("host"), str):
             msg = f"builder for {arch} in {origin} needs a host (a Docker URL or context name)."
@@ -254,10 +267,23 @@ def _as_builders(value: Any, origin: str) -> tuple[Builder, ...]:
         if unknown:
             msg = f"builder for {arch} in {origin}: unknown keys {sorted(unknown)}; use host and network."
             raise ConfigError(msg)
-        builders.append(
-            Builder(arch=Architecture.parse(arch), host=entry["host"], network=entry.get("network"))
+        builder = Builder(
+            arch=Architecture.parse(arch), host=entry["host"].strip(), network=entry.get("network")
         )
-    return tuple(builders)
+        if (builder.arch, builder.host) in builders:
+            msg = f"builder {builder.host} is listed twice for {builder.arch} in {origin}."
+            raise ConfigError(msg, hint="List each engine of an architecture's pool once.")
+        builders[(builder.arch, builder.host)] = builder
+    return tuple(builders.values())
+
+
+def _as_shard(value: Any, origin: str) -> Shard:
+    text = _as_str(value, "shard", origin)
+    try:
+        return Shard.parse(text)
+    except ConfigError as err:
+        msg = f"{err} (in {origin})"
+        raise ConfigError(msg, hint=err.hint) from err
 
 
 def _as_url(value: Any, key: str, origin: str, schemes: tuple[str, ...]) -> str:
@@ -287,6 +313,8 @@ def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
         return _as_jobs(raw, origin)
     if key == "builders":
         return _as_builders(raw, origin)
+    if key == "shard":
+        return _as_shard(raw, origin)
     if key == "glibc":
         return GlibcVersion.parse(_as_str(raw, key, origin))
     text = _as_str(raw, key, origin)

@@ -142,7 +142,7 @@ def check_engine(info: EngineInfo | None, error: NativebuildError | None) -> Che
         fix = (error.hint if error is not None else None) or "Start a Docker engine."
         return Check(name=name, status=Status.PROBLEM, detail=detail, fix=fix)
     wanted = ".".join(map(str, MIN_PLATFORM_API))
-    detail = f"Docker {info.version}, API {info.api_version}, {info.architecture}"
+    detail = f"{info.product} {info.version}, API {info.api_version}, {info.architecture}"
     if _version(info.api_version) < MIN_PLATFORM_API:
         return Check(
             name=name,

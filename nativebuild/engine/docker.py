@@ -304,12 +304,7 @@ class DockerRunner:
         client = self._client_for(platform=None)
         with _DockerErrors("ask the engine for its version", engine=self._engine):
             version, info = client.version(), client.info()
-        return EngineInfo(
-            version=str(version.get("Version", "")),
-            api_version=str(client.api.api_version),
-            architecture=engine_machine(str(info.get("Architecture", ""))),
-            root_dir=str(info.get("DockerRootDir", "")),
-        )
+        return EngineInfo.from_api(version, info, api_version=str(client.api.api_version))
 
     def local_image(self, image: str) -> ImageInfo | None:
         """The local image ``image``, or None when there is none; never pulls."""

@@ -113,6 +113,35 @@ class EngineInfo:
     api_version: str
     architecture: str  # the engine's machine: x86_64 | aarch64
     root_dir: str  # DockerRootDir, a path on the engine's machine
+    product: str = "Docker"  # what serves the Docker API: Docker, or Podman
+
+    @classmethod
+    def from_api(
+        cls, version: Mapping[str, object], info: Mapping[str, object], *, api_version: str
+    ) -> EngineInfo:
+        """From the engine's ``/version`` and ``/info`` answers."""
+        machine = str(info.get("Architecture", ""))
+        return cls(
+            version=str(version.get("Version", "")),
+            api_version=api_version,
+            architecture={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+            root_dir=str(info.get("DockerRootDir", "")),
+            product=engine_product(version),
+        )
+
+
+def engine_product(version: Mapping[str, object]) -> str:
+    """``Podman`` when Podman's Docker-compatible service answers (it names itself among the
+    ``/version`` components, "Podman Engine"), else ``Docker``."""
+    components = version.get("Components")
+    names = [
+        str(item.get("Name", ""))
+        for item in (components if isinstance(components, list) else [])
+        if isinstance(item, dict)
+    ]
+    platform = version.get("Platform")
+    names.append(str(platform.get("Name", "")) if isinstance(platform, dict) else "")
+    return "Podman" if any("podman" in name.lower() for name in names) else "Docker"
 
 
 def host_user() -> str | None:
@@ -153,10 +182,25 @@ def architecture_mismatch(image: str, architecture: str, platform: str | None) -
     )
 
 
+# A builder that names this is the engine of DOCKER_HOST (the one every other container uses),
+# as the docker CLI calls it: ``--builder x86_64=default --builder x86_64=ssh://host``.
+DEFAULT_ENGINE = "default"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Builder:
-    """An engine that compiles one architecture natively (``--builder arm64=ssh://host``)."""
+    """An engine that compiles one architecture (``--builder arm64=ssh://host``); several for
+    one architecture form a pool."""
 
     arch: Architecture
-    host: str  # a Docker host URL (ssh://, tcp://, unix://) or a docker context name
+    # A Docker host URL (ssh://, tcp://, unix://), a docker context name, or DEFAULT_ENGINE
+    host: str
     network: str | None = None  # network mode for its containers ("host" on some setups)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Engine:
+    """One engine of an architecture's pool: its name (in messages and ``--json``) and runner."""
+
+    name: str
+    runner: ContainerRunner = dataclasses.field(compare=False)

@@ -1,76 +1,245 @@
-"""Compiling sdists for a target: in a compile container of their own, or in the container that
-resolved the requirements, which then goes on to build what its report calls for.
+"""Compiling a target's sdists over its pool of engines, and caching every wheel built.
 
-The second way exists for cold builds of sets that need the build image anyway (an sdist's
-metadata takes it to resolve): one container instead of two, and pip's cache, holding the
-build dependencies the resolution fetched, serves the builds. The host still decides what to
-build (cache keys, the same as a compile container's), fetches and verifies every sdist, and
-keeps the results exactly as a compile container's, so the two ways give the same wheels.
+(A cold build whose resolution needs the build image may compile in that container instead:
+:mod:`nativebuild.pipeline.resolve_then_compile`, which keeps its wheels as this module does.)
+
+Each engine of the pool gets one container with the jobs the pool policy gives it
+(:mod:`nativebuild.sdists.pool`: longest first onto the least-loaded engine). An engine that
+fails (it stops answering, its container or image goes away, it cannot run the architecture)
+has its unfinished jobs spread over the engines left, with a warning naming it; the build fails
+only when no engine is left, with the last one's error. An sdist that fails to build is not an
+engine's fault: it would fail anywhere, so it is reported as it is. With one engine (no
+``--builder``, or one per architecture) this is one container, as it always was.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
-import threading
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from nativebuild import __version__
-from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile, default_cache_dir
-from nativebuild.errors import NativebuildError
-from nativebuild.index.containers import container_index, container_links
-from nativebuild.index.downloads import fetch_all
-from nativebuild.pins import Pin, Resolution
-from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.engine.runner import Engine
+from nativebuild.errors import CompileError, ImageNotFoundError, NativebuildError
+from nativebuild.pipeline.context import BuildContext, engine_view
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.images import image_identity, with_compile_image
-from nativebuild.reporting import NullReporter, ProgressEvent, Reporter, TaskKind, start_task
-from nativebuild.resolve.hashes import check_hashes
-from nativebuild.resolve.in_image import (
-    REPORT_NAME,
-    check_pins,
-    read_report,
-    resolution_error_from_log,
-    resolve_command,
-)
 from nativebuild.sdists.build import (
-    GO_DIR,
+    ENGINE_FAILURES,
     CompileJob,
     CompileOutcome,
-    compile_key_fields,
-    jobs_document,
     manifest_key,
-    read_outcome,
-    resolve_first_spec,
     run_compile,
 )
-from nativebuild.sdists.logs import BuildLogs
-from nativebuild.targets import Target
+from nativebuild.sdists.pool import PoolJob, assign
+from nativebuild.targets import Architecture, Target
 
-RESOLVED_MARKER = "@@nativebuild:resolved@@"  # drivers/build_wheels.py says it
+__all__ = [
+    "BuilderRecord", "builder_records", "cache_wheels", "compile_jobs", "compiling_step",
+    "keep_compiled", "logs_dir",
+]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuilderRecord:
+    """One engine of an architecture's pool, as ``--json`` reports it."""
+
+    arch: str
+    engine: str
+    jobs: tuple[str, ...]  # the distributions it compiled
+    failed: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchOutcome:
+    engine: Engine
+    built: Mapping[str, CachedFile]  # by distribution name, in the cache
+    error: CompileError | None  # sdists that failed to build
+    lost: tuple[CompileJob, ...]  # jobs to try elsewhere
+    engine_error: NativebuildError | None
 
 
 def compile_jobs(
-    context: BuildContext, target: Target, jobs: list[CompileJob]
+    context: BuildContext, target: Target, jobs: Sequence[CompileJob]
 ) -> dict[str, CachedFile]:
-    """Build ``jobs`` in a compile container; the wheels, cached, by distribution name."""
-    reporter = context.reporter
-    runner = context.runner_for(target.arch)
-    engine = check_build_emulation(context, target)
-    target = with_compile_image(context, target)
-    reporter.step(compiling_step(jobs, target, engine))
+    """Compile ``jobs`` over ``target``'s pool; the wheels, in the cache, by name."""
+    engines = context.pool_for(target.arch)
+    by_key = {job.key: job for job in jobs}
+    sizes = {job.key: _size(job) for job in jobs}
+    failed: dict[str, NativebuildError] = {}
+    built: dict[str, CachedFile] = {}
+    compile_error: CompileError | None = None
+    pending = list(jobs)
+    while pending:
+        pool_jobs = [PoolJob(key=job.key, size=sizes[job.key]) for job in pending]
+        assignment = assign(pool_jobs, [engine.name for engine in engines], failed=failed)
+        if assignment is None:
+            raise compile_error or _no_engine_left(target, engines, failed, pending)
+        batches = [
+            (engine, [by_key[key] for key in assignment.jobs[engine.name]])
+            for engine in engines
+            if engine.name in assignment.jobs
+        ]
+        pending = []
+        for outcome in _run_batches(context, target, batches, pooled=len(engines) > 1):
+            built.update(outcome.built)
+            done = context.compiled_on.setdefault((target.arch, outcome.engine.name), [])
+            done.extend(outcome.built)
+            if outcome.error is not None and compile_error is None:
+                compile_error = outcome.error
+            if outcome.engine_error is not None:
+                failed[outcome.engine.name] = outcome.engine_error
+                context.failed_engines[(target.arch, outcome.engine.name)] = _first_line(
+                    outcome.engine_error
+                )
+                pending.extend(outcome.lost)
+                _warn_failed(context, target, outcome, engines, failed)
+    if compile_error is not None:
+        raise compile_error
+    return built
+
+
+def builder_records(
+    context: BuildContext, archs: Sequence[Architecture]
+) -> tuple[BuilderRecord, ...]:
+    """Every engine of the pool of each of ``archs``: what it compiled, whether it failed."""
+    return tuple(
+        BuilderRecord(
+            arch=arch.value,
+            engine=engine.name,
+            jobs=tuple(sorted(context.compiled_on.get((arch, engine.name), ()))),
+            failed=(arch, engine.name) in context.failed_engines,
+        )
+        for arch in dict.fromkeys(archs)
+        for engine in context.pool_for(arch)
+    )
+
+
+def _size(job: CompileJob) -> int:
+    try:
+        return job.sdist.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run_batches(
+    context: BuildContext,
+    target: Target,
+    batches: Sequence[tuple[Engine, Sequence[CompileJob]]],
+    *,
+    pooled: bool,
+) -> list[BatchOutcome]:
+    """Each engine's batch, all at once; Ctrl-C removes every container still running."""
+    if len(batches) == 1:
+        engine, jobs = batches[0]
+        return [_run_batch(context, target, engine, jobs, pooled=pooled)]
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        futures = [
+            pool.submit(_run_batch, context, target, engine, jobs, pooled=pooled)
+            for engine, jobs in batches
+        ]
+        try:
+            wait(futures)
+        except BaseException:
+            for engine, _ in batches:
+                engine.runner.cancel()
+            raise
+    return [future.result() for future in futures]
+
+
+def _run_batch(
+    context: BuildContext,
+    target: Target,
+    engine: Engine,
+    jobs: Sequence[CompileJob],
+    *,
+    pooled: bool,
+) -> BatchOutcome:
+    view = engine_view(context, target.arch, engine)
+    try:
+        machine = check_build_emulation(view, target)
+        _check_same_image(context, view, target, engine)
+        compile_target = with_compile_image(view, target)
+    except ENGINE_FAILURES as err:
+        return BatchOutcome(engine=engine, built={}, error=None, lost=tuple(jobs), engine_error=err)
+    where = f" on {engine.name}" if pooled else ""
+    context.reporter.step(compiling_step(jobs, compile_target, machine, where=where))
     with context.cache.scratch_dir() as work:
         outcome = run_compile(
-            jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
-            workdir=work, index=context.index, source_date_epoch=context.epoch,
-            emulated=engine != target.arch.machine, logs_dir=logs_dir(context),
+            jobs, compile_target, runner=view.runner_for(target.arch), reporter=context.reporter,
+            verbose=context.verbose, workdir=work, index=context.index,
+            source_date_epoch=context.epoch, emulated=machine != target.arch.machine,
+            logs_dir=logs_dir(context),
         )  # fmt: skip
-        return keep_compiled(context, target, outcome)
+        built = cache_wheels(context, compile_target, outcome)
+    return BatchOutcome(
+        engine=engine, built=built, error=outcome.error, lost=outcome.lost,
+        engine_error=outcome.engine_error,
+    )  # fmt: skip
+
+
+def _check_same_image(
+    context: BuildContext, view: BuildContext, target: Target, engine: Engine
+) -> None:
+    """A build image given by tag must be the same image on every engine of the pool: the
+    wheels' cache keys hold the id the first engine has. nativebuild's own images are named by
+    their recipe and base, and digests are the image, so those need no check."""
+    image = target.build_image
+    if view is context or context.settings.build_image is None or "@sha256:" in image:
+        return
+    expected = image_identity(context, target)
+    found = view.runner_for(target.arch).image_id(image, platform=target.arch.docker_platform)
+    if found != expected:
+        msg = (
+            f"{image} on {engine.name} is {found[:19]}, not {expected[:19]} as on the first "
+            f"engine of the {target.arch} pool: its wheels would be cached under another image's key."
+        )
+        hint = "Load the same image on every engine (docker save | docker load), or pin --build-image by digest."
+        raise ImageNotFoundError(msg, hint=hint)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _warn_failed(
+    context: BuildContext,
+    target: Target,
+    outcome: BatchOutcome,
+    engines: Sequence[Engine],
+    failed: Mapping[str, NativebuildError],
+) -> None:
+    left = [engine.name for engine in engines if engine.name not in failed]
+    if not left:
+        return  # the build fails with this error: no warning before it
+    names = ", ".join(job.pin.name for job in outcome.lost) or "none unfinished"
+    context.reporter.warning(
+        f"Engine {outcome.engine.name} failed while compiling for {target.arch} "
+        f"({_first_line(outcome.engine_error or Exception())}); its jobs ({names}) go to "
+        f"{', '.join(left)}."
+    )
+
+
+def _no_engine_left(
+    target: Target,
+    engines: Sequence[Engine],
+    failed: Mapping[str, NativebuildError],
+    pending: Sequence[CompileJob],
+) -> NativebuildError:
+    """The error when every engine of the pool failed: with one engine, its own error as it
+    is; with several, the last one's kind (and exit code) naming each engine and why."""
+    last = list(failed.values())[-1]
+    if len(engines) == 1:
+        return last
+    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in pending)
+    why = "; ".join(f"{name}: {_first_line(err)}" for name, err in failed.items())
+    msg = f"Every engine of the {target.arch} pool failed, so {names} could not be compiled: {why}"
+    error = type(last)(msg)
+    error.hint = last.hint
+    return error
 
 
 def logs_dir(context: BuildContext) -> Path:
@@ -80,21 +249,24 @@ def logs_dir(context: BuildContext) -> Path:
     return (context.settings.cache_dir or default_cache_dir(context.env)) / "logs"
 
 
-def compiling_step(jobs: Sequence[CompileJob], target: Target, engine: str) -> str:
+def compiling_step(
+    jobs: Sequence[CompileJob], target: Target, engine: str, *, where: str = ""
+) -> str:
+    """What the build says as a compile starts; ``engine`` is the machine of the engine that
+    runs it, ``where`` names that engine in a pool."""
     names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
     if engine != target.arch.machine:
         return (
-            f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "
-            f"expect about ten times the native time) in {target.build_image}"
+            f"Compiling {names} for {target.arch} under emulation{where} (QEMU on a {engine} "
+            f"engine; expect about ten times the native time) in {target.build_image}"
         )
-    return f"Compiling {names} in {target.build_image}"
+    return f"Compiling {names}{where} in {target.build_image}"
 
 
-def keep_compiled(
+def cache_wheels(
     context: BuildContext, target: Target, outcome: CompileOutcome
 ) -> dict[str, CachedFile]:
-    """Put what built into the cache (even when something else failed), then raise the
-    failure, if any; the wheels by distribution name."""
+    """Put what built into the cache (whatever else failed); the wheels by distribution name."""
     built = {}
     for compiled in outcome.compiled:
         manifest = {
@@ -115,219 +287,17 @@ def keep_compiled(
         context.reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
         for line in compiled.vendored:
             context.reporter.detail(f"  vendored {line} (the runtime lacks it)")
-    if outcome.error is not None:
-        raise outcome.error
     return built
 
 
-# --- one container: resolve, then compile ------------------------------------------------------
-
-
-def can_compile_while_resolving(context: BuildContext, target: Target) -> bool:
-    """Whether the resolution container may go on to compile. Not with --cache-only (it
-    compiles nothing), nor with a remote cache (a wheel another runner built is likelier than
-    not: plan first, as usual), nor on an engine that gets its files by copy (the host adds
-    files while the container runs)."""
-    settings = context.settings
-    runner = context.runner_for(target.arch)
-    # Local requirements and find-links files come back from pip's report as container paths:
-    # the resolution alone maps them back (pipeline.resolution), before anything is chosen.
-    local = bool(context.inputs.local) or bool(container_links(context.index).files)
-    return not (
-        settings.cache_only or settings.cache or local or getattr(runner, "copy_files", False)
-    )
-
-
-def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
-    """Resolve ``target``'s requirements in the build image; the same container then compiles
-    the sdists of the answer that are not in the cache yet (kept as :func:`compile_jobs`
-    keeps them)."""
-    requirements = context.inputs.requirements
-    assert requirements is not None  # noqa: S101 - only requirements are resolved in an image
-    image_id = image_identity(context, target)  # a missing image fails here, with a message
-    engine = check_build_emulation(context, target)
-    target = with_compile_image(context, target)
-    with context.cache.scratch_dir() as work, container_index(context.index) as view:
-        in_dir, out_dir = work / "in", work / "out"
-        in_dir.mkdir()
-        out_dir.mkdir()
-        (in_dir / "requirements.txt").write_text(requirements.resolver_text({}), encoding="utf-8")
-        constraints = requirements.pip_constraints_text()
-        if constraints:
-            (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
-        spec = resolve_first_spec(
-            target,
-            resolve_command=resolve_command(
-                target.runtime.interpreter_path, has_constraints=bool(constraints)
-            ),
-            in_dir=in_dir, out_dir=out_dir, index=view, source_date_epoch=context.epoch,
-        )  # fmt: skip
-        chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir)
-        emulated = engine != target.arch.machine
-        # The resolution is a task until the container says it has resolved; the compiles
-        # that follow in the same container are tasks of their own (BuildLogs).
-        label = f"{len(requirements.requirements)} requirements in {target.build_image}"
-        resolving = start_task(
-            context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value, emulated=emulated
-        )
-
-        def resolved() -> None:
-            resolving.finish()
-            chooser.choose()
-
-        logs = BuildLogs(
-            context.reporter, workdir=work / "logs", arch=target.arch.value, emulated=emulated,
-            verbose=context.verbose,
-        )  # fmt: skip
-        ok = False
-        try:
-            listener = _MarkerListener(logs, RESOLVED_MARKER, resolved)
-            result = context.runner_for(target.arch).run(spec, reporter=listener, verbose=True)
-            if chooser.prefetch is not None:
-                chooser.prefetch.join()  # no download outlives the step that started it
-            if chooser.failure is not None:
-                raise chooser.failure
-            if result.exit_code != 0 and not chooser.jobs:
-                raise resolution_error_from_log(result.log_tail)
-            resolution = chooser.resolution or read_report(out_dir / REPORT_NAME)
-            if chooser.jobs:
-                outcome = read_outcome(
-                    chooser.jobs, target, out_dir=out_dir, result=result, logs=logs,
-                    logs_dir=logs_dir(context),
-                )  # fmt: skip
-                keep_compiled(context, target, outcome)
-            ok = True
-        finally:
-            resolving.finish(ok=ok)
-            logs.close(ok=ok)
-    return resolution
-
-
-class _Chooser:
-    """Runs on the container's log thread once the report is written: which sdists to build,
-    fetched and verified into the container's ``go`` directory. The container waits for
-    ``ready``, which is written last, whatever happens (an error stops it building)."""
-
-    def __init__(
-        self,
-        context: BuildContext,
-        target: Target,
-        image_id: str,
-        engine: str,
-        go: Path,
-        out_dir: Path,
-    ) -> None:
-        self.context, self.target, self.image_id, self.engine = context, target, image_id, engine
-        self.go, self.out_dir = go, out_dir
-        self.jobs: list[CompileJob] = []
-        self.resolution: Resolution | None = None
-        self.failure: NativebuildError | None = None
-        self.prefetch: threading.Thread | None = None
-
-    def choose(self) -> None:
-        try:
-            self.jobs = self._jobs()
-        except NativebuildError as err:
-            self.failure, self.jobs = err, []
-        finally:
-            body = json.dumps({"abort": self.failure is not None or not self.jobs})
-            _write_atomic(self.go / "ready", body)
-
-    def _jobs(self) -> list[CompileJob]:
-        context, target = self.context, self.target
-        resolution = read_report(self.out_dir / REPORT_NAME)
-        check_pins(resolution, target)
-        # --hash: nothing is fetched or built before this
-        check_hashes(resolution, context.inputs.requirements, context.inputs.local)
-        self.resolution = resolution
-        sdists = [pin for pin in resolution.pins if not pin.is_wheel]
-        if not sdists:
-            return []
-        settings = compile_settings(context, target)
-        wanted = []
-        for pin in sdists:
-            fields = compile_key_fields(pin, target, image_id=self.image_id, settings=settings)
-            key = build_key(fields)
-            if context.cache.get_built(key) is None:
-                wanted.append((pin, key, fields))
-        if not wanted:
-            return []
-        fetched = fetch_all(
-            [pin for pin, _, _ in wanted], cache=context.cache, settings=context.index,
-            reporter=context.reporter,
-        )  # fmt: skip
-        provided = provided_libraries(context, target)
-        jobs = []
-        for pin, key, fields in wanted:
-            sdist = fetched[pin.sha256].path
-            _link_or_copy(sdist, self.go / pin.filename)
-            jobs.append(
-                CompileJob(pin=pin, key=key, sdist=sdist, provided=provided, key_fields=fields)
-            )
-        document = jobs_document(jobs, sdist_dir=GO_DIR)
-        _write_atomic(self.go / "jobs.json", json.dumps(document))
-        context.reporter.step(compiling_step(jobs, target, self.engine) + " (same container)")
-        self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
-        return jobs
-
-    def _fetch_wheels_meanwhile(self, pins: list[Pin]) -> None:
-        """Download the binary wheels while the container compiles (the planner then finds
-        them in the cache); a failure here is only a lost head start, said by the planner."""
-        context = self.context
-        missing = [pin for pin in pins if context.cache.get_file(pin.sha256, pin.filename) is None]
-
-        def fetch() -> None:
-            with contextlib.suppress(NativebuildError, OSError):
-                got = fetch_all(
-                    missing, cache=context.cache, settings=context.index, reporter=NullReporter()
-                )
-                context.downloaded.update(got)  # by sha256: reported as downloads, not hits
-
-        if missing:
-            self.prefetch = threading.Thread(target=fetch, name="nativebuild-prefetch", daemon=True)
-            self.prefetch.start()
-
-
-class _MarkerListener:
-    """A reporter that passes everything on and calls ``then`` once ``marker`` is printed."""
-
-    def __init__(self, reporter: Reporter, marker: str, then: Callable[[], None]) -> None:
-        self._reporter, self._marker, self._then = reporter, marker, then
-        self._called = threading.Event()
-
-    def output(self, line: str) -> None:
-        if line.strip() == self._marker and not self._called.is_set():
-            self._called.set()
-            self._then()
-            return
-        self._reporter.output(line)
-
-    def step(self, message: str) -> None:
-        self._reporter.step(message)
-
-    def detail(self, message: str) -> None:
-        self._reporter.detail(message)
-
-    def command(self, argv: list[str]) -> None:
-        self._reporter.command(argv)
-
-    def warning(self, message: str) -> None:
-        self._reporter.warning(message)
-
-    def progress(self, event: ProgressEvent) -> None:
-        emit = getattr(self._reporter, "progress", None)
-        if emit is not None:
-            emit(event)
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+def keep_compiled(
+    context: BuildContext, target: Target, outcome: CompileOutcome
+) -> dict[str, CachedFile]:
+    """:func:`cache_wheels`, then raise the failure, if any (an sdist that failed to build, or
+    the container gone with jobs unfinished)."""
+    built = cache_wheels(context, target, outcome)
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.lost and outcome.engine_error is not None:
+        raise outcome.engine_error
+    return built

@@ -18,7 +18,7 @@ from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.cache.local import LocalCache
 from nativebuild.cache.tiered import open_cache
 from nativebuild.config.settings import Settings
-from nativebuild.engine.runner import ContainerRunner
+from nativebuild.engine.runner import DEFAULT_ENGINE, ContainerRunner, Engine
 from nativebuild.errors import RequirementsFileNotFoundError, RequirementSyntaxError
 from nativebuild.index.containers import listing
 from nativebuild.index.pip_config import IndexSettings, discover, local_path
@@ -69,7 +69,8 @@ class BuildContext:
     verbose: bool
     epoch: int | None
     env: Mapping[str, str]
-    builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
+    # Each architecture's pool of engines (--builder), first to last; none: the runner's engine
+    pools: Mapping[Architecture, tuple[Engine, ...]] = dataclasses.field(default_factory=dict)
     # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
     build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # The build image derived with build-packages and before-build (nativebuild.pipeline.derived_image)
@@ -96,13 +97,28 @@ class BuildContext:
             return "download"
         return item.source
 
+    # Views of this context for the other engines of a pool (engine_view), by (arch, name)
+    engine_views: dict[tuple[Architecture, str], BuildContext] = dataclasses.field(
+        default_factory=dict
+    )
+    # What each engine compiled, and why an engine failed, by (arch, engine name)
+    compiled_on: dict[tuple[Architecture, str], list[str]] = dataclasses.field(default_factory=dict)
+    failed_engines: dict[tuple[Architecture, str], str] = dataclasses.field(default_factory=dict)
+
     def runner_for(self, arch: Architecture) -> ContainerRunner:
-        """The engine that runs this architecture's containers: its builder, or the default."""
-        return self.builders.get(arch, self.runner)
+        """The engine that runs this architecture's containers (all but compiles, which go over
+        its whole pool): the first of its builders, or the default."""
+        pool = self.pools.get(arch)
+        return pool[0].runner if pool else self.runner
+
+    def pool_for(self, arch: Architecture) -> tuple[Engine, ...]:
+        """The engines that compile this architecture's sdists."""
+        return self.pools.get(arch) or (Engine(name=DEFAULT_ENGINE, runner=self.runner),)
 
     @property
     def all_runners(self) -> tuple[ContainerRunner, ...]:
-        return (self.runner, *self.builders.values())
+        runners = [self.runner, *(e.runner for pool in self.pools.values() for e in pool)]
+        return tuple({id(runner): runner for runner in runners}.values())
 
     def containers_started(self) -> int:
         return sum(runner.containers_started for runner in self.all_runners)
@@ -190,7 +206,7 @@ def open_context(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
     git: GitRunner | None = None,
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
@@ -232,8 +248,24 @@ def open_context(
         verbose=verbose,
         epoch=source_date_epoch(env),
         env=env,
-        builders=dict(builders or {}),
+        pools={arch: tuple(engines) for arch, engines in (builders or {}).items() if engines},
     )
+
+
+def engine_view(context: BuildContext, arch: Architecture, engine: Engine) -> BuildContext:
+    """``context`` with ``engine`` running ``arch``'s containers, and memos of its own (the
+    build and derived images, the machine that runs them): every engine of a pool gets its
+    images as the first one does. The first engine's view is ``context`` itself; the rest
+    (cache, inputs, what each engine compiled) is shared."""
+    if engine == context.pool_for(arch)[0]:
+        return context
+    key = (arch, engine.name)
+    if key not in context.engine_views:
+        context.engine_views[key] = dataclasses.replace(
+            context, pools={**context.pools, arch: (engine,)}, build_images={},
+            derived_images={}, engine_machines={}, engine_views={},
+        )  # fmt: skip
+    return context.engine_views[key]
 
 
 # --- what reading each cached wheel told (abi.wheel_facts), kept by the file's identity ----------

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,7 +27,7 @@ from nativebuild.archive.layout import (
 from nativebuild.archive.manifest import ArchiveRecord
 from nativebuild.config.settings import Settings
 from nativebuild.engine.image_store import ImageStore
-from nativebuild.engine.runner import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner, Engine
 from nativebuild.errors import ConfigError, ResolutionError
 from nativebuild.index.pip_config import pip_config_files
 from nativebuild.index.uv import UvRunner
@@ -95,7 +95,7 @@ def build_project(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
     today: datetime.date | None = None,
 ) -> run.BuildResult:
     """:func:`run.build` for a project, whatever number of functions it has; the record of
@@ -147,15 +147,16 @@ def plan_project(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
     today: datetime.date | None = None,
+    shards: int | None = None,
 ) -> run.PlanResult:
     """:func:`run.plan` for a project, whatever number of functions it has."""
     return _for_project(
         settings, env,
         lambda effective: run.plan(
             effective, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
-            builders=builders, today=today,
+            builders=builders, today=today, shards=shards,
         ),
     )  # fmt: skip
 

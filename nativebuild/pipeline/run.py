@@ -1,8 +1,10 @@
 """The build: inputs → resolution → plan → downloads and compiles → archive.
 
-The only orchestrator. Decisions come from pure functions (``plan.py``, ``locked.py``,
-``compile.py``, ``archive.py``); this module does the I/O in order and reports through a
-Reporter. Resolution strategies live in ``resolver.py``.
+The only orchestrator. Decisions come from pure functions (``plan/``, ``inputs/locked``,
+``sdists/``, ``archive/``); this module does the I/O in order and reports through a Reporter.
+Each target's way to its wheels is :mod:`nativebuild.pipeline.stage`; compiling over a pool of
+engines is :mod:`nativebuild.pipeline.compiling`. A shard (``--shard K/N``) plans as a build
+does, compiles only its own sdists into the cache and writes no archive.
 """
 
 from __future__ import annotations
@@ -11,44 +13,36 @@ import dataclasses
 import datetime
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nativebuild.archive.layout import Kind
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
-from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
-from nativebuild.engine.runner import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner, Engine
 from nativebuild.errors import ConfigError
-from nativebuild.index.downloads import fetch_all
 from nativebuild.index.pip_config import local_path
 from nativebuild.index.uv import UvRunner
 from nativebuild.inputs.git import is_commit
-from nativebuild.pins import Pin, Resolution
-from nativebuild.pipeline.abi_gate import (
-    check_group,
-    compile_settings,
-    provided_libraries,
-    verify_built,
-)
+from nativebuild.pipeline.abi_gate import check_group, verify_built
 from nativebuild.pipeline.assemble import assemble_target
-from nativebuild.pipeline.compiling import (
-    can_compile_while_resolving,
-    compile_jobs,
-    resolve_and_compile,
-)
+from nativebuild.pipeline.compiling import BuilderRecord, builder_records
 from nativebuild.pipeline.context import BuildContext, open_context
-from nativebuild.pipeline.images import image_identity
-from nativebuild.pipeline.resolution import resolve
-from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only, make_plan
-from nativebuild.reporting import Reporter
-from nativebuild.sdists.build import (
-    CompileJob,
-    compile_key_fields,
+from nativebuild.pipeline.stage import StagedTarget, WheelRecord, acquire, prefetch, stage_target
+from nativebuild.plan.distributions import BuildPlan, check_cache_only
+from nativebuild.plan.shards import (
+    Shard,
+    ShardJob,
+    compile_jobs,
+    left_to_others,
+    matrix,
+    shard_of,
+    shard_plan,
 )
+from nativebuild.reporting import Reporter
 from nativebuild.targets import (
     Architecture,
     RuntimeLifecycle,
@@ -58,15 +52,12 @@ from nativebuild.targets import (
     utc_today,
 )
 
+__all__ = [
+    "BuildResult", "PlanResult", "StagedTarget", "TargetPlan", "WheelRecord", "build",
+    "dump_json", "plan",
+]  # fmt: skip
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class WheelRecord:
-    name: str
-    version: str
-    arch: str
-    source: str  # cache | download | compiled
-    filename: str
-    sha256: str
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,17 +79,27 @@ class BuildResult:
     wheels: tuple[WheelRecord, ...]
     containers_started: int
     manifest: Path | None = None
+    builders: tuple[BuilderRecord, ...] = ()
+    shard: Shard | None = None  # a shard's result: its wheels only, and no archive
+    left_to_other_shards: tuple[ShardJob, ...] = ()
     made_from: MadeFrom | None = None  # what pipeline.uptodate records
     deprecations: tuple[RuntimeLifecycle, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "archives": [_archive_json(a) for a in self.archives],
             "wheels": [dataclasses.asdict(w) for w in self.wheels],
             "containers_started": self.containers_started,
             "manifest": str(self.manifest) if self.manifest else None,
+            "builders": [{**dataclasses.asdict(b), "jobs": list(b.jobs)} for b in self.builders],
             "deprecations": [d.to_json() for d in self.deprecations],
         }
+        if self.shard is not None:
+            document["shard"] = str(self.shard)
+            document["left_to_other_shards"] = [
+                dataclasses.asdict(job) for job in self.left_to_other_shards
+            ]
+        return document
 
 
 def _archive_json(archive: ArchiveRecord) -> dict[str, Any]:
@@ -112,24 +113,30 @@ def _archive_json(archive: ArchiveRecord) -> dict[str, Any]:
 class TargetPlan:
     target: Target
     plan: BuildPlan
+    shards: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        items = []
+        for item in self.plan.items:
+            entry: dict[str, Any] = {
+                "name": item.pin.name,
+                "version": item.pin.version,
+                "action": item.action.value,
+                "reason": item.reason,
+                "file": item.pin.filename,
+                "sha256": item.pin.sha256,
+            }
+            if item.compile_key:
+                entry["compile_key"] = item.compile_key
+                if self.shards:
+                    entry["shard"] = f"{shard_of(item.compile_key, self.shards)}/{self.shards}"
+            items.append(entry)
         return {
             "runtime": self.target.runtime.name,
             "arch": self.target.arch.value,
             "glibc": str(self.target.glibc),
             "build_image": self.target.build_image,
-            "items": [
-                {
-                    "name": item.pin.name,
-                    "version": item.pin.version,
-                    "action": item.action.value,
-                    "reason": item.reason,
-                    "file": item.pin.filename,
-                    "sha256": item.pin.sha256,
-                }
-                for item in self.plan.items
-            ],
+            "items": items,
         }
 
 
@@ -137,14 +144,21 @@ class TargetPlan:
 class PlanResult:
     targets: tuple[TargetPlan, ...]
     containers_started: int
+    shards: int | None = None  # plan --shards N: each compile job's shard of N
     deprecations: tuple[RuntimeLifecycle, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "targets": [t.to_json() for t in self.targets],
             "containers_started": self.containers_started,
             "deprecations": [d.to_json() for d in self.deprecations],
         }
+        if self.shards:
+            jobs = compile_jobs([(t.target.arch.value, t.plan) for t in self.targets], self.shards)
+            document["shards"] = self.shards
+            document["compile_jobs"] = [dataclasses.asdict(job) for job in jobs]
+            document["matrix"] = matrix(jobs)
+        return document
 
 
 def report_deprecation(
@@ -167,10 +181,10 @@ def build(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
     today: datetime.date | None = None,
 ) -> BuildResult:
-    """Build one archive per target of ``settings``.
+    """Build one archive per target of ``settings`` (or, with a shard, its compiled wheels).
 
     Resolving and planning run target by target (they are quick); downloads are shared by all
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
@@ -178,6 +192,13 @@ def build(
     """
     targets = settings.targets()  # validates runtime and images before any work
     check_image_settings(settings)
+    if settings.shard is not None and settings.cache_only:
+        msg = (
+            f"--shard {settings.shard} compiles its part of the sdists: --cache-only forbids that."
+        )
+        raise ConfigError(
+            msg, hint="Shards fill the cache; give --cache-only to the assembly only."
+        )
     deprecations = report_deprecation(settings, reporter, today)
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
@@ -185,10 +206,14 @@ def build(
     )  # fmt: skip
     containers_before = context.containers_started()  # runners may be reused across builds
     staged = [stage_target(context, target, compile_while_resolving=True) for target in targets]
+    if settings.shard is not None:
+        return build_shard(context, staged, settings.shard, containers_before)
     if settings.cache_only:  # before any download or compile container
         check_cache_only((stage.target, stage.plan) for stage in staged)
     downloaded = prefetch(context, staged)
-    outcomes = run_all(context, staged, downloaded, settings.jobs or os.cpu_count() or 1)
+    outcomes = run_all(
+        context, staged, lambda stage: build_target(context, stage, downloaded), _jobs(settings)
+    )
     archives = tuple(archive for target_archives, _ in outcomes for archive in target_archives)
     wheels = tuple(wheel for _, target_wheels in outcomes for wheel in target_wheels)
     if settings.verify:
@@ -199,6 +224,7 @@ def build(
         wheels=wheels,
         containers_started=context.containers_started() - containers_before,
         manifest=write_manifest(archives, settings.output),
+        builders=builder_records(context, [t.arch for t in targets]),
         made_from=made_from(context),
         deprecations=deprecations,
     )
@@ -243,61 +269,59 @@ def check_image_settings(settings: Settings) -> None:
         raise ConfigError(msg, hint=hint)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class StagedTarget:
-    target: Target
-    plan: BuildPlan
-    found: dict[str, CachedFile]
-    # The fields of each sdist's cache key, by name: what its built wheel's manifest carries.
-    key_fields: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
-
-
-def stage_target(
-    context: BuildContext, target: Target, *, compile_while_resolving: bool = False
-) -> StagedTarget:
-    """Resolve and plan ``target``. With ``compile_while_resolving`` (a build, not a plan), a
-    resolution container in the build image goes on to compile what its answer needs."""
-    context.reporter.step(f"Planning {target.describe()}")
-    combined = compile_while_resolving and can_compile_while_resolving(context, target)
-    in_image = resolve_and_compile if combined else None
-    resolution = resolve(context, target, in_image=in_image)
-    target_plan, found, key_fields = plan_target(context, target, resolution)
-    context.reporter.detail(target_plan.summary())
-    return StagedTarget(target=target, plan=target_plan, found=found, key_fields=key_fields)
-
-
-def prefetch(context: BuildContext, staged: Sequence[StagedTarget]) -> dict[str, CachedFile]:
-    """Download what every target needs, once per file, before any compile starts; the
-    files by sha256."""
-    wanted: dict[str, Pin] = {}
-    for stage in staged:
-        for item in stage.plan.items:
-            if item.action in (Action.DOWNLOAD, Action.COMPILE):
-                wanted.setdefault(item.pin.sha256, item.pin)
-    if not wanted:
-        return {}
-    context.reporter.step(f"Downloading {len(wanted)} files")
-    by_name = fetch_all(
-        list(wanted.values()),
-        cache=context.cache,
-        settings=context.index,
-        reporter=context.reporter,
+def build_shard(
+    context: BuildContext, staged: Sequence[StagedTarget], shard: Shard, containers_before: int
+) -> BuildResult:
+    """Compile this shard's sdists of every target into the cache (local, and the remote one
+    with --cache); no archive, no manifest. A later ``build --cache-only`` assembles."""
+    mine = [dataclasses.replace(stage, plan=shard_plan(stage.plan, shard)) for stage in staged]
+    left = tuple(
+        ShardJob.of(item, arch=stage.target.arch.value, count=shard.count)
+        for stage in staged
+        for item in left_to_others(stage.plan, shard)
     )
-    return {cached.sha256: cached for cached in by_name.values()}
+    count = sum(len(stage.plan.items) for stage in mine)
+    if context.settings.verify:
+        context.reporter.detail(f"--verify: shard {shard} writes no archive; the assembly verifies")
+    context.reporter.step(
+        f"Shard {shard}: {count} of the sdists are this shard's, {len(left)} are left to the others"
+    )
+    downloaded = prefetch(context, mine)  # only this shard's sdists
+
+    def acquired(stage: StagedTarget) -> list[WheelRecord]:
+        wheels = acquire(context, stage, downloaded)
+        return [
+            WheelRecord.of(item, stage.target, wheels[item.pin.name], context.source_of(item))
+            for item in stage.plan.items
+        ]
+
+    outcomes = run_all(context, mine, acquired, _jobs(context.settings))
+    return BuildResult(
+        archives=(),
+        wheels=tuple(wheel for wheels in outcomes for wheel in wheels),
+        containers_started=context.containers_started() - containers_before,
+        builders=builder_records(context, [stage.target.arch for stage in staged]),
+        shard=shard,
+        left_to_other_shards=left,
+    )
+
+
+def _jobs(settings: Settings) -> int:
+    return settings.jobs or os.cpu_count() or 1
 
 
 def run_all(
     context: BuildContext,
     staged: Sequence[StagedTarget],
-    downloaded: Mapping[str, CachedFile],
+    work: Callable[[StagedTarget], _T],
     jobs: int,
-) -> list[tuple[tuple[ArchiveRecord, ...], list[WheelRecord]]]:
-    """Finish every target, several at once; the first failure (in target order) is raised
-    after the others have stopped, and Ctrl-C removes every container still running."""
+) -> list[_T]:
+    """``work`` for every target, several at once; the first failure (in target order) is
+    raised after the others have stopped, and Ctrl-C removes every container still running."""
     if len(staged) == 1 or jobs <= 1:
-        return [build_target(context, stage, downloaded) for stage in staged]
+        return [work(stage) for stage in staged]
     with ThreadPoolExecutor(max_workers=min(jobs, len(staged))) as pool:
-        futures = [pool.submit(build_target, context, stage, downloaded) for stage in staged]
+        futures = [pool.submit(work, stage) for stage in staged]
         try:
             wait(futures)
         except BaseException:
@@ -315,10 +339,15 @@ def plan(
     reporter: Reporter,
     verbose: bool = False,
     uv: UvRunner | None = None,
-    builders: Mapping[Architecture, ContainerRunner] | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
+    shards: int | None = None,
     today: datetime.date | None = None,
 ) -> PlanResult:
-    """What a build would do per target (resolving, but fetching and compiling nothing)."""
+    """What a build would do per target (resolving, but fetching and compiling nothing); with
+    ``shards``, each compile job's shard of that many."""
+    if shards is not None and shards < 1:
+        msg = f"--shards {shards}: the number of shards must be at least 1."
+        raise ConfigError(msg)
     targets = settings.targets()
     deprecations = report_deprecation(settings, reporter, today)
     context = open_context(
@@ -327,7 +356,7 @@ def plan(
     )  # fmt: skip
     containers_before = context.containers_started()  # runners may be reused across builds
     plans = [
-        TargetPlan(target=stage.target, plan=stage.plan)
+        TargetPlan(target=stage.target, plan=stage.plan, shards=shards)
         for stage in (stage_target(context, target) for target in targets)
     ]
     if settings.cache_only:
@@ -335,6 +364,7 @@ def plan(
     return PlanResult(
         targets=tuple(plans),
         containers_started=context.containers_started() - containers_before,
+        shards=shards,
         deprecations=deprecations,
     )
 
@@ -352,82 +382,9 @@ def build_target(
         context, target, plan, wheels, check=lambda planned: check_group(context, target, planned)
     )
     return records, [
-        WheelRecord(
-            name=item.pin.name,
-            version=item.pin.version,
-            arch=target.arch.value,
-            source=context.source_of(item),
-            filename=wheels[item.pin.name].path.name,
-            sha256=wheels[item.pin.name].sha256,
-        )
+        WheelRecord.of(item, target, wheels[item.pin.name], context.source_of(item))
         for item in plan.items
     ]
-
-
-def plan_target(
-    context: BuildContext, target: Target, resolution: Resolution
-) -> tuple[BuildPlan, dict[str, CachedFile], dict[str, dict[str, str]]]:
-    """Look up the cache for every pin, then decide (pure) what to fetch and compile.
-
-    Also returns the verified cache hits, by name, so they are not hashed twice, and the
-    fields of each sdist's cache key, by name.
-    """
-    cache = context.cache
-    found: dict[str, CachedFile] = {}
-    for pin in resolution.pins:
-        if pin.is_wheel and (hit := cache.get_file(pin.sha256, pin.filename)) is not None:
-            found[pin.name] = hit
-    key_fields: dict[str, dict[str, str]] = {}
-    sdists = [pin for pin in resolution.pins if not pin.is_wheel]
-    if sdists:
-        image_id = image_identity(context, target)
-        settings = compile_settings(context, target)
-        key_fields = {
-            pin.name: compile_key_fields(pin, target, image_id=image_id, settings=settings)
-            for pin in sdists
-        }
-    compile_keys = {name: build_key(fields) for name, fields in key_fields.items()}
-    for name, key in compile_keys.items():
-        if (entry := cache.get_built(key)) is not None:
-            found[name] = entry.wheel
-    plan = make_plan(
-        resolution.pins,
-        cached_files={pin.sha256 for pin in resolution.pins if pin.name in found and pin.is_wheel},
-        compile_keys=compile_keys,
-        cached_built={key for name, key in compile_keys.items() if name in found},
-    )
-    return plan, found, key_fields
-
-
-def acquire(
-    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
-) -> dict[str, CachedFile]:
-    """Every wheel of the stage's plan as a verified file in the cache, keyed by distribution
-    name. ``downloaded`` holds what prefetch() fetched for all targets, by sha256."""
-    target, plan, found = stage.target, stage.plan, stage.found
-    fetched = {
-        item.pin.name: downloaded[item.pin.sha256]
-        for item in plan.items
-        if item.action in (Action.DOWNLOAD, Action.COMPILE)
-    }
-    wheels: dict[str, CachedFile] = {}
-    jobs = []
-    provided = provided_libraries(context, target) if plan.count(Action.COMPILE) else None
-    for item in plan.items:
-        pin = item.pin
-        if item.action is Action.COMPILE:
-            job = CompileJob(
-                pin=pin, key=item.compile_key, sdist=fetched[pin.name].path, provided=provided,
-                key_fields=stage.key_fields[pin.name],
-            )  # fmt: skip
-            jobs.append(job)
-        elif item.action is Action.DOWNLOAD:
-            wheels[pin.name] = fetched[pin.name]
-        else:
-            wheels[pin.name] = found[pin.name]
-    if jobs:
-        wheels.update(compile_jobs(context, target, jobs))
-    return wheels
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

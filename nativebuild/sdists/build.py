@@ -19,7 +19,14 @@ from nativebuild.engine.runner import (
     Mount,
     read_only_mounts,
 )
-from nativebuild.errors import CompileError
+from nativebuild.errors import (
+    CompileError,
+    ContainerError,
+    DockerUnavailableError,
+    EmulationUnavailableError,
+    ImageNotFoundError,
+    NativebuildError,
+)
 from nativebuild.index.containers import ContainerIndex, container_index
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
@@ -41,6 +48,10 @@ OFFLINE_HINT = (
 )
 # Changing how wheels are built (driver, flags) must change every cache key.
 BUILD_RECIPE = "2"
+# What an engine, rather than an sdist, is to blame for: another engine may do better.
+ENGINE_FAILURES = (
+    DockerUnavailableError, ContainerError, ImageNotFoundError, EmulationUnavailableError,
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -219,7 +230,10 @@ class CompileOutcome:
     """What built (to cache even when something else failed) and the failure, if any."""
 
     compiled: tuple[CompiledWheel, ...]
-    error: CompileError | None
+    error: CompileError | None  # sdists that failed to build: they would fail anywhere
+    # Jobs that came back with no result: the container, or its engine, went away first.
+    lost: tuple[CompileJob, ...] = ()
+    engine_error: NativebuildError | None = None  # why they were lost
 
 
 def check_built_wheel(job: CompileJob, filename: str, target: Target) -> None:
@@ -281,7 +295,9 @@ def run_compile(
     emulated: bool = False,
     logs_dir: Path | None = None,
 ) -> CompileOutcome:
-    """Build ``jobs`` in one container; what failed comes back as a CompileError.
+    """Build ``jobs`` in one container. What failed to build comes back as a CompileError; jobs
+    with no result at all (the container or the engine went away) come back as ``lost``, with
+    the engine's error, so that another engine can take them.
 
     Each package is a compile task of ``reporter`` while it builds; the whole build log of a
     package that failed is kept in ``logs_dir`` (none is kept without it).
@@ -294,19 +310,25 @@ def run_compile(
         reporter, workdir=workdir / "logs", arch=target.arch.value, emulated=emulated,
         verbose=verbose,
     )  # fmt: skip
+    result: ContainerResult | None = None
+    engine_error: NativebuildError | None = None
     ok = False
     try:
-        with container_index(index) as view:
-            spec = compile_spec(
-                jobs, target, in_dir=in_dir, out_dir=out_dir, index=view,
-                source_date_epoch=source_date_epoch,
-            )  # fmt: skip
-            # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
-            result = runner.run(spec, reporter=logs, verbose=True)
+        try:
+            with container_index(index) as view:
+                spec = compile_spec(
+                    jobs, target, in_dir=in_dir, out_dir=out_dir, index=view,
+                    source_date_epoch=source_date_epoch,
+                )  # fmt: skip
+                # Every line reaches the logs; they pass it on to ``reporter`` only when verbose.
+                result = runner.run(spec, reporter=logs, verbose=True)
+        except ENGINE_FAILURES as err:
+            engine_error = err  # what finished before is in results.json (bind mounts) all the same
         outcome = read_outcome(
-            jobs, target, out_dir=out_dir, result=result, logs=logs, logs_dir=logs_dir
-        )
-        ok = outcome.error is None
+            jobs, target, out_dir=out_dir, result=result, logs=logs, logs_dir=logs_dir,
+            engine_error=engine_error,
+        )  # fmt: skip
+        ok = outcome.error is None and not outcome.lost
     finally:
         logs.close(ok=ok)
     if outcome.error is not None and (index.no_index or not index.remote_index_urls):
@@ -319,19 +341,25 @@ def read_outcome(
     target: Target,
     *,
     out_dir: Path,
-    result: ContainerResult,
+    result: ContainerResult | None,
     logs: BuildLogs | None = None,
     logs_dir: Path | None = None,
+    engine_error: NativebuildError | None = None,
 ) -> CompileOutcome:
     """What the container built for ``jobs`` (results.json in ``out_dir``), checked; with
     ``logs`` (the container's output, split by package) and ``logs_dir``, each failed
-    package's whole log is kept there and a built one's old failure log removed."""
+    package's whole log is kept there and a built one's old failure log removed. Jobs with no
+    result at all come back as ``lost``, with ``engine_error`` (or one made here)."""
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
-    failures = []
+    failures: list[tuple[CompileJob, dict[str, object] | None]] = []
+    lost: list[CompileJob] = []
     for job in jobs:
         outcome = outcomes.get(job.pin.name)
-        if outcome is None or not outcome["ok"]:
+        if outcome is None:
+            lost.append(job)
+            continue
+        if not outcome["ok"]:
             failures.append((job, outcome))
             continue
         check_built_wheel(job, str(outcome["wheel"]), target)
@@ -345,7 +373,12 @@ def read_outcome(
         if logs is not None and logs_dir is not None:
             logs.forget(job.pin.name, job.pin.version, logs_dir)
     error = _compile_failure(failures, target, result, logs, logs_dir) if failures else None
-    return CompileOutcome(compiled=tuple(compiled), error=error)
+    if lost and engine_error is None:  # the container ended without a word about them
+        engine_error = _compile_failure([(job, None) for job in lost], target, result, logs, None)
+    return CompileOutcome(
+        compiled=tuple(compiled), error=error, lost=tuple(lost),
+        engine_error=engine_error if lost else None,
+    )  # fmt: skip
 
 
 def _as_list(value: object) -> list[object]:
@@ -371,7 +404,7 @@ def _read_results(path: Path) -> dict[str, dict[str, object]]:
 def _compile_failure(
     failures: list[tuple[CompileJob, dict[str, object] | None]],
     target: Target,
-    result: ContainerResult,
+    result: ContainerResult | None,
     logs: BuildLogs | None,
     logs_dir: Path | None,
 ) -> CompileError:
@@ -383,7 +416,8 @@ def _compile_failure(
         raw_tail = outcome.get("log_tail") if outcome is not None else None
         driver_tail = [str(line) for line in raw_tail] if isinstance(raw_tail, list) else []
         streamed = logs.tail(job.pin.name) if logs is not None else []
-        tail = streamed or driver_tail or list(result.log_tail)
+        container_tail = list(result.log_tail) if result is not None else []
+        tail = streamed or driver_tail or container_tail
         if not first_tail:
             first_tail = tail
         if logs is not None and logs_dir is not None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nativebuild.drivers import script
-from nativebuild.pipeline.compiling import RESOLVED_MARKER
+from nativebuild.pipeline.resolve_then_compile import RESOLVED_MARKER
 
 DRIVER = script("build_wheels")
 

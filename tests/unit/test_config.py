@@ -21,6 +21,7 @@ from nativebuild.config.settings import (
     resolve,
 )
 from nativebuild.errors import ConfigError
+from nativebuild.plan.shards import Shard
 from nativebuild.targets import Architecture, GlibcVersion
 
 X86, ARM = Architecture.X86_64, Architecture.ARM64
@@ -171,6 +172,12 @@ CASCADE = [
     ("cache-only", "cache_only", (True, "0", True), (True, False, True)),
     ("cache-readonly", "cache_readonly", (True, "false", "yes"), (True, False, True)),
     ("no-cache", "no_cache", (True, "off", True), (True, False, True)),
+    (
+        "shard",
+        "shard",
+        ("1/2", "2/3", " 3/3 "),
+        (Shard(index=1, count=2), Shard(index=2, count=3), Shard(index=3, count=3)),
+    ),
     (
         "builders",
         "builders",
@@ -444,6 +451,53 @@ def test_wrong_values_in_the_file(dirs: Dirs, key: str, value: Any, match: str) 
     with pytest.raises(ConfigError, match=match) as info:
         run(dirs, file={key: value})
     assert info.value.exit_code == 2
+
+
+POOL = "unix:///run/nb2.sock"
+
+
+@pytest.mark.parametrize(
+    ("layer", "value"),
+    [
+        ("file", {"x86_64": ["default", {"host": POOL, "network": "host"}], "arm64": "ssh://g"}),
+        ("env", f"x86_64=default,x86_64={POOL},arm64=ssh://g"),
+        ("cli", ["x86_64=default", f"x86_64={POOL}", "arm64=ssh://g"]),
+    ],
+)
+def test_builders_of_one_architecture_form_a_pool_in_order(
+    dirs: Dirs, layer: str, value: Any
+) -> None:
+    given = {"builders": value} if layer != "env" else {"NATIVEBUILD_BUILDERS": value}
+    settings = run(dirs, **{layer: given})  # type: ignore[arg-type]
+    network = "host" if layer == "file" else None
+    assert settings.builders == (
+        Builder(arch=X86, host="default"),
+        Builder(arch=X86, host=POOL, network=network),
+        Builder(arch=ARM, host="ssh://g"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (["x86_64=tcp://a", "x86_64=tcp://a"], "listed twice for x86_64"),
+        ({"x86_64": []}, "the list of engines is empty"),
+        ({"x86_64": [3]}, "needs a host"),
+        (["x86_64"], "must look like ARCH=URL"),
+    ],
+)
+def test_builder_pools_refuse(dirs: Dirs, value: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run(dirs, file={"builders": value})
+
+
+@pytest.mark.parametrize("value", ["0/2", "3/2", "two", "1/", 2])
+def test_a_bad_shard_names_its_origin(dirs: Dirs, value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"shard .*(K/N|pyproject|non-empty)"):
+        run(dirs, file={"shard": value})
+    if isinstance(value, str):
+        with pytest.raises(ConfigError, match="the environment"):
+            run(dirs, env={"NATIVEBUILD_SHARD": value})
 
 
 def test_wrong_value_names_its_origin(dirs: Dirs) -> None:

@@ -112,6 +112,41 @@ def test_engine_api_must_allow_choosing_a_platform(api: str, status: Status) -> 
     assert ("20.10" in check.fix) is (status is Status.PROBLEM)
 
 
+# What each engine's /version and /info answer (trimmed): Docker 20.10 and Podman 4.3's
+# Docker-compatible service, as Debian ships them.
+DOCKER_VERSION = {
+    "Platform": {"Name": "Docker Engine - Community"},
+    "Components": [{"Name": "Engine", "Version": "20.10.24"}, {"Name": "containerd"}],
+    "Version": "20.10.24",
+    "ApiVersion": "1.41",
+}
+PODMAN_VERSION = {
+    "Platform": {"Name": "linux/amd64/debian-12"},
+    "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}, {"Name": "Conmon"}],
+    "Version": "4.3.1",
+    "ApiVersion": "1.41",
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "info", "expected"),
+    [
+        (DOCKER_VERSION, {"Architecture": "x86_64", "DockerRootDir": "/var/lib/docker"},
+         ("Docker", "20.10.24", "x86_64", "/var/lib/docker")),
+        (PODMAN_VERSION, {"Architecture": "amd64", "DockerRootDir": "/var/lib/containers/storage"},
+         ("Podman", "4.3.1", "x86_64", "/var/lib/containers/storage")),
+        ({}, {}, ("Docker", "", "", "")),
+    ],
+)  # fmt: skip
+def test_engine_info_recognises_podman(
+    version: dict[str, object], info: dict[str, object], expected: tuple[str, ...]
+) -> None:
+    found = EngineInfo.from_api(version, info, api_version="1.41")
+    assert (found.product, found.version, found.architecture, found.root_dir) == expected
+    check = doctor.check_engine(found, None)
+    assert check.detail.startswith(f"{expected[0]} {expected[1]}, API 1.41")
+
+
 def test_engine_down_carries_the_error_and_its_hint() -> None:
     error = DockerUnavailableError("Cannot reach the engine", hint="Start dockerd.")
     check = doctor.check_engine(None, error)
