@@ -121,8 +121,14 @@ def get_runtime(name: str) -> Runtime:
     raise ConfigError(msg)
 
 
-def expand_image(template: str, arch: Architecture) -> str:
-    """Fill ``{arch}`` in an image reference and pin it by digest when one is recorded."""
+def expand_image(template: str, arch: Architecture, runtime: str | None = None) -> str:
+    """Fill ``{arch}`` (x86_64, arm64) and ``{runtime}`` (python3.12) in an image reference and
+    pin it by digest when one is recorded."""
+    if "{runtime}" in template:
+        if runtime is None:
+            msg = f"The image {template!r} names {{runtime}}, which is not known here."
+            raise ConfigError(msg, hint="Give the image in full, without {runtime}.")
+        template = template.replace("{runtime}", runtime)
     ref = template.replace("{arch}", arch.value)
     if "@" not in ref and ref in pinned_digests():
         return f"{ref}@{pinned_digests()[ref]}"

@@ -40,13 +40,13 @@ VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not t
 
 
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
-    """The runtime facts of ``target``, once per architecture and build."""
-    memo = context.runtime_facts
-    if target.arch not in memo:
+    """The runtime facts of ``target``, once per runtime image and architecture and build."""
+    memo, key = context.runtime_facts, (target.runtime_image, target.arch)
+    if key not in memo:
         try:
             if is_custom_runtime(target):  # probed in a container of the target's architecture
                 check_emulation(context, target, target.runtime_image)
-            memo[target.arch] = facts_for_target(
+            memo[key] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
             )  # fmt: skip
@@ -56,8 +56,8 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
                 f"Cannot probe {target.runtime_image} (the Docker engine is not reachable): "
                 f"checking against {facts.description} instead."
             )
-            memo[target.arch] = facts
-    return memo[target.arch]
+            memo[key] = facts
+    return memo[key]
 
 
 def provided_libraries(context: BuildContext, target: Target) -> tuple[str, ...] | None:

@@ -68,17 +68,24 @@ class BuildContext:
     epoch: int | None
     env: Mapping[str, str]
     builders: Mapping[Architecture, ContainerRunner] = dataclasses.field(default_factory=dict)
-    # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
-    build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # The build image derived with build-packages and before-build (nativebuild.pipeline.derived_image)
-    derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # What is learnt once per target is keyed by what it depends on, with the architecture, so
+    # that one context serves targets of several runtimes (nativebuild sam build).
+    # nativebuild's own build image per runtime and architecture, once ensured
+    # (nativebuild.pipeline.resolution.with_build_image)
+    build_images: dict[tuple[str, Architecture], str] = dataclasses.field(default_factory=dict)
+    # The image derived from a build image with build-packages and before-build
+    # (nativebuild.pipeline.derived_image), by base image and architecture
+    derived_images: dict[tuple[str, Architecture], str] = dataclasses.field(default_factory=dict)
     # The engine's machine per architecture whose containers are known to run
     # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
     engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # What reading each cached wheel told (nativebuild.pipeline.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
-    # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
-    runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+    # What each runtime image provides, by image and architecture, once known
+    # (nativebuild.pipeline.abi_gate)
+    runtime_facts: dict[tuple[str, Architecture], RuntimeFacts] = dataclasses.field(
+        default_factory=dict
+    )
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""
@@ -174,23 +181,41 @@ def open_context(
     builders: Mapping[Architecture, ContainerRunner] | None = None,
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
+    session = open_session(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+        builders=builders,
+    )  # fmt: skip
+    return with_inputs(session, settings)
+
+
+# The inputs of a context that has read none yet (open_session), or of an archive built from
+# source alone (a SAM function without requirements).
+NO_INPUTS = Inputs(
+    kind="requirements", requirements=None, locked=(), fingerprint=hashlib.sha256(b"").hexdigest()
+)
+
+
+def open_session(
+    settings: Settings,
+    *,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+    builders: Mapping[Architecture, ContainerRunner] | None = None,
+) -> BuildContext:
+    """A build's cache, engines and host index, before any requirements are read (its inputs
+    are :data:`NO_INPUTS`): :func:`with_inputs` gives it some. Needs no Docker engine."""
     uv = uv if uv is not None else HostUv()
     # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
     cache = open_cache(settings, env=env, reporter=reporter)
-    host_index = discover(env)
-    inputs = read_inputs(settings, env=env, index=host_index, uv=uv, cache=cache)
-    index = host_index
-    if inputs.requirements is not None:
-        index = host_index.with_overrides(
-            index_url=inputs.requirements.index_url,
-            extra_index_urls=inputs.requirements.extra_index_urls,
-            trusted_hosts=inputs.requirements.trusted_hosts,
-        )
+    index = discover(env)
     for skipped in index.skipped:
         reporter.detail(f"not using local index {skipped} (containers cannot see host paths)")
     return BuildContext(
         settings=settings,
-        inputs=inputs,
+        inputs=NO_INPUTS,
         index=index,
         cache=cache,
         runner=runner,
@@ -201,3 +226,26 @@ def open_context(
         env=env,
         builders=dict(builders or {}),
     )
+
+
+def with_inputs(context: BuildContext, settings: Settings) -> BuildContext:
+    """``context`` for the requirements of ``settings``: the same cache, engines and what is
+    known of each target (those are shared, not copied), the inputs and index options read
+    from ``settings.requirements``. ``settings`` may differ from the context's in what one
+    archive is built from (requirements, runtime, architectures, source), not in how."""
+    host_index = discover(context.env)
+    inputs = read_inputs(
+        settings, env=context.env, index=host_index, uv=context.uv, cache=context.cache
+    )
+    index = host_index
+    if inputs.requirements is not None:
+        index = host_index.with_overrides(
+            index_url=inputs.requirements.index_url,
+            extra_index_urls=inputs.requirements.extra_index_urls,
+            trusted_hosts=inputs.requirements.trusted_hosts,
+        )
+    for skipped in set(index.skipped) - set(host_index.skipped):
+        context.reporter.detail(
+            f"not using local index {skipped} (containers cannot see host paths)"
+        )
+    return dataclasses.replace(context, settings=settings, inputs=inputs, index=index)

@@ -1,0 +1,180 @@
+"""``nativebuild sam build``: a drop-in for ``sam build --use-container``.
+
+Reads the SAM template, builds every Python function and layer in one run, and leaves a
+``.aws-sam/build`` that ``sam package``, ``sam deploy`` and ``sam local invoke`` take as they
+take SAM's own (see nativebuild.pipeline.sam).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nativebuild.cli.common import ConsoleReporter, handle_errors, settings_from_flags
+from nativebuild.cli.options import (
+    BeforeBuildOpt,
+    BuilderOpt,
+    BuildImageOpt,
+    BuildPackageOpt,
+    CacheDirOpt,
+    CacheOnlyOpt,
+    CacheOpt,
+    CacheReadonlyOpt,
+    CheckOpt,
+    CompileOpt,
+    ExcludeOpt,
+    GlibcOpt,
+    IncludeOpt,
+    JobsOpt,
+    JsonOpt,
+    LayerLayoutOpt,
+    NoCacheOpt,
+    QuietOpt,
+    RepairOpt,
+    RuntimeImageOpt,
+    SlimOpt,
+    VerboseOpt,
+    VerifyFlagOpt,
+)
+
+if TYPE_CHECKING:
+    from nativebuild.pipeline.sam import SamBuildResult
+
+sam_app = typer.Typer(
+    help="SAM templates: build every Python function and layer of template.yaml, for sam "
+    "package / deploy / local invoke.",
+    no_args_is_help=True,
+)
+
+DEFAULT_BUILD_DIR = Path(".aws-sam") / "build"  # as sam build: in the current directory
+
+TemplateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-t", "--template", "--template-file",
+        help="The SAM template. [default: template.yaml or template.yml here]",
+    ),
+]  # fmt: skip
+BuildDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-b",
+        "--build-dir",
+        help="Where the built template and archives go. [default: .aws-sam/build]",
+    ),
+]
+ParameterOverridesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--parameter-overrides",
+        help="Template parameters: Key=Value (several per flag, space-separated, or repeat the "
+        "flag); also ParameterKey=K,ParameterValue=V.",
+    ),
+]
+SamProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Directory holding pyproject.toml with [tool.nativebuild]. [default: the template's]"
+    ),
+]
+
+
+@sam_app.command("build")
+def sam_build(
+    template: TemplateOpt = None,
+    build_dir: BuildDirOpt = None,
+    parameter_overrides: ParameterOverridesOpt = None,
+    build_image: BuildImageOpt = None,
+    runtime_image: RuntimeImageOpt = None,
+    glibc: GlibcOpt = None,
+    cache_dir: CacheDirOpt = None,
+    cache: CacheOpt = None,
+    cache_only: CacheOnlyOpt = None,
+    no_cache: NoCacheOpt = None,
+    cache_readonly: CacheReadonlyOpt = None,
+    jobs: JobsOpt = None,
+    builder: BuilderOpt = None,
+    layer_layout: LayerLayoutOpt = None,
+    compile_: CompileOpt = None,
+    slim: SlimOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    check: CheckOpt = None,
+    repair: RepairOpt = None,
+    verify_: VerifyFlagOpt = None,
+    build_package: BuildPackageOpt = None,
+    before_build: BeforeBuildOpt = None,
+    project: SamProjectOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build the Python functions and layers of a SAM template into .aws-sam/build."""
+    console = Console(stderr=True, soft_wrap=True)
+    env = dict(os.environ)
+    with handle_errors(console):
+        from nativebuild.engine.builders import make_builders
+        from nativebuild.engine.docker import DockerRunner
+        from nativebuild.pipeline.sam import SamRequest, build_template
+        from nativebuild.sam.template import find_template, parse_parameter_overrides
+
+        template_path = (template or find_template(Path.cwd())).absolute()
+        cli = {
+            "cache-dir": cache_dir, "build-image": build_image, "runtime-image": runtime_image,
+            "glibc": glibc, "jobs": jobs, "builders": builder, "cache": cache,
+            "cache-only": cache_only, "no-cache": no_cache, "cache-readonly": cache_readonly,
+            "layer-layout": layer_layout, "compile": compile_, "slim": slim, "include": include,
+            "exclude": exclude, "check": check, "repair": repair, "verify": verify_,
+            "build-packages": build_package, "before-build": before_build,
+        }  # fmt: skip
+        settings = settings_from_flags(cli, project or template_path.parent, env)
+        request = SamRequest(
+            template=template_path,
+            build_dir=(build_dir or DEFAULT_BUILD_DIR).absolute(),
+            parameter_overrides=parse_parameter_overrides(parameter_overrides or []),
+        )
+        reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+        runner = DockerRunner.from_env(env, reporter=reporter)
+        result = build_template(
+            request, settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+            builders=make_builders(settings, env, reporter),
+        )  # fmt: skip
+        if json_output:
+            typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+            return
+        if not quiet:
+            print_summary(result, console)
+        typer.echo(str(result.template))
+
+
+def print_summary(result: SamBuildResult, console: Console) -> None:
+    """One row per resource: what was built (and where), what was left to SAM and why."""
+    table = Table(title=f"{result.template} ({result.containers_started} containers started)")
+    for column in ("resource", "runtime", "arch", "status", "archive / reason"):
+        table.add_column(column)
+    cwd = Path.cwd()
+    for outcome in result.resources:
+        where = outcome.reason
+        if outcome.archive is not None:
+            shown = (
+                outcome.archive.relative_to(cwd)
+                if outcome.archive.is_relative_to(cwd)
+                else outcome.archive
+            )
+            where = f"{shown}\n{outcome.reason}"
+        status = {"built": "[green]built[/]", "cached": "[cyan]cached[/]"}.get(
+            outcome.status,
+            "[yellow]left to SAM[/]" if "SAM" in outcome.reason else "[dim]skipped[/]",
+        )
+        table.add_row(
+            escape(outcome.logical_id), outcome.runtime or "", outcome.arch or "", status,
+            escape(where),
+        )  # fmt: skip
+    console.print(table)
