@@ -98,6 +98,7 @@ def run_build(
     verbose: bool,
     quiet: bool,
     to_publish: dict[str, Any] | None = None,
+    artifacts_dir: Path | None = None,
 ) -> None:
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
@@ -108,6 +109,8 @@ def run_build(
         from nativebuild.pipeline.project import build_project, plan_project
 
         settings = settings_from_flags(cli, project, env)
+        if artifacts_dir is not None:
+            check_one_archive(settings)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
         builders = make_builders(settings, env, reporter)
@@ -125,6 +128,12 @@ def run_build(
             settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
             builders=builders,
         )  # fmt: skip
+        if artifacts_dir is not None:
+            from nativebuild.archive.unpack import unpack_archive
+
+            (archive,) = result.archives
+            files = unpack_archive(archive.path, artifacts_dir)
+            reporter.detail(f"unpacked {archive.path.name} into {artifacts_dir} ({files} files)")
         if json_output:
             typer.echo(pipeline.dump_json(result))
         else:
@@ -132,6 +141,16 @@ def run_build(
                 typer.echo(str(archive.path))
         if to_publish is not None:
             publish_built(result.manifest, to_publish, reporter=reporter, console=console)
+
+
+def check_one_archive(settings: Settings) -> None:
+    """``--artifacts-dir`` unpacks one archive: one architecture, a function or a layer."""
+    from nativebuild.archive.layout import Kind
+
+    if len(settings.archs) != 1 or settings.kind is Kind.SPLIT or settings.functions:
+        msg = "--artifacts-dir unpacks one archive: build one --arch, and a function or a layer."
+        hint = "A SAM makefile target builds one resource: give it its own nativebuild build."
+        raise ConfigError(msg, hint=hint)
 
 
 def print_plan(planned: PlanResult) -> None:

@@ -611,3 +611,49 @@ def test_json_template_conditions_and_overrides(tmp_path: Path, fake: ArchiveJob
     )
     assert code == 20  # Debug is deployed now, and its CodeUri does not exist
     assert "Debug (AWS::Serverless::Function), CodeUri: 'missing/'" in " ".join(err.split())
+
+
+# --- the makefile route: `nativebuild build --artifacts-dir $(ARTIFACTS_DIR)` ----------------
+
+
+def test_artifacts_dir_holds_the_archive_unzipped(tmp_path: Path, fake: ArchiveJobsRunner) -> None:
+    project = make_tree(
+        tmp_path / "mk",
+        {
+            "requirements.txt": "six==1.16.0\nmarkupsafe==2.1.5\n",
+            "app.py": "X = 1\n",
+            "run.sh": "#!/bin/sh\n",
+        },
+        executable={"run.sh"},
+    )
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "app.py").write_text("stale\n")  # replaced, as make would
+    base = [
+        "build", "--src", ".", "--runtime", "python3.9", "--arch", "arm64",
+        "--build-image", IMAGE, "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    previous = Path.cwd()
+    os.chdir(project)
+    try:
+        result = CliRunner().invoke(cli.app, [*base, "--artifacts-dir", str(artifacts)])
+        assert result.exit_code == 0, result.stderr
+        (archive,) = (project / "dist").glob("*.zip")
+        with zipfile.ZipFile(archive) as zf:
+            expected = {
+                i.filename: (zf.read(i), (i.external_attr >> 16) & 0o777) for i in zf.infolist()
+            }
+        unpacked = {
+            str(p.relative_to(artifacts)): (p.read_bytes(), p.stat().st_mode & 0o777)
+            for p in artifacts.rglob("*") if p.is_file()
+        }  # fmt: skip
+        assert unpacked == expected
+        assert unpacked["run.sh"][1] == 0o755
+        assert "markupsafe/_speedups.so" in unpacked
+        two = CliRunner().invoke(
+            cli.app, [*base, "--arch", "x86_64", "--artifacts-dir", str(artifacts)]
+        )
+        assert two.exit_code == 2
+        assert "--artifacts-dir unpacks one archive" in two.stderr
+    finally:
+        os.chdir(previous)
