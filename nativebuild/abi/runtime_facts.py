@@ -219,16 +219,11 @@ def probe_facts(
     verbose: bool = False,
 ) -> RuntimeFacts:
     """Run the probe in ``image`` (once per image id: the answer is cached)."""
-    image_id = runner.image_id(image, platform=platform)
-    key = build_key(
-        {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
+    key, cached = cached_probe(
+        image, platform=platform, runner=runner, cache=cache, reporter=reporter
     )
-    cached = cache.get_json(FACTS_KIND, key)
     if cached is not None:
-        try:
-            return RuntimeFacts.from_json(cached)
-        except (KeyError, TypeError, ValueError, ConfigError):
-            reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
+        return cached
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
@@ -246,6 +241,24 @@ def probe_facts(
     facts = facts_from_probe(document, image=image)
     cache.put_json(FACTS_KIND, key, facts.to_json())
     return facts
+
+
+def cached_probe(
+    image: str, *, platform: str, runner: ContainerRunner, cache: LocalCache, reporter: Reporter
+) -> tuple[str, RuntimeFacts | None]:
+    """The cache key of ``image``'s probe (by image id: asked of the engine, no container) and
+    the facts cached under it, if any."""
+    image_id = runner.image_id(image, platform=platform)
+    key = build_key(
+        {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
+    )
+    cached = cache.get_json(FACTS_KIND, key)
+    if cached is not None:
+        try:
+            return key, RuntimeFacts.from_json(cached)
+        except (KeyError, TypeError, ValueError, ConfigError):
+            reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
+    return key, None
 
 
 def is_custom_runtime(target: Target) -> bool:

@@ -19,6 +19,7 @@ from nativebuild.abi.check import Severity, abi_error, check_mounts
 from nativebuild.abi.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
+    cached_probe,
     facts_for_target,
     is_custom_runtime,
     known_facts,
@@ -44,7 +45,11 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     memo, key = context.runtime_facts, (target.runtime_image, target.arch)
     if key not in memo:
         try:
-            if is_custom_runtime(target):  # probed in a container of the target's architecture
+            custom = is_custom_runtime(target)
+            if custom and (known := _probed_before(context, target)) is not None:
+                memo[key] = known  # a warm build: no probe, so no emulation check either
+                return known
+            if custom:  # probed in a container of the target's architecture
                 check_emulation(context, target, target.runtime_image)
             memo[key] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
@@ -58,6 +63,14 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
             )
             memo[key] = facts
     return memo[key]
+
+
+def _probed_before(context: BuildContext, target: Target) -> RuntimeFacts | None:
+    _, facts = cached_probe(
+        target.runtime_image, platform=target.arch.docker_platform,
+        runner=context.runner_for(target.arch), cache=context.cache, reporter=context.reporter,
+    )  # fmt: skip
+    return facts
 
 
 def provided_libraries(context: BuildContext, target: Target) -> tuple[str, ...] | None:

@@ -359,11 +359,15 @@ def test_warm_rebuild_starts_no_container_and_writes_the_same_bytes(
     shared_app: Path, tmp_path: Path, fake: ArchiveJobsRunner
 ) -> None:
     build_dir = shared_app / ".aws-sam" / "build"
-    code, first, err = sam_build(shared_app, tmp_path / "cache")
+    # A custom runtime image is probed (in a container) once; an arm64 one under emulation.
+    runtime = ("--runtime-image", "example/runtime-{runtime}:{arch}")
+    code, first, err = sam_build(shared_app, tmp_path / "cache", *runtime)
     assert code == 0, err
+    probes = [s for s in fake.specs if s.description.startswith("probe the libraries")]
+    assert sorted(s.platform or "" for s in probes) == ["linux/amd64", "linux/arm64"]
     before = snapshot(build_dir)
     started = fake.containers_started
-    code, second, err = sam_build(shared_app, tmp_path / "cache")
+    code, second, err = sam_build(shared_app, tmp_path / "cache", *runtime)
     assert code == 0, err
     assert second["containers_started"] == 0
     assert fake.containers_started == started
