@@ -155,26 +155,18 @@ def sam_build(
 
 
 def print_summary(result: SamBuildResult, console: Console) -> None:
-    """One row per resource: what was built (and where), what was left to SAM and why."""
-    table = Table(title=f"{result.template} ({result.containers_started} containers started)")
-    for column in ("resource", "runtime", "arch", "status", "archive / reason"):
+    """One row per resource: what was built, what was left to SAM or skipped, and why."""
+    build_dir = result.template.parent
+    table = Table(title=f"{build_dir} ({result.containers_started} containers started)")
+    for column in ("resource", "runtime", "arch", "status", "why"):
         table.add_column(column)
-    cwd = Path.cwd()
     for outcome in result.resources:
-        where = outcome.reason
-        if outcome.archive is not None:
-            shown = (
-                outcome.archive.relative_to(cwd)
-                if outcome.archive.is_relative_to(cwd)
-                else outcome.archive
-            )
-            where = f"{shown}\n{outcome.reason}"
         status = {"built": "[green]built[/]", "cached": "[cyan]cached[/]"}.get(
             outcome.status,
-            "[yellow]left to SAM[/]" if "SAM" in outcome.reason else "[dim]skipped[/]",
+            "[yellow]left to SAM[/]" if "left to SAM" in outcome.reason else "[dim]skipped[/]",
         )
         table.add_row(
             escape(outcome.logical_id), outcome.runtime or "", outcome.arch or "", status,
-            escape(where),
+            escape(outcome.reason),
         )  # fmt: skip
     console.print(table)

@@ -33,6 +33,7 @@ MANIFEST = "manifest.json"
 # Properties holding local paths, per resource type (dotted: nested), as SAM CLI rebases them.
 LOCAL_PATHS: Mapping[str, tuple[str, ...]] = {
     "AWS::Serverless::Function": ("CodeUri",),
+    "AWS::Serverless::WebFunction": ("CodeUri",),  # SAM CLI 1.170
     "AWS::Serverless::Api": ("DefinitionUri",),
     "AWS::Serverless::HttpApi": ("DefinitionUri",),
     "AWS::Serverless::StateMachine": ("DefinitionUri",),

@@ -37,6 +37,8 @@ CODE_PROPERTIES = {
 }
 FUNCTION_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
 LAYER_TYPES = frozenset({"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"})
+# Other code SAM builds (SAM CLI 1.170: web functions, Node.js by default), left to it.
+SAM_ONLY = {"AWS::Serverless::WebFunction": "web function"}
 NESTED_STACKS = {
     "AWS::Serverless::Application": "Location",
     "AWS::CloudFormation::Stack": "TemplateURL",
@@ -362,6 +364,10 @@ def read_resources(
         if not isinstance(resource, dict):
             continue
         kind = resource.get("Type")
+        if kind in SAM_ONLY:
+            reason = f"{SAM_ONLY[str(kind)]}: left to SAM"
+            left.append(LeftAlone(logical_id=logical_id, type=str(kind), reason=reason))
+            continue
         if kind in NESTED_STACKS:
             reason = "nested stack: its template is not built by nativebuild (build it on its own)"
             left.append(LeftAlone(logical_id=logical_id, type=str(kind), reason=reason))

@@ -96,6 +96,7 @@ def test_python_functions_and_layers_are_built(root: Path) -> None:
         ({"Type": "AWS::Serverless::LayerVersion", "Properties": {"ContentUri": "lay"}}, "no Metadata.BuildMethod: deployed as it is (as sam build does)"),
         ({"Type": "AWS::Serverless::LayerVersion", "Properties": {"ContentUri": "lay"}, "Metadata": {"BuildMethod": "nodejs20.x"}}, "Metadata.BuildMethod nodejs20.x: left to SAM"),
         ({"Type": "AWS::Serverless::Application", "Properties": {"Location": "nested/template.yaml"}}, "nested stack"),
+        ({"Type": "AWS::Serverless::WebFunction", "Properties": {"CodeUri": "web/"}}, "web function: left to SAM"),
     ],
 )  # fmt: skip
 def test_left_alone_with_a_reason(root: Path, resource: dict[str, Any], reason: str) -> None:
@@ -220,6 +221,7 @@ def test_built_template_rebases_what_sam_rebases(tmp_path: Path) -> None:
         "Resources": {
             "Fn": function(Runtime="python3.12"),
             "Node": function(Runtime="nodejs20.x", CodeUri="node/"),
+            "Web": {"Type": "AWS::Serverless::WebFunction", "Properties": {"CodeUri": "web/"}},
             "Job": {"Type": "AWS::Glue::Job", "Properties": {"Command": {"ScriptLocation": "job.py"}}},
             "Graph": {"Type": "AWS::Serverless::GraphQLApi", "Properties": {
                 "SchemaUri": "schema.graphql",
@@ -236,6 +238,7 @@ def test_built_template_rebases_what_sam_rebases(tmp_path: Path) -> None:
     res = out["Resources"]
     assert res["Fn"]["Properties"]["CodeUri"] == "Fn/Fn-python3.12-x86_64.zip"
     assert res["Node"]["Properties"]["CodeUri"] == "../app/node"
+    assert res["Web"]["Properties"]["CodeUri"] == "../app/web"
     assert out["Globals"]["Function"]["CodeUri"] == "../app/shared"
     assert out["Metadata"]["AWS::ServerlessRepo::Application"]["ReadmeUrl"] == "../app/README.md"
     assert res["Job"]["Properties"]["Command"]["ScriptLocation"] == "../app/job.py"
