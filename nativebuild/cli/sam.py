@@ -86,6 +86,16 @@ SamProjectOpt = Annotated[
 ]
 
 
+UnzippedLayersOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unzipped-layers",
+        help="Point layers at their unpacked folders, for sam local invoke (which does not "
+        "unzip a layer archive); sam package then zips those folders itself.",
+    ),
+]
+
+
 @sam_app.command("build")
 def sam_build(
     template: TemplateOpt = None,
@@ -112,6 +122,7 @@ def sam_build(
     build_package: BuildPackageOpt = None,
     before_build: BeforeBuildOpt = None,
     project: SamProjectOpt = None,
+    unzipped_layers: UnzippedLayersOpt = False,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
@@ -139,6 +150,7 @@ def sam_build(
             template=template_path,
             build_dir=(build_dir or DEFAULT_BUILD_DIR).absolute(),
             parameter_overrides=parse_parameter_overrides(parameter_overrides or []),
+            unzipped_layers=unzipped_layers,
         )
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)

@@ -28,6 +28,7 @@ from nativebuild.archive.budget import check_group as check_budget
 from nativebuild.archive.layout import FUNCTION_ROOT, LAYER_ROOT, Kind
 from nativebuild.archive.manifest import ArchiveRecord, manifest_document
 from nativebuild.archive.plan import ArchivePlan
+from nativebuild.archive.unpack import unpack_archive
 from nativebuild.cache.local import CachedFile
 from nativebuild.cache.tiered import check_cache_only
 from nativebuild.config.settings import Settings
@@ -78,6 +79,9 @@ class SamRequest:
     template: Path
     build_dir: Path
     parameter_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Layers also unpacked, the template pointing at the folders: `sam local invoke` copies a
+    # layer's ContentUri into its image as it is, and does not unzip an archive there.
+    unzipped_layers: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -169,6 +173,8 @@ def build_template(
             _verify(plan, sets, records)
         outcomes = _outcomes(plan, sets, records, inventory.left, request.build_dir)
         built = {r.logical_id: (r.code_property, archive_name(r)) for r in plan.resources}
+        if request.unzipped_layers:
+            built.update(_unzip_layers(plan, stage_dir, session.reporter))
         template = built_template(
             document, template_dir=template_dir, build_dir=request.build_dir, built=built,
             default_code=inventory.default_code,
@@ -331,6 +337,18 @@ def _check_pairs(plan: SamPlan, sets: Sequence[_Set], prepared: Sequence[Prepare
                     f"{layer.logical_id} is built for {layer.runtime}: the layer's compiled "
                     "modules will not import there. Build the layer for the same runtime."
                 )
+
+
+def _unzip_layers(plan: SamPlan, stage_dir: Path, reporter: Reporter) -> dict[str, tuple[str, str]]:
+    """Each built layer's archive unpacked beside it, in ``<LogicalId>/content``."""
+    folders = {}
+    for layer in (r for r in plan.resources if r.is_layer):
+        archive = stage_dir / archive_name(layer)
+        folder = f"{layer.logical_id}/content"
+        files = unpack_archive(archive, stage_dir / folder)
+        reporter.detail(f"{layer.logical_id}: unpacked into {folder} ({files} files)")
+        folders[layer.logical_id] = (layer.code_property, folder)
+    return folders
 
 
 def _has_extensions(archive: ArchivePlan) -> bool:

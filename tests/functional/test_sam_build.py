@@ -661,3 +661,28 @@ def test_artifacts_dir_holds_the_archive_unzipped(tmp_path: Path, fake: ArchiveJ
         assert "--artifacts-dir unpacks one archive" in two.stderr
     finally:
         os.chdir(previous)
+
+
+def test_unzipped_layers_for_sam_local(
+    template_with_folder_parameter: Path, tmp_path: Path, fake: ArchiveJobsRunner
+) -> None:
+    """sam local invoke copies a layer's ContentUri into its image as it is: with
+    --unzipped-layers the built template points layers at their unpacked folders (functions
+    stay archives, which sam local unzips itself)."""
+    app = template_with_folder_parameter
+    code, output, err = sam_build(
+        app,
+        tmp_path / "cache",
+        "--unzipped-layers",
+        "--parameter-overrides",
+        "ReportsFolder=reports",
+    )
+    assert code == 0, err
+    build_dir = app / ".aws-sam" / "build"
+    resources_ = load_template(build_dir / "template.yaml")["Resources"]
+    assert resources_["SharedLayer"]["Properties"]["ContentUri"] == "SharedLayer/content"
+    assert resources_["OrdersFunction"]["Properties"]["CodeUri"].endswith(".zip")
+    archive = resources(output)["SharedLayer"]["archive"]
+    with zipfile.ZipFile(archive) as zf:
+        expected = {name: zf.read(name) for name in zf.namelist()}
+    assert snapshot(build_dir / "SharedLayer" / "content") == expected
