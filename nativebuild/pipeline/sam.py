@@ -208,8 +208,8 @@ def _stage_sets(
         index = json.dumps(context.index.fingerprint_fields(), sort_keys=True)
         fingerprints[path] = f"{context.inputs.kind}:{context.inputs.fingerprint}:{index}"
     plan = plan_sets(inventory.build, requirements, fingerprints)
-    sets = []
-    for members in plan.sets:
+
+    def stage(members: DependencySet) -> _Set:
         settings = dataclasses.replace(
             base, runtime=members.runtime, archs=(members.arch,),
             requirements=members.requirements or base.requirements,
@@ -217,13 +217,16 @@ def _stage_sets(
         (target,) = settings.targets()
         if members.requirements is None:
             context = dataclasses.replace(session, settings=settings)
-            stage = StagedTarget(target=target, plan=BuildPlan(items=()), found={})
+            staged = StagedTarget(target=target, plan=BuildPlan(items=()), found={})
         else:
             context = dataclasses.replace(contexts[members.requirements], settings=settings)
             session.reporter.detail(f"dependency set {members.describe()}")
-            stage = stage_target(context, target)
-        sets.append(_Set(members=members, context=context, stage=stage))
-    return plan, sets
+            staged = stage_target(context, target)
+        return _Set(members=members, context=context, stage=staged)
+
+    # Concurrently: a set that only the build image can resolve waits on a container.
+    jobs = session.settings.jobs or os.cpu_count() or 1
+    return plan, _each(session, plan.sets, stage, jobs)
 
 
 def _index_key(context: BuildContext) -> str:

@@ -182,6 +182,20 @@ def test_warm_rebuild_starts_no_container_and_writes_the_same_bytes(
     assert (build_dir / "template.yaml").read_bytes() == template
 
 
+def test_verify_imports_each_function_with_its_layer(cold: tuple[Path, Path, Build]) -> None:
+    """--verify: every function's modules imported in its runtime stand-in (arm64 under QEMU)
+    with the template's layer at /opt; the layer is not verified again on its own."""
+    app, cache, build = cold
+    assert build.code == 0, build.stderr
+    verified = nativebuild_sam(app, cache, "--verify")
+    assert verified.code == 0, verified.stderr
+    err = " ".join(verified.stderr.split())
+    for name, arch in (("OrdersFunction", "x86_64"), ("ReportsFunction", "arm64")):
+        assert f"verified {name}-python3.9-{arch}.zip:" in err
+        assert f"modules import in nativebuild-test/runtime-python3.9:{arch}" in err
+    assert "verified SharedDepsLayer" not in err
+
+
 def test_sam_package_uploads_our_archives_byte_for_byte(
     cold: tuple[Path, Path, Build], sam: Path, moto_endpoint: str, workspace: Path
 ) -> None:
