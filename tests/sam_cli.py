@@ -3,7 +3,7 @@
 aws-sam-cli pins versions of boto3, click and pydantic of its own, so it is never installed
 beside nativebuild and the test tools: ``uv.lock`` locks it in the ``sam`` dependency group (a
 fork of the resolution), and the integration tier installs that group alone into ``.tox/sam``
-(tox.ini), pointing ``NATIVEBUILD_TEST_SAM`` at its ``sam``. A missing ``sam`` fails the test:
+(tox.ini), pointing ``TEST_SAM_CLI`` at its ``sam``. A missing ``sam`` fails the test:
 the integration tier must not quietly skip what it exists to check.
 """
 
@@ -24,7 +24,7 @@ INSTALL = (
 
 
 def sam_path() -> Path:
-    configured = os.environ.get("NATIVEBUILD_TEST_SAM")
+    configured = os.environ.get("TEST_SAM_CLI")
     return Path(configured) if configured else ROOT / ".tox" / "sam" / "bin" / "sam"
 
 
