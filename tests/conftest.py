@@ -7,7 +7,16 @@ the integration tier must never be skipped silently.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# CI: the same examples every run and no database of past failures, so a red run is the
+# product's doing and can be reproduced; elsewhere hypothesis explores freely.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 STANDIN_BUILD = "nativebuild-test/build-python3.9:{arch}"
 STANDIN_RUNTIME = "nativebuild-test/runtime-python3.9:{arch}"
@@ -89,3 +98,10 @@ def _no_docker_outside_docker_tests(
 
     # Every docker SDK client is built on APIClient, whatever factory made it.
     monkeypatch.setattr(docker.api.client.APIClient, "__init__", refuse)
+    # The warm path's socket questions too (tests of that client use a socket of their own);
+    # an unchanged build asks no engine here (tests of it give it their fake's ids).
+    if request.node.get_closest_marker("local_api") is None:
+        monkeypatch.setattr("nativebuild.engine.local_api.LocalEngineAPI._request", refuse)
+    monkeypatch.setattr(
+        "nativebuild.pipeline.uptodate.engine_image_ids", lambda env: lambda ref, platform: None
+    )

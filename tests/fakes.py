@@ -4,20 +4,25 @@ that does what pip would do in the build image, writing real reports and real wh
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from nativebuild.engine.docker import ContainerResult, ContainerSpec
+from nativebuild.abi.runtime_facts import PROBE_IN_CONTAINER
+from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
+from nativebuild.engine.runner import ContainerResult, ContainerSpec, ImageInfo
 from nativebuild.index.uv import UvResult
+from nativebuild.pipeline.compiling import RESOLVED_MARKER
 from nativebuild.reporting import NullReporter, Reporter
+from nativebuild.sdists.build import DRIVER_IN_CONTAINER as COMPILE_IN_CONTAINER
 from tests.elffixtures import elf_header
 from tests.wheelfactory import make_wheel
 
@@ -130,6 +135,13 @@ class FakeRunner:
         self.machine = "x86_64"
         self.emulates: set[str] = {"aarch64"}  # what binfmt lets the fake engine run
         self.cancelled = False
+        self.verify_requests: list[dict[str, object]] = []
+        self.resolved_then_compiled = 0  # resolution containers that went on to compile
+        self.compiled_jobs = 0  # sdists built, in either kind of container
+        self.images: dict[str, ImageInfo] = {}  # what `docker image inspect` knows, by name
+        self.held: set[tuple[str, ...]] = set()  # layer chains the engine's store holds
+        self.loads: list[dict[str, object]] = []  # each `docker load`: tags and layers sent
+        self.saves: list[str] = []
 
     def check_engine(self) -> None:
         pass
@@ -146,7 +158,72 @@ class FakeRunner:
         if self.engine_down:
             msg = "engine down (fake)"
             raise DockerUnavailableError(msg)
+        if is_runtime_image(image):
+            return self.local_image(image).id  # type: ignore[union-attr]
         return self.image
+
+    # Images (nativebuild.engine.image_store.ImageStore): runtime images exist, with one layer.
+
+    def local_image(self, image: str) -> ImageInfo | None:
+        if image not in self.images and is_runtime_image(image):
+            config, layer = fake_runtime_image(image)
+            diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+            self.images[image] = ImageInfo(
+                id="sha256:" + hashlib.sha256(config).hexdigest(), tags=(image,),
+                repo_digests=(), labels={}, architecture=json.loads(config)["architecture"],
+                created="", size=len(layer), layers=(diff_id,),
+            )  # fmt: skip
+            self.held.add((diff_id,))
+        return self.images.get(image)
+
+    def save_image(self, image: str) -> Iterator[bytes]:
+        """``docker save`` in the classic layout: ``<id>/layer.tar``, ``<id>.json``."""
+        info = self.local_image(image)
+        assert info is not None, f"the fake engine has no image {image}"
+        self.saves.append(image)
+        config, layer = fake_runtime_image(image)
+        config_name = info.id.removeprefix("sha256:") + ".json"
+        members = {
+            "abc123/VERSION": b"1.0", "abc123/layer.tar": layer, config_name: config,
+            "manifest.json": json.dumps(
+                [{"Config": config_name, "RepoTags": [image], "Layers": ["abc123/layer.tar"]}]
+            ).encode(),
+        }  # fmt: skip
+        data = tar_of(members)
+        yield from (data[i : i + 4096] for i in range(0, len(data), 4096))
+
+    def load_image(self, data: Iterable[bytes]) -> tuple[str, ...]:
+        """``docker load``: layers the store holds (by chain) are not read, as on 20.10; any
+        other must be in the stream and match its diff_id."""
+        from nativebuild.errors import ContainerError
+
+        with tarfile.open(fileobj=io.BytesIO(b"".join(data)), mode="r:") as archive:
+            files = {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}  # type: ignore[union-attr]
+        (entry,) = json.loads(files["manifest.json"])
+        config = files[entry["Config"]]
+        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        sent = 0
+        for depth, (name, diff_id) in enumerate(zip(entry["Layers"], diff_ids, strict=True)):
+            chain = tuple(diff_ids[: depth + 1])
+            if chain in self.held:
+                continue
+            if name not in files:
+                msg = f"open /var/lib/docker/tmp/docker-import-1/{name}: no such file or directory"
+                raise ContainerError(msg)
+            plain = gzip.decompress(files[name])
+            if "sha256:" + hashlib.sha256(plain).hexdigest() != diff_id:
+                msg = f"invalid diffID for layer {depth}"
+                raise ContainerError(msg)
+            self.held.add(chain)
+            sent += 1
+        image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+        for tag in entry["RepoTags"]:
+            self.images[tag] = ImageInfo(
+                id=image_id, tags=(tag,), repo_digests=(), labels={}, architecture="",
+                created="", size=0, layers=tuple(diff_ids),
+            )  # fmt: skip
+        self.loads.append({"tags": entry["RepoTags"], "layers_sent": sent})
+        return tuple(f"Loaded image: {tag}" for tag in entry["RepoTags"])
 
     def run(
         self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
@@ -168,9 +245,33 @@ class FakeRunner:
         mounts = {m.target: m.source for m in spec.mounts}
         if "--dry-run" in spec.command:
             return self._resolve(mounts)
-        if spec.command[1:2] == ("/nativebuild/probe.py",):
+        if spec.command[1:2] == (PROBE_IN_CONTAINER,):
             return self._probe_runtime(spec, mounts)
-        return self._compile(mounts, "aarch64" if spec.platform == "linux/arm64" else "x86_64")
+        if spec.command[1:2] == (VERIFY_IN_CONTAINER,):
+            return self._verify(spec, mounts)
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        if spec.command[1:3] == (COMPILE_IN_CONTAINER, "--resolve-first"):
+            return self._resolve_then_compile(mounts, machine, reporter)
+        if spec.command[1:2] == (COMPILE_IN_CONTAINER,):
+            return self._compile(mounts, machine)
+        # A container this fake does not know must fail the test loudly, never pass as a compile.
+        msg = f"the fake engine does not know this container: {spec.command!r}"
+        raise AssertionError(msg)
+
+    def _verify(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
+        """What drivers/verify.py reports when every module imports and the handler returns."""
+        request = json.loads((mounts["/nativebuild/in"] / "request.json").read_text())
+        self.verify_requests.append(request)
+        machine = "aarch64" if spec.platform == "linux/arm64" else "x86_64"
+        ok = {"ok": True, "seconds": 0.01, "error": None, "detail": []}
+        handler = request.get("handler")
+        document = {
+            "python": "3.9.2", "machine": machine, "uid": 993,
+            "modules": [{"name": name, **ok} for name in request["modules"]],
+            "handler": None if not handler else {"handler": handler, **ok, "result": "1"},
+        }  # fmt: skip
+        (mounts["/nativebuild/out"] / "results.json").write_text(json.dumps(document))
+        return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
     def _probe_runtime(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
         """What drivers/runtime_probe.py finds in a glibc 2.31 image: glibc's own libraries."""
@@ -213,12 +314,32 @@ class FakeRunner:
         (mounts["/nativebuild/out"] / "report.json").write_text(json.dumps(report))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
-    def _compile(self, mounts: dict[str, Path], machine: str) -> ContainerResult:
-        jobs = json.loads((mounts["/nativebuild/in"] / "jobs.json").read_text())
+    def _resolve_then_compile(
+        self, mounts: dict[str, Path], machine: str, reporter: Reporter
+    ) -> ContainerResult:
+        """drivers/build_wheels.py --resolve-first: the report, the marker (the host chooses on
+        the log thread, as it reads this line), then the builds the host put in go/."""
+        resolved = self._resolve(mounts)
+        if resolved.exit_code != 0:
+            return resolved
+        self.resolved_then_compiled += 1
+        reporter.output(RESOLVED_MARKER)
+        go = mounts["/nativebuild/in"] / "go"
+        if json.loads((go / "ready").read_text())["abort"]:
+            return resolved
+        return self._compile(mounts, machine, jobs_file=go / "jobs.json")
+
+    def _compile(
+        self, mounts: dict[str, Path], machine: str, *, jobs_file: Path | None = None
+    ) -> ContainerResult:
+        jobs = json.loads((jobs_file or mounts["/nativebuild/in"] / "jobs.json").read_text())
         out_root = mounts["/nativebuild/out"]
         results = []
         for job in jobs:
-            assert job["sdist"] in mounts, "the sdist must be mounted into the container"
+            sdist = _on_host(mounts, job["sdist"])
+            assert sdist is not None, "the sdist must be mounted into the container"
+            assert sdist.is_file(), f"the sdist {job['sdist']} is not there"
+            self.compiled_jobs += 1
             if job["name"] in self.fail_compile:
                 tail = ["src/_speedups.c:1:10: fatal error: Python.h: No such file or directory",
                         "error: command 'gcc' failed with exit status 1"]  # fmt: skip
@@ -254,9 +375,56 @@ class FakeRunner:
         return ContainerResult(exit_code=0 if ok else 1, log_tail=(), duration_s=0.3)
 
 
+def _on_host(mounts: dict[str, Path], container_path: str) -> Path | None:
+    """The host file a container path reaches through ``mounts`` (a file or a directory's)."""
+    for target, source in mounts.items():
+        if container_path == target:
+            return source
+        if container_path.startswith(target + "/"):
+            return source / container_path[len(target) + 1 :]
+    return None
+
+
 def _elf(machine: str) -> bytes:
     """A shared object header for ``machine``: the build's ABI check reads it as one."""
     return elf_header(machine={"x86_64": 62, "aarch64": 183}[machine])
+
+
+def is_runtime_image(image: str) -> bool:
+    return "lambda/python" in image or "runtime" in image
+
+
+def tar_of(members: Mapping[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in members.items():
+            if name.endswith("/"):
+                info = tarfile.TarInfo(name.rstrip("/"))
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+                continue
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755 if name.endswith("python3.9") else 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def fake_runtime_image(image: str) -> tuple[bytes, bytes]:
+    """A runtime image's config and its one layer (uncompressed): Lambda's layout in small."""
+    arch = "arm64" if image.endswith("arm64") else "amd64"
+    layer = tar_of(
+        {"var/": b"", "var/lang/": b"", "var/lang/bin/": b"", "var/task/": b"",
+         "var/lang/bin/python3.9": f"#!fake python for {image}\n".encode()}
+    )  # fmt: skip
+    config = {
+        "architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "container": "f00d", "docker_version": "20.10.24",
+        "config": {"Env": ["LAMBDA_TASK_ROOT=/var/task"], "Entrypoint": ["/lambda-entrypoint.sh"],
+                   "WorkingDir": "/var/task", "Cmd": None},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "ADD rootfs.tar /"}],
+    }  # fmt: skip
+    return json.dumps(config, sort_keys=True).encode(), layer
 
 
 class RecordingReporter(NullReporter):

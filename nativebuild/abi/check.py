@@ -23,16 +23,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from nativebuild.abi.advice import foreign_fix, missing_fix, version_fix, wrong_machine_fix
-from nativebuild.abi.elf import (
-    ARCHIVE_ROOT,
-    Binary,
-    BinaryKind,
-    ElfFacts,
-    Mounted,
-    parse_version,
-    scan_archive_plan,
-)
+from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, parse_version
 from nativebuild.abi.runtime_facts import RuntimeFacts
+from nativebuild.abi.scan import Mounted, scan_archive_plan
+from nativebuild.archive.layout import FUNCTION_ROOT
 from nativebuild.archive.plan import ArchivePlan
 from nativebuild.errors import AbiError
 from nativebuild.targets import Target
@@ -136,12 +130,12 @@ def _expand(entries: Iterable[str], origin: str, machine: str) -> Iterator[str]:
             .replace("$PLATFORM", machine)
         )
         # A relative entry is relative to the working directory, which Lambda sets to /var/task.
-        yield posixpath.normpath(posixpath.join(ARCHIVE_ROOT, expanded))
+        yield posixpath.normpath(posixpath.join(FUNCTION_ROOT, expanded))
 
 
 def _resolve(name: str, dirs: Sequence[str], index: _Index) -> _Hit | None:
     if "/" in name:
-        return index.find(ARCHIVE_ROOT, name)
+        return index.find(FUNCTION_ROOT, name)
     for directory in dirs:
         hit = index.find(directory, name)
         if hit is not None:

@@ -3,29 +3,23 @@
 :func:`sniff` tells ELF, Mach-O and PE files apart from their first bytes (file names and wheel
 tags say nothing reliable); :func:`read_elf` returns the loader-relevant facts of an ELF file:
 machine, class, ``DT_NEEDED``, ``RPATH``/``RUNPATH``, and the symbol versions it requires
-(``.gnu.version_r``) and defines (``.gnu.version_d``). :func:`scan_archive_plan` and
-:func:`scan_zip` do that for every file of an archive, planned or written.
+(``.gnu.version_r``) and defines (``.gnu.version_d``). :mod:`nativebuild.abi.scan` does that
+for every file of an archive, planned or written.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
 import enum
 import io
 import re
 import struct
-import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from nativebuild.archive.plan import ArchivePlan, SourceFile
-from nativebuild.archive.wheels import install_path
-from nativebuild.errors import AbiError, ArchiveError
+from nativebuild.errors import AbiError
 
 if TYPE_CHECKING:  # pyelftools is imported when a file is read (it costs ~40 ms to import)
     from elftools.elf.dynamic import DynamicSection, DynamicSegment
@@ -34,24 +28,18 @@ if TYPE_CHECKING:  # pyelftools is imported when a file is read (it costs ~40 ms
     from elftools.elf.sections import Section
 
 __all__ = [
-    "ARCHIVE_ROOT",
-    "LAYER_ROOT",
     "SNIFF_BYTES",
     "Binary",
     "BinaryKind",
     "ElfFacts",
-    "Mounted",
     "VersionNeed",
+    "binary_of",
+    "package_of",
     "parse_version",
+    "read_binary",
     "read_elf",
-    "scan_archive_plan",
-    "scan_zip",
     "sniff",
-    "zip_owners",
 ]
-
-ARCHIVE_ROOT = "/var/task"  # where Lambda extracts the function archive
-LAYER_ROOT = "/opt"  # and its layers
 
 # Enough for the ELF and Mach-O magics and for a PE header at any usual e_lfanew offset.
 SNIFF_BYTES = 1024
@@ -302,7 +290,7 @@ def _version_definitions(section: GNUVerDefSection | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-# --- archives ----------------------------------------------------------------------------------
+# --- one file of an archive ---------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -317,27 +305,7 @@ class Binary:
     error: str | None = None  # why an ELF file could not be read
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Mounted:
-    """An archive as the runtime sees it: extracted at ``root`` (/var/task, or /opt for layers)."""
-
-    root: str
-    files: frozenset[str]
-    binaries: tuple[Binary, ...]
-
-
-def merge_layers(layers: Sequence[Mounted]) -> Mounted:
-    """Layers as Lambda merges them at /opt: a later layer's file replaces an earlier one's."""
-    binaries: dict[str, Binary] = {}
-    for layer in layers:
-        for path in layer.files:
-            binaries.pop(path, None)
-        binaries.update((b.path, b) for b in layer.binaries)
-    files = frozenset().union(*(layer.files for layer in layers))
-    return Mounted(root=LAYER_ROOT, files=files, binaries=tuple(binaries.values()))
-
-
-def _package(wheel: str) -> str:
+def package_of(wheel: str) -> str:
     try:
         name, version, _, _ = parse_wheel_filename(wheel)
     except InvalidWheelFilename:
@@ -345,7 +313,8 @@ def _package(wheel: str) -> str:
     return f"{name} {version}"
 
 
-def _binary(path: str, fh: IO[bytes], package: str | None, wheel: str | None) -> Binary | None:
+def binary_of(path: str, fh: IO[bytes], package: str | None, wheel: str | None) -> Binary | None:
+    """The binary at ``path`` (read from ``fh``), owned by ``package`` of ``wheel``, or None."""
     head = fh.read(SNIFF_BYTES)
     kind = sniff(head)
     if kind is None:
@@ -361,81 +330,4 @@ def _binary(path: str, fh: IO[bytes], package: str | None, wheel: str | None) ->
 
 def read_binary(path: str, fh: IO[bytes], *, wheel: str | None = None) -> Binary | None:
     """The binary at ``path`` (read from ``fh``, of the wheel file named ``wheel``), or None."""
-    return _binary(path, fh, _package(wheel) if wheel else None, wheel)
-
-
-def scan_archive_plan(
-    plan: ArchivePlan,
-    *,
-    root: str = ARCHIVE_ROOT,
-    wheels: Callable[[Path], Mapping[str, Binary]] | None = None,
-) -> Mounted:
-    """Read the binaries of a planned archive from its wheels and source files; ``wheels``
-    gives each wheel's binaries by member name when they are already known."""
-    binaries = []
-    current = ""
-    try:
-        with contextlib.ExitStack() as stack:
-            opened: dict[Path, zipfile.ZipFile] = {}
-            for entry in plan.entries:
-                current = entry.path
-                source = entry.source
-                if isinstance(source, SourceFile):
-                    with source.path.open("rb") as fh:
-                        found = _binary(entry.path, fh, None, None)
-                elif wheels is not None:
-                    known = wheels(source.wheel).get(source.member)
-                    found = None if known is None else dataclasses.replace(known, path=entry.path)
-                else:
-                    if source.wheel not in opened:
-                        opened[source.wheel] = stack.enter_context(zipfile.ZipFile(source.wheel))
-                    name = source.wheel.name
-                    with opened[source.wheel].open(source.member) as fh:
-                        found = _binary(entry.path, fh, _package(name), name)
-                if found is not None:
-                    binaries.append(found)
-    except (OSError, zipfile.BadZipFile, KeyError) as err:
-        msg = f"Cannot read {current} to check it: {err}."
-        raise ArchiveError(msg, hint="Check the input files, then build again.") from err
-    files = frozenset(entry.path for entry in plan.entries)
-    return Mounted(root=root, files=files, binaries=tuple(binaries))
-
-
-def zip_owners(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Archive path → "name version" of the distribution whose RECORD lists it; in a layer,
-    the RECORDs sit under ``python/`` (or its site-packages), and so do the paths they list."""
-    owners: dict[str, str] = {}
-    for record in archive.namelist():
-        prefix, _, leaf = record.rpartition("/")
-        prefix, _, top = prefix.rpartition("/")
-        if leaf != "RECORD" or not top.endswith(".dist-info"):
-            continue
-        prefix = f"{prefix}/" if prefix else ""
-        stem = top.removesuffix(".dist-info")
-        name, _, version = stem.partition("-")
-        text = archive.read(record).decode("utf-8", errors="replace")
-        for row in csv.reader(io.StringIO(text)):
-            if not row or not row[0]:
-                continue
-            with contextlib.suppress(ArchiveError):  # a .data path outside the known keys
-                path, _ = install_path(row[0], data_dir=f"{stem}.data", dist_name=name)
-                owners[prefix + path] = f"{name} {version}"
-    return owners
-
-
-def scan_zip(path: Path, *, root: str = ARCHIVE_ROOT) -> Mounted:
-    """Read the binaries of a built archive (or layer) zip."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            owners = zip_owners(archive)
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            binaries = []
-            for name in names:
-                with archive.open(name) as fh:
-                    found = _binary(name, fh, owners.get(name), None)
-                if found is not None:
-                    binaries.append(found)
-    except (OSError, zipfile.BadZipFile) as err:
-        msg = f"Cannot read the archive {path}: {err}."
-        raise ArchiveError(msg, hint="Check the path; build the archive again.") from err
-    return Mounted(root=root, files=frozenset(names), binaries=tuple(binaries))
+    return binary_of(path, fh, package_of(wheel) if wheel else None, wheel)

@@ -12,14 +12,14 @@ import functools
 import importlib.resources
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nativebuild.abi.elf import parse_version
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ConfigError, ContainerError
 from nativebuild.targets import GlibcVersion, Target, expand_image
 
@@ -30,7 +30,7 @@ else:  # pragma: no cover
 
 if TYPE_CHECKING:
     from nativebuild.cache.local import LocalCache
-    from nativebuild.engine.docker import ContainerRunner
+    from nativebuild.engine.runner import ContainerRunner
     from nativebuild.reporting import Reporter
 
 __all__ = [
@@ -217,13 +217,22 @@ def probe_facts(
     cache: LocalCache,
     reporter: Reporter,
     verbose: bool = False,
+    before_container: Callable[[], object] | None = None,
 ) -> RuntimeFacts:
-    """Run the probe in ``image`` (once per image id: the answer is cached)."""
-    key, cached = cached_probe(
-        image, platform=platform, runner=runner, cache=cache, reporter=reporter
+    """Run the probe in ``image`` (once per image id: the answer is cached).
+    ``before_container`` runs only when a container is about to start (the emulation check)."""
+    image_id = runner.image_id(image, platform=platform)
+    key = build_key(
+        {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
     )
+    cached = cache.get_json(FACTS_KIND, key)
     if cached is not None:
-        return cached
+        try:
+            return RuntimeFacts.from_json(cached)
+        except (KeyError, TypeError, ValueError, ConfigError):
+            reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
+    if before_container is not None:
+        before_container()
     reporter.step(f"Probing the libraries of {image}")
     with cache.scratch_dir() as work:
         spec = probe_spec(image, platform=platform, interpreter=interpreter, out_dir=work)
@@ -243,24 +252,6 @@ def probe_facts(
     return facts
 
 
-def cached_probe(
-    image: str, *, platform: str, runner: ContainerRunner, cache: LocalCache, reporter: Reporter
-) -> tuple[str, RuntimeFacts | None]:
-    """The cache key of ``image``'s probe (by image id: asked of the engine, no container) and
-    the facts cached under it, if any."""
-    image_id = runner.image_id(image, platform=platform)
-    key = build_key(
-        {"kind": FACTS_KIND, "image": image_id, "platform": platform, "probe": str(PROBE_VERSION)}
-    )
-    cached = cache.get_json(FACTS_KIND, key)
-    if cached is not None:
-        try:
-            return key, RuntimeFacts.from_json(cached)
-        except (KeyError, TypeError, ValueError, ConfigError):
-            reporter.warning(f"Ignoring unreadable cached runtime facts of {image}.")
-    return key, None
-
-
 def is_custom_runtime(target: Target) -> bool:
     """Whether ``target``'s runtime image is another than Lambda's own (which data describes)."""
     default = expand_image(target.runtime.runtime_image, target.arch, target.runtime.name)
@@ -275,6 +266,7 @@ def facts_for_target(
     reporter: Reporter,
     probe: bool | None = None,
     verbose: bool = False,
+    before_container: Callable[[], object] | None = None,
 ) -> RuntimeFacts:
     """The facts to check ``target``'s archive against.
 
@@ -296,4 +288,5 @@ def facts_for_target(
         cache=cache,
         reporter=reporter,
         verbose=verbose,
+        before_container=before_container,
     )

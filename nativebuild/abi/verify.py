@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nativebuild.abi.check import Finding, Severity, check_mounts
-from nativebuild.abi.elf import ARCHIVE_ROOT, LAYER_ROOT, merge_layers, scan_zip, zip_owners
 from nativebuild.abi.runtime_facts import RuntimeFacts, probe_facts
+from nativebuild.abi.scan import merge_layers, scan_zip, zip_owners
+from nativebuild.archive.layout import FUNCTION_ROOT, LAYER_ROOT
 from nativebuild.archive.wheels import unsafe_reason
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import ArchiveError, ContainerError
 from nativebuild.targets import Target
 
 if TYPE_CHECKING:
     from nativebuild.cache.local import LocalCache
-    from nativebuild.engine.docker import ContainerRunner
+    from nativebuild.engine.runner import ContainerRunner
     from nativebuild.reporting import Reporter
 
 __all__ = [
@@ -218,14 +219,14 @@ def verify_spec(target: Target, *, image: str, work: Path, has_layers: bool) -> 
         Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
         Mount(source=work / "in", target=IN_DIR),
         Mount(source=work / "out", target=OUT_DIR, read_only=False),
-        Mount(source=work / "task", target=ARCHIVE_ROOT),
+        Mount(source=work / "task", target=FUNCTION_ROOT),
     ]
     if has_layers:
         mounts.append(Mount(source=work / "opt", target=LAYER_ROOT))
     # sys.path as Lambda has it: the function, the layers, then the runtime's own libraries.
     pythonpath = ":".join(
         [
-            ARCHIVE_ROOT,
+            FUNCTION_ROOT,
             f"/opt/python/lib/python{python}/site-packages",
             "/opt/python",
             "/var/runtime",
@@ -235,7 +236,7 @@ def verify_spec(target: Target, *, image: str, work: Path, has_layers: bool) -> 
         "PYTHONPATH": pythonpath,
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": "/tmp",
-        "LAMBDA_TASK_ROOT": ARCHIVE_ROOT,
+        "LAMBDA_TASK_ROOT": FUNCTION_ROOT,
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "AWS_LAMBDA_FUNCTION_NAME": "nativebuild-verify",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -254,7 +255,7 @@ def verify_spec(target: Target, *, image: str, work: Path, has_layers: bool) -> 
         platform=target.arch.docker_platform,
         mounts=tuple(mounts),
         environment=tuple(sorted(environment.items())),
-        working_dir=ARCHIVE_ROOT,
+        working_dir=FUNCTION_ROOT,
         user=VERIFY_USER,
         network_mode="none",
     )
@@ -294,7 +295,7 @@ def verify_archive(
             runner=runner, cache=cache, reporter=reporter, verbose=verbose,
         )  # fmt: skip
     reporter.step(f"Checking the binaries of {archive.name} against {facts.description}")
-    mounts = [scan_zip(archive, root=ARCHIVE_ROOT)]
+    mounts = [scan_zip(archive, root=FUNCTION_ROOT)]
     if layers:
         mounts.append(merge_layers([scan_zip(layer, root=LAYER_ROOT) for layer in layers]))
     findings = check_mounts(mounts, target, facts)

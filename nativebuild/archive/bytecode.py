@@ -33,8 +33,9 @@ from nativebuild.archive.plan import (
     WheelMember,
     with_entries,
 )
-from nativebuild.cache.local import CachedFile, LocalCache, build_key
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile, LocalCache
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Target
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerRunner, ContainerSpec, Mount
+from nativebuild.engine.runner import ContainerRunner, ContainerSpec, Mount
 from nativebuild.errors import ContainerError
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Target

@@ -10,6 +10,8 @@ Kinds:
 - ``split``: both in one run, from one resolution: a layer with the dependencies and a
   code-only function archive. With ``[[tool.nativebuild.functions]]``, several functions share
   that one layer, built from the union of their requirements.
+- ``image``: a container image on top of the runtime image, the function's files at
+  ``/var/task`` as in a function archive, in layers (:mod:`nativebuild.archive.image`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from nativebuild.errors import ConfigError, ResolutionError
-from nativebuild.inputs.requirements import RequirementLine, RequirementSet
+from nativebuild.inputs.requirement_line import RequirementLine
+from nativebuild.inputs.requirements import RequirementSet
 
 FUNCTION_ROOT = "/var/task"  # where Lambda extracts a function archive
 LAYER_ROOT = "/opt"  # where Lambda extracts every layer
@@ -34,6 +37,7 @@ class Kind(enum.StrEnum):
     FUNCTION = "function"
     LAYER = "layer"
     SPLIT = "split"
+    IMAGE = "image"
 
     @classmethod
     def parse(cls, value: str, origin: str) -> Kind:
@@ -76,7 +80,7 @@ class FunctionSpec:
 class ArchiveSpec:
     """One archive a target's build writes."""
 
-    kind: str  # "function" | "layer": what Lambda takes it as
+    kind: str  # "function" | "layer" | "image": what Lambda takes it as
     name: str  # the function's (or layer's) name
     filename: str
     src: Path | None
@@ -116,13 +120,15 @@ def archive_specs(
         src=src if kind is Kind.LAYER and not functions else None, dependencies=True,
         site_prefix=site, src_prefix=site, mount=LAYER_ROOT,
     )  # fmt: skip
-    if kind is Kind.FUNCTION:
+    if kind in (Kind.FUNCTION, Kind.IMAGE):
         if functions:
-            msg = 'Several functions share one dependencies layer: set kind = "split".'
-            hint = "For self-contained archives, run nativebuild once per function."
+            msg = f'Several functions share one dependencies layer: set kind = "split", not {kind}.'
+            hint = "For self-contained archives or images, run nativebuild once per function."
             raise ConfigError(msg, hint=hint)
+        # An image holds the same files as the function archive, at the same place.
         function = ArchiveSpec(
-            kind="function", name=name, filename=f"{name}{suffix}", src=src,
+            kind=kind.value, name=name, src=src,
+            filename=f"{name}{suffix}" if kind is Kind.FUNCTION else f"{name}-{runtime}-{arch}.tar",
             dependencies=True, site_prefix="", src_prefix="", mount=FUNCTION_ROOT,
         )  # fmt: skip
         return (function,)

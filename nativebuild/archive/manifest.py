@@ -4,7 +4,7 @@ Schema ``nativebuild-manifest/1`` (the README shows it with SAM, CDK, Terraform 
 
     {"schema": "nativebuild-manifest/1", "nativebuild": "0.1.0",
      "archives": [{
-        "name": "orders", "kind": "function" | "layer",
+        "name": "orders", "kind": "function" | "layer" | "image",
         "file": "orders-python3.12-x86_64.zip",      # relative to the manifest's directory
         "runtime": "python3.12", "architecture": "x86_64",
         "sha256": "<hex>", "code_sha256": "<base64 of the digest: Lambda's CodeSha256>",
@@ -16,7 +16,9 @@ Schema ``nativebuild-manifest/1`` (the README shows it with SAM, CDK, Terraform 
         "bytecode": "checked-hash" | null,
         "images": {"build": {"ref": ..., "id": ... | null}, "runtime": {"ref": ..., "digest": ... | null}},
         "wheels": [{"name", "version", "filename", "sha256", "source", "url", "sdist": {...} | null}],
-        "slim": {"rules": [...], "removed_files": 0, "removed_bytes": 0, "stripped_files": 0}}]}
+        "slim": {"rules": [...], "removed_files": 0, "removed_bytes": 0, "stripped_files": 0},
+        # kind "image" only: the image id and ImageFacts.to_json() (layers, base image)
+        "image_id": "sha256:...", "image": {...}}]}
 
 No timestamps and no absolute paths: the same build gives the same manifest. It is written
 atomically, after every archive is in place.
@@ -35,6 +37,7 @@ from typing import Any
 
 from nativebuild import __version__
 from nativebuild.archive.budget import DIRECT_UPLOAD_LIMIT, PackageSize
+from nativebuild.archive.image import ImageFacts
 from nativebuild.archive.plan import remove_abandoned_temps
 from nativebuild.archive.slim import Removal
 from nativebuild.archive.strip import Stripped
@@ -65,7 +68,7 @@ class ArchiveRecord:
     size: int
     runtime: str
     arch: str
-    kind: str  # function | layer
+    kind: str  # function | layer | image
     name: str = ""
     code_sha256: str = ""
     unzipped_size: int = 0
@@ -84,6 +87,8 @@ class ArchiveRecord:
     slim_rules: tuple[str, ...] = ()
     removed: tuple[Removal, ...] = ()
     stripped: tuple[Stripped, ...] = ()
+    image_id: str | None = None  # an image's: the sha256 of its config
+    image: ImageFacts | None = None
 
 
 def _digest(ref: str) -> str | None:
@@ -102,7 +107,7 @@ def archive_document(record: ArchiveRecord, base: Path) -> dict[str, Any]:
             "compatible_runtimes": list(record.compatible_runtimes),
             "compatible_architectures": list(record.compatible_architectures),
         }
-    return {
+    document: dict[str, Any] = {
         "name": record.name,
         "kind": record.kind,
         "file": file,
@@ -130,6 +135,13 @@ def archive_document(record: ArchiveRecord, base: Path) -> dict[str, Any]:
             "stripped_files": sum(item.files for item in record.stripped),
         },
     }
+    if record.image is not None:  # what the build wrote, not what it then did (--load)
+        facts = record.image.to_json()
+        document["image_id"] = record.image_id
+        document["image"] = facts
+        document["direct_upload"] = False  # a container image goes through a registry
+        document["images"]["runtime"]["digest"] = facts["base"]["digest"]
+    return document
 
 
 def manifest_document(records: Sequence[ArchiveRecord], base: Path) -> dict[str, Any]:

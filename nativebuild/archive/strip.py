@@ -23,8 +23,9 @@ from nativebuild.archive.jobs import IN_DIR, OUT_DIR, host_path, run_jobs
 from nativebuild.archive.plan import DOS_EPOCH
 from nativebuild.archive.wheels import member_mode
 from nativebuild.archive.zipwriter import ZipWriter, raw_member_data
-from nativebuild.cache.local import CachedFile, LocalCache, build_key
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile, LocalCache
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Target
 

@@ -10,7 +10,6 @@ whole or not at all, and we wait for it before going on.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,9 +29,11 @@ from nativebuild.aws.publish_plan import (
     LATEST,
     Intent,
     ManifestArchive,
+    Outcome,
     PlannedAction,
     PublishOptions,
     PublishPlan,
+    PublishResult,
     Remote,
     intents,
     merged_layers,
@@ -50,42 +51,6 @@ _DENIED = frozenset(
 _MISSING = frozenset({"ResourceNotFoundException", "404", "NoSuchKey", "NotFound"})
 _TRANSFER = TransferConfig(multipart_threshold=16 * _MB, multipart_chunksize=16 * _MB)
 _WAIT = {"Delay": 2, "MaxAttempts": 300}  # Lambda applies code within seconds to minutes
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Outcome:
-    archive: str  # the archive's file name
-    target: str
-    arn: str | None
-    version: str | None
-    code_sha256: str
-    reason: str
-    action: str  # publish | update | upload | attach | skip
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "archive": self.archive,
-            "target": self.target,
-            "arn": self.arn,
-            "version": self.version,
-            "code_sha256": self.code_sha256,
-            "reason": self.reason,
-            "action": self.action,
-        }
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PublishResult:
-    published: tuple[Outcome, ...]  # with dry_run: what would be published
-    skipped: tuple[Outcome, ...]
-    dry_run: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "published": [o.to_json() for o in self.published],
-            "skipped": [o.to_json() for o in self.skipped],
-            "dry_run": self.dry_run,
-        }
 
 
 def _code(err: ClientError) -> str:

@@ -53,10 +53,56 @@ class ManifestArchive:
     layers: tuple[str, ...] = ()  # file names of this build's layers the function uses
     compatible_runtimes: tuple[str, ...] = ()
     compatible_architectures: tuple[str, ...] = ()
+    manifest_digest: str | None = None  # an image's OCI manifest: what a registry names it by
 
     @property
     def file(self) -> str:
         return self.path.name
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What publishing did (or would do, or skipped) for one target."""
+
+    archive: str  # the archive's file name
+    target: str
+    arn: str | None  # for a pushed image: REGISTRY/REPOSITORY@sha256:..., its ImageUri
+    version: str | None
+    code_sha256: str
+    reason: str
+    action: str  # publish | update | upload | attach | push | skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "archive": self.archive,
+            "target": self.target,
+            "arn": self.arn,
+            "version": self.version,
+            "code_sha256": self.code_sha256,
+            "reason": self.reason,
+            "action": self.action,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PublishResult:
+    published: tuple[Outcome, ...]  # with dry_run: what would be published
+    skipped: tuple[Outcome, ...]
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "published": [o.to_json() for o in self.published],
+            "skipped": [o.to_json() for o in self.skipped],
+            "dry_run": self.dry_run,
+        }
+
+    def __add__(self, other: PublishResult) -> PublishResult:
+        return PublishResult(
+            published=self.published + other.published,
+            skipped=self.skipped + other.skipped,
+            dry_run=self.dry_run or other.dry_run,
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -173,6 +219,7 @@ def _archive(item: Mapping[str, Any], base: Path) -> ManifestArchive:
         layers=tuple(str(x) for x in item.get("layers") or ()),
         compatible_runtimes=tuple(str(x) for x in layer.get("compatible_runtimes") or ()),
         compatible_architectures=tuple(str(x) for x in layer.get("compatible_architectures") or ()),
+        manifest_digest=(item.get("image") or {}).get("manifest_digest"),
     )
 
 
@@ -219,7 +266,10 @@ def intents(archives: Sequence[ManifestArchive], options: PublishOptions) -> tup
     found: list[Intent] = []
     if options.s3 is not None:
         s3 = options.s3
-        found += [Intent(archive=a, kind="s3", name=s3.key(a)) for a in archives]
+        # Lambda takes images from a registry only (publish --image), never from S3.
+        found += [
+            Intent(archive=a, kind="s3", name=s3.key(a)) for a in archives if a.kind != "image"
+        ]
     layers = [a for a in archives if a.kind == "layer"]
     if options.layer_name:
         if not layers:
@@ -240,7 +290,7 @@ def intents(archives: Sequence[ManifestArchive], options: PublishOptions) -> tup
         _unique_targets(named, "--function")
         found += _dedupe(named)
     if not found:
-        msg = "Nothing to publish: pass --layer-name, --function or --s3."
+        msg = "Nothing to publish: pass --layer-name, --function, --s3 or --image."
         raise ConfigError(msg)
     return tuple(found)
 

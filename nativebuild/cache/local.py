@@ -37,10 +37,12 @@ from typing import Any, TypeVar
 import filelock
 import platformdirs
 
+from nativebuild.cache.keys import (
+    CACHE_LAYOUT_VERSION,
+    manifest_key_problem,
+)
 from nativebuild.errors import CacheError
 from nativebuild.reporting import LoggingReporter, Reporter
-
-CACHE_LAYOUT_VERSION = 1
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -64,44 +66,6 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     if override:
         return Path(override).expanduser()
     return platformdirs.user_cache_path("nativebuild", appauthor=False)
-
-
-def file_identity(path: Path) -> str:
-    """``path`` with its size and modification time: stands for its bytes where files are never
-    changed in place (cached wheels), and changes when a source file is edited."""
-    info = path.stat()
-    return f"{path}|{info.st_size}|{info.st_mtime_ns}"
-
-
-def build_key(fields: Mapping[str, str]) -> str:
-    """The cache key of a built wheel: sha256 of the canonical JSON of ``fields`` + layout."""
-    if "layout" in fields:
-        msg = "Cache key fields must not contain 'layout': the cache adds it itself."
-        raise CacheError(msg)
-    document = {**fields, "layout": CACHE_LAYOUT_VERSION}
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def manifest_key_problem(manifest: Mapping[str, Any], key: str) -> str | None:
-    """Why a built wheel's manifest does not belong under ``key``, or None when it does.
-
-    Its ``key`` is the full set of key fields (which must hash to ``key``: see build_key) or,
-    as older versions wrote it, ``key`` itself; a manifest without one is not checked.
-    """
-    declared = manifest.get("key")
-    if declared is None or declared == key:
-        return None
-    if isinstance(declared, str):
-        return f"manifest is for the key {declared[:64]!r}"
-    if not isinstance(declared, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
-    ):
-        return "manifest's key is neither key fields nor a key"
-    if "layout" in declared:
-        return "manifest's key fields name a layout"
-    hashed = build_key(declared)
-    return None if hashed == key else f"manifest's key fields hash to {hashed}, not to this key"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -282,6 +246,13 @@ class LocalCache:
             return CachedFile(path=path, sha256=digest, size=size)
 
         return self._verified(load, sha256, path, "it will be downloaded again")
+
+    def stored_file(self, sha256: str, filename: str) -> Path | None:
+        """Where a stored file is, without reading it (None when absent): for large blobs that
+        the caller hashes as it copies them, then hands to :meth:`get_file` on a mismatch,
+        which evicts the corrupt entry."""
+        path = self._file_path(sha256, filename)
+        return path if path.is_file() else None
 
     def put_file(
         self, source: Path, *, sha256: str, filename: str, move: bool = False

@@ -47,9 +47,9 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoCredentialsError,
 )
 
-from nativebuild.cache.local import manifest_key_problem
+from nativebuild.cache.keys import manifest_key_problem
 from nativebuild.errors import CacheError, ConfigError
-from nativebuild.index.pip_config import redact
+from nativebuild.redact import redact
 
 LAYOUT = "v1"
 MANIFEST = "manifest.json"

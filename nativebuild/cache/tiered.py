@@ -18,26 +18,22 @@ Besides the entries, it keeps under the cache root:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nativebuild.cache.local import BuiltWheelEntry, CachedFile, LocalCache, default_cache_dir
-from nativebuild.config.settings import Settings
-from nativebuild.errors import CacheError, CacheOnlyError
-from nativebuild.plan.distributions import Action, BuildPlan
+from nativebuild.errors import CacheError
+from nativebuild.redact import has_credentials
 from nativebuild.reporting import Reporter
-from nativebuild.targets import Target
 
 if TYPE_CHECKING:
     from nativebuild.cache.s3 import Corrupt, RemoteCache
@@ -47,7 +43,6 @@ STATS_DIR = "stats"
 USED_DIR = "used"
 STATS_KEEP = 200
 SOURCES = ("local", "remote", "miss")
-_CREDENTIALS_RE = re.compile(r"://[^/@\s]+@")
 
 _T = TypeVar("_T")
 
@@ -125,17 +120,6 @@ def trim_stats(directory: Path, keep: int = STATS_KEEP) -> None:
             old.unlink(missing_ok=True)
 
 
-def has_credentials(document: object) -> bool:
-    """Whether any string in ``document`` is a URL with user information in it."""
-    if isinstance(document, str):
-        return bool(_CREDENTIALS_RE.search(document))
-    if isinstance(document, Mapping):
-        return any(has_credentials(v) for v in document.values())
-    if isinstance(document, list | tuple):
-        return any(has_credentials(v) for v in document)
-    return False
-
-
 class TieredCache(LocalCache):
     """Local, then remote. A LocalCache subclass only so that every ``cache: LocalCache``
     parameter takes it: all of its state lives in the wrapped ``local`` cache, and every
@@ -196,6 +180,9 @@ class TieredCache(LocalCache):
                 self._reject(remote, got, "it will be downloaded again")
         self.stats.record("file", sha256, "miss")
         return None
+
+    def stored_file(self, sha256: str, filename: str) -> Path | None:
+        return self.local.stored_file(sha256, filename)
 
     def put_file(
         self, source: Path, *, sha256: str, filename: str, move: bool = False
@@ -334,51 +321,31 @@ class TieredCache(LocalCache):
                 marker.touch()
 
 
-def open_cache(settings: Settings, *, env: Mapping[str, str], reporter: Reporter) -> TieredCache:
-    """The cache for one build, as the settings ask: local (or a throwaway one with
-    --no-cache), a remote behind it with --cache, read-only with --cache-readonly."""
-    if settings.no_cache:
+def open_cache(
+    *,
+    cache_dir: Path | None,
+    remote_url: str | None,
+    endpoint_url: str | None,
+    readonly: bool,
+    no_cache: bool,
+    env: Mapping[str, str],
+    reporter: Reporter,
+) -> TieredCache:
+    """The cache for one build: local (or a throwaway one with --no-cache), a remote behind it
+    with --cache, read-only with --cache-readonly."""
+    if no_cache:
         root = Path(tempfile.mkdtemp(prefix="nativebuild-no-cache-"))
         cache = TieredCache(LocalCache(root, reporter=reporter), reporter=reporter, record=False)
         weakref.finalize(cache, shutil.rmtree, root, ignore_errors=True)
         reporter.detail("--no-cache: using a throwaway cache, reading and sharing nothing")
     else:
-        local = LocalCache(settings.cache_dir or default_cache_dir(env), reporter=reporter)
+        local = LocalCache(cache_dir or default_cache_dir(env), reporter=reporter)
         remote = None
-        if settings.cache:
+        if remote_url:
             from nativebuild.cache.s3 import open_remote
 
-            remote = open_remote(settings.cache, endpoint_url=settings.cache_endpoint_url)
-            mode = " (read-only)" if settings.cache_readonly else ""
-            reporter.detail(f"remote cache: {remote.url}{mode}")
-        cache = TieredCache(
-            local, reporter=reporter, remote=remote, readonly=settings.cache_readonly
-        )
+            remote = open_remote(remote_url, endpoint_url=endpoint_url)
+            reporter.detail(f"remote cache: {remote.url}{' (read-only)' if readonly else ''}")
+        cache = TieredCache(local, reporter=reporter, remote=remote, readonly=readonly)
     cache.ensure()
     return cache
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class NeedsCompile:
-    name: str
-    version: str
-    target: str
-
-
-def check_cache_only(plans: Iterable[tuple[Target, BuildPlan]]) -> None:
-    """--cache-only: refuse, naming them, when any package would need compiling."""
-    needed = [
-        NeedsCompile(name=item.pin.name, version=item.pin.version, target=target.describe())
-        for target, plan in plans
-        for item in plan.items
-        if item.action is Action.COMPILE
-    ]
-    if not needed:
-        return
-    names = ", ".join(f"{n.name} {n.version} ({n.target})" for n in needed)
-    msg = f"--cache-only: not in the cache, so these would need compiling: {names}."
-    hint = (
-        "Run the build once where compiling is allowed (without --cache-only, with the same "
-        "--cache and build image) so the compiled wheels reach the shared cache."
-    )
-    raise CacheOnlyError(msg, hint=hint)

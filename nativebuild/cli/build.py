@@ -25,12 +25,15 @@ from nativebuild.cli.options import (
     FunctionOpt,
     GlibcOpt,
     GroupOpt,
+    HandlerOpt,
+    ImageOpt,
     IncludeOpt,
     JobsOpt,
     JsonOpt,
     KindOpt,
     LayerLayoutOpt,
     LayerNameOpt,
+    LoadOpt,
     NameOpt,
     NoCacheOpt,
     OutputOpt,
@@ -77,6 +80,8 @@ def build(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     with_layer: WithLayerOpt = None,
+    handler: HandlerOpt = None,
+    load: LoadOpt = None,
     check: CheckOpt = None,
     repair: RepairOpt = None,
     verify_: VerifyFlagOpt = None,
@@ -86,6 +91,7 @@ def build(
     layer_name: LayerNameOpt = None,
     function: FunctionOpt = None,
     s3: S3Opt = None,
+    image: ImageOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
@@ -102,7 +108,8 @@ def build(
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build a Lambda function archive (.zip) from requirements and source."""
+    """Build a Lambda function archive (.zip), layer, or container image from requirements and
+    source."""
     cli = {
         "requirements": requirements, "runtime": runtime, "arch": arch, "src": src,
         "output": output, "name": name, "cache-dir": cache_dir, "build-image": build_image,
@@ -113,9 +120,13 @@ def build(
         "include": include, "exclude": exclude,
         "with-layers": [str(p) for p in with_layer] if with_layer else None,
         "check": check, "repair": repair, "verify": verify_, "build-packages": build_package,
-        "before-build": before_build,
+        "before-build": before_build, "handler": handler, "load": load,
     }  # fmt: skip
-    to_publish = {"layer_name": layer_name, "functions": function, "s3": s3} if publish_ else None
+    to_publish = (
+        {"layer_name": layer_name, "functions": function, "s3": s3, "image": image}
+        if publish_
+        else None
+    )
     run_build(
         cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet,
         to_publish=to_publish, artifacts_dir=artifacts_dir,

@@ -8,6 +8,7 @@ docker, boto3) are imported when a command runs, so `--help` and warm builds sta
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import sys
@@ -24,7 +25,7 @@ from nativebuild.config.settings import Settings, load_tool_table, resolve
 from nativebuild.errors import ConfigError, NativebuildError
 
 if TYPE_CHECKING:
-    from nativebuild.aws.lambda_api import PublishResult
+    from nativebuild.aws.publish_plan import PublishResult
     from nativebuild.pipeline.run import PlanResult
     from nativebuild.reporting import Reporter
 
@@ -103,24 +104,39 @@ def run_build(
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(console):
-        from nativebuild.engine.builders import make_builders
-        from nativebuild.engine.docker import DockerRunner
-        from nativebuild.pipeline import run as pipeline
-        from nativebuild.pipeline.project import build_project, plan_project
-
         settings = settings_from_flags(cli, project, env)
         if artifacts_dir is not None:
             check_one_archive(settings)
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+        if not dry_run and to_publish is None:
+            from nativebuild.pipeline.uptodate import up_to_date_result
+
+            # The warm no-op: before the pipeline (or docker) is even imported.
+            done = up_to_date_result(settings, env)
+            if done is not None:
+                reporter.step(
+                    f"Up to date: nothing changed since the build that wrote {settings.output}"
+                )
+                if json_output:
+                    typer.echo(json.dumps(done, indent=2, sort_keys=True))
+                else:
+                    for archive in done["archives"]:
+                        typer.echo(str(archive["path"]))
+                return
+        from nativebuild.engine.builders import make_builders
+        from nativebuild.engine.docker import DockerRunner
+        from nativebuild.pipeline.project import build_project, plan_project
+        from nativebuild.pipeline.run import dump_json
+
         runner = DockerRunner.from_env(env, reporter=reporter)
-        builders = make_builders(settings, env, reporter)
+        builders = make_builders(settings.builders, env, reporter)
         if dry_run:
             planned = plan_project(
                 settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
                 builders=builders,
             )  # fmt: skip
             if json_output:
-                typer.echo(pipeline.dump_json(planned))
+                typer.echo(dump_json(planned))
             else:
                 print_plan(planned)
             return
@@ -135,7 +151,7 @@ def run_build(
             files = unpack_archive(archive.path, artifacts_dir)
             reporter.detail(f"unpacked {archive.path.name} into {artifacts_dir} ({files} files)")
         if json_output:
-            typer.echo(pipeline.dump_json(result))
+            typer.echo(dump_json(result))
         else:
             for archive in result.archives:
                 typer.echo(str(archive.path))
@@ -173,14 +189,27 @@ def run_publish(
     layer_name: str | None,
     functions: tuple[str, ...],
     s3: str | None,
+    image: str | None = None,
     description: str | None = None,
     license_info: str | None = None,
     dry_run: bool = False,
     reporter: Reporter | None = None,
 ) -> PublishResult:
-    """The publish step, shared by ``publish`` and ``build --publish``."""
+    """The publish step, shared by ``publish`` and ``build --publish``: images to their
+    registry first (no AWS SDK needed for that), then Lambda and S3."""
+    from nativebuild.aws.publish_plan import PublishOptions, PublishResult, S3Prefix, load_manifest
+
+    archives = load_manifest(manifest)
+    result = PublishResult(published=(), skipped=(), dry_run=dry_run)
+    if image:
+        from nativebuild.aws.registry import push_images
+
+        result += push_images(
+            archives, image, env=dict(os.environ), dry_run=dry_run, reporter=reporter
+        )
+        if not (layer_name or functions or s3):
+            return result
     from nativebuild.aws.lambda_api import publish as do_publish
-    from nativebuild.aws.publish_plan import PublishOptions, S3Prefix, load_manifest
 
     options = PublishOptions(
         layer_name=layer_name,
@@ -189,7 +218,7 @@ def run_publish(
         description=description or "",
         license=license_info,
     )
-    return do_publish(load_manifest(manifest), options, dry_run=dry_run, reporter=reporter)
+    return result + do_publish(archives, options, dry_run=dry_run, reporter=reporter)
 
 
 def print_publish_result(result: PublishResult, *, console: Console | None = None) -> None:
@@ -224,6 +253,6 @@ def publish_built(
     result = run_publish(
         manifest, layer_name=options.get("layer_name"),
         functions=tuple(options.get("functions") or ()), s3=options.get("s3"),
-        reporter=reporter,
+        image=options.get("image"), reporter=reporter,
     )  # fmt: skip
     print_publish_result(result, console=console)

@@ -48,7 +48,7 @@ def doctor(
     errors = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(errors):
-        from nativebuild.doctor.checks import run_doctor
+        from nativebuild.doctor.run import run_doctor
         from nativebuild.engine.docker import DockerRunner
 
         cli = {

@@ -65,7 +65,7 @@ def build(
     console = _console()
     env = dict(os.environ)
     with handle_errors(console):
-        from nativebuild.engine import build_images as images
+        from nativebuild.engine import build_images
         from nativebuild.engine.docker import DockerRunner
         from nativebuild.index.pip_config import discover
 
@@ -74,12 +74,12 @@ def build(
         archs = tuple(Architecture) if all_runtimes else settings.archs
         reporter = ConsoleReporter(console, verbose=not quiet, quiet=quiet)
         runner = DockerRunner.from_env(env, reporter=reporter)
-        recipe = images.Recipe.load()
+        recipe = build_images.Recipe.load()
         index = discover(env)
         for name in names:
             per_runtime = dataclasses.replace(settings, runtime=get_runtime(name).name, archs=archs)
             for target in per_runtime.targets():
-                tag = images.ensure_build_image(
+                tag = build_images.ensure_build_image(
                     target, runner, reporter, index=index, recipe=recipe, force=force
                 )
                 typer.echo(tag)
@@ -90,12 +90,12 @@ def list_images(json_output: JsonOpt = False) -> None:
     """Show nativebuild's build images present locally, with their ids and bases."""
 
     with handle_errors(_console()):
-        from nativebuild.engine import build_images as images
+        from nativebuild.engine import build_images
         from nativebuild.engine.docker import DockerRunner
 
         runner = DockerRunner.from_env(dict(os.environ))
-        found = images.describe_images(
-            runner.list_images(images.REPOSITORY_PREFIX), images.Recipe.load()
+        found = build_images.describe_images(
+            runner.list_images(build_images.REPOSITORY_PREFIX), build_images.Recipe.load()
         )
         if json_output:
             typer.echo(json.dumps([item.to_json() for item in found], indent=2, sort_keys=True))
@@ -131,16 +131,19 @@ def pin(
 
     console = _console()
     with handle_errors(console):
-        from nativebuild.engine import build_images as images
+        from nativebuild.engine import build_images
         from nativebuild.engine.docker import DockerRunner
 
         selected: list[Runtime] = [get_runtime(n) for n in runtime or list(runtimes())]
         archs = [Architecture.parse(a) for a in arch or [a.value for a in Architecture]]
         reporter = ConsoleReporter(console, verbose=False, quiet=quiet)
         runner = DockerRunner.from_env(dict(os.environ), reporter=reporter)
-        path = file if file is not None else images.images_toml_path()
-        result = images.pin(
-            images.pin_references(selected, archs), runner=runner, path=path, reporter=reporter
+        path = file if file is not None else build_images.images_toml_path()
+        result = build_images.pin(
+            build_images.pin_references(selected, archs),
+            runner=runner,
+            path=path,
+            reporter=reporter,
         )
         for ref, digest in result.digests.items():
             state = "updated" if ref in result.changed else "unchanged"

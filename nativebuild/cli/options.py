@@ -94,8 +94,9 @@ KindOpt = Annotated[
     str | None,
     typer.Option(
         "--kind",
-        help="function (dependencies + --src), layer, or split (a dependencies layer plus a "
-        "code-only function). [default: function]",
+        help="function (dependencies + --src), layer, split (a dependencies layer plus a "
+        "code-only function), or image (a container image on --runtime-image). "
+        "[default: function]",
     ),
 ]
 LayerLayoutOpt = Annotated[
@@ -135,6 +136,18 @@ WithLayerOpt = Annotated[
         "--with-layer",
         help="A layer .zip built elsewhere that the function uses: counted in the size budget; "
         "repeatable.",
+    ),
+]
+HandlerOpt = Annotated[
+    str | None,
+    typer.Option("--handler", help="An image's CMD, the Lambda handler: module.function."),
+]
+LoadOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--load/--no-load",
+        help="Load a built image into the engine as NAME:RUNTIME-ARCH (only the layers it lacks "
+        "are sent).",
     ),
 ]
 RemoteOpt = Annotated[
@@ -206,11 +219,19 @@ S3Opt = Annotated[
 ]
 
 
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="Push each built image to REGISTRY/REPOSITORY:TAG ({arch}, {runtime} replaced) with "
+        "docker's credentials; blobs the registry has are not sent.",
+    ),
+]
 PublishFlagOpt = Annotated[
     bool,
     typer.Option(
         "--publish",
         help="Then publish what was built, as `nativebuild publish` does with --layer-name, "
-        "--function and --s3.",
+        "--function, --s3 and --image.",
     ),
 ]

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from nativebuild.cli.common import ConsoleReporter, handle_errors, print_publish_result, run_publish
-from nativebuild.cli.options import FunctionOpt, LayerNameOpt, S3Opt
+from nativebuild.cli.options import FunctionOpt, ImageOpt, LayerNameOpt, S3Opt
 
 ManifestOpt = Annotated[
     Path,
@@ -28,6 +28,7 @@ def publish(
     layer_name: LayerNameOpt = None,
     function: FunctionOpt = None,
     s3: S3Opt = None,
+    image: ImageOpt = None,
     description: Annotated[
         str | None, typer.Option(help="Layer version description. [default: name, target, hash]")
     ] = None,
@@ -43,12 +44,13 @@ def publish(
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
 ) -> None:
-    """Publish the built archives: layer versions, function code, S3 objects — only what changed."""
+    """Publish the built archives: layer versions, function code, S3 objects, images — only
+    what changed."""
     console = Console(stderr=True, soft_wrap=True)
     with handle_errors(console):
         reporter = ConsoleReporter(console, verbose=False, quiet=quiet)
         result = run_publish(
-            manifest, layer_name=layer_name, functions=tuple(function or ()), s3=s3,
+            manifest, layer_name=layer_name, functions=tuple(function or ()), s3=s3, image=image,
             description=description, license_info=license_info, dry_run=dry_run,
             reporter=reporter,
         )  # fmt: skip

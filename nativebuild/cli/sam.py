@@ -156,7 +156,7 @@ def sam_build(
         runner = DockerRunner.from_env(env, reporter=reporter)
         result = build_template(
             request, settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
-            builders=make_builders(settings, env, reporter),
+            builders=make_builders(settings.builders, env, reporter),
         )  # fmt: skip
         if json_output:
             typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nativebuild.config.archive_keys import as_flag
+from nativebuild.config.values import as_flag
 from nativebuild.errors import ConfigError
 
 KEYS = ("check", "repair", "verify", "build-packages", "before-build")

@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nativebuild.archive.image import parse_handler
 from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.archive.slim import compile_glob, parse_rules
+from nativebuild.config.values import as_flag
 from nativebuild.errors import ConfigError
 
 KEYS = (
@@ -28,9 +30,10 @@ KEYS = (
     "exclude",
     "with-layers",
     "functions",
+    "handler",
+    "load",
 )
 _FUNCTION_KEYS = ("name", "requirements", "src")
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _text(value: Any, key: str, origin: str) -> str:
@@ -46,17 +49,6 @@ def _strings(value: Any, key: str, origin: str) -> tuple[str, ...]:
         msg = f"{key} in {origin} must be a list of strings, not {value!r}."
         raise ConfigError(msg)
     return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
-
-
-def as_flag(value: Any, key: str, origin: str) -> bool:
-    """A true/false setting from TOML (a bool) or the environment (1/0, yes/no, on/off)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    msg = f"{key} in {origin} must be true or false, not {value!r}."
-    raise ConfigError(msg)
 
 
 def _path(value: Any, key: str, origin: str, base: Path) -> Path:
@@ -100,8 +92,10 @@ def convert(key: str, raw: Any, origin: str, base: Path) -> Any:
         return Kind.parse(_text(raw, key, origin), origin)
     if key == "layer-layout":
         return LayerLayout.parse(_text(raw, key, origin), origin)
-    if key == "compile":
+    if key in ("compile", "load"):
         return as_flag(raw, key, origin)
+    if key == "handler":
+        return parse_handler(_text(raw, key, origin), origin)
     if key == "slim":
         return parse_rules(raw, origin)
     if key in ("include", "exclude"):

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
-from nativebuild.config import abi_keys as abi_options
-from nativebuild.config import archive_keys as archive_options
+from nativebuild.config import abi_keys, archive_keys
+from nativebuild.config.values import as_flag
+from nativebuild.engine.runner import Builder
 from nativebuild.errors import ConfigError
 from nativebuild.targets import Architecture, GlibcVersion, Target, expand_image, get_runtime
 
@@ -50,8 +51,8 @@ KEYS = (
     "cache-only",
     "cache-readonly",
     "no-cache",
-    *archive_options.KEYS,
-    *abi_options.KEYS,
+    *archive_keys.KEYS,
+    *abi_keys.KEYS,
 )
 BOOL_KEYS = frozenset({"cache-only", "cache-readonly", "no-cache"})
 PATH_KEYS = frozenset({"requirements", "src", "output", "cache-dir"})
@@ -61,15 +62,6 @@ OTHER_VARIABLES = frozenset({"NATIVEBUILD_KEEP_CONTAINER"})
 
 def env_name(key: str) -> str:
     return "NATIVEBUILD_" + key.upper().replace("-", "_")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Builder:
-    """An engine that compiles one architecture natively (``--builder arm64=ssh://host``)."""
-
-    arch: Architecture
-    host: str  # a Docker host URL (ssh://, tcp://, unix://) or a docker context name
-    network: str | None = None  # network mode for its containers ("host" on some setups)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -95,7 +87,7 @@ class Settings:
     cache_only: bool = False  # fail rather than compile anything
     cache_readonly: bool = False  # pull from the remote cache, never push
     no_cache: bool = False  # read no cache at all: a throwaway one for this build
-    kind: Kind = Kind.FUNCTION  # function | layer | split (nativebuild.archive.layout)
+    kind: Kind = Kind.FUNCTION  # function | layer | split | image (nativebuild.archive.layout)
     layer_layout: LayerLayout = LayerLayout.PYTHON
     compile: bool = False  # ship .pyc files (checked-hash, PEP 552)
     slim: tuple[str, ...] = ()  # opt-in rules of nativebuild.archive.slim
@@ -103,6 +95,8 @@ class Settings:
     exclude: tuple[str, ...] = ()  # globs left out of the archives
     with_layers: tuple[Path, ...] = ()  # layer zips built elsewhere, counted in the budget
     functions: tuple[FunctionSpec, ...] = ()  # [[tool.nativebuild.functions]]
+    handler: str | None = None  # an image's CMD: module.function
+    load: bool = False  # load a built image into the engine
     check: bool = True  # every binary against the runtime, before the archives are written
     repair: bool = True  # vendor what the runtime lacks into the wheels compiled here
     verify: bool = False  # import every module in the runtime image once built
@@ -270,18 +264,6 @@ def _as_builders(value: Any, origin: str) -> tuple[Builder, ...]:
     return tuple(builders)
 
 
-def _as_bool(value: Any, key: str, origin: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    msg = f"{key} in {origin} must be true or false (1/0, yes/no), not {value!r}."
-    raise ConfigError(msg)
-
-
 def _as_url(value: Any, key: str, origin: str, schemes: tuple[str, ...]) -> str:
     text = _as_str(value, key, origin)
     if not text.startswith(tuple(f"{s}://" for s in schemes)) or text.endswith("://"):
@@ -291,12 +273,12 @@ def _as_url(value: Any, key: str, origin: str, schemes: tuple[str, ...]) -> str:
 
 
 def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
-    if key in archive_options.KEYS:
-        return archive_options.convert(key, raw, origin, base)
-    if key in abi_options.KEYS:
-        return abi_options.convert(key, raw, origin)
+    if key in archive_keys.KEYS:
+        return archive_keys.convert(key, raw, origin, base)
+    if key in abi_keys.KEYS:
+        return abi_keys.convert(key, raw, origin)
     if key in BOOL_KEYS:
-        return _as_bool(raw, key, origin)
+        return as_flag(raw, key, origin)
     if key == "cache":
         return _as_url(raw, key, origin, ("s3",))
     if key == "cache-endpoint-url":

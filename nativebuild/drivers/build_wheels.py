@@ -5,6 +5,12 @@ For each job it unpacks an sdist at a fixed path (so compiled objects never embe
 temporary directory) and builds it with ``pip wheel --no-deps``, several jobs at once (one per
 CPU). It writes one result per job to results.json and keeps going after a failure, so that
 what did build can be cached.
+
+``--resolve-first PLAN RESULTS``: one container resolves, then builds. It runs the resolution
+command of PLAN (pip's dry run, which writes its report), says RESOLVED_MARKER, and waits for
+the host to read the report, fetch and verify the sdists that must be compiled, and put their
+jobs in PLAN's ``jobs`` file (then ``ready``); pip's cache, with the build dependencies the
+resolution already fetched, serves the builds.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 BUILD_ROOT = "/tmp/nativebuild-build"
+RESOLVED_MARKER = "@@nativebuild:resolved@@"
+POLL_SECONDS = 0.05
 TAIL_LINES = 60
 _PRINT_LOCK = threading.Lock()
 
@@ -152,8 +160,38 @@ def main(jobs_file: str, results_file: str) -> int:
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(run, jobs))
+    if not jobs:  # the host reads a result list whatever happened
+        with open(results_file + ".part", "w") as handle:
+            json.dump(results, handle)
+        os.replace(results_file + ".part", results_file)
     return 0 if all(r["ok"] for r in results) else 1
 
 
+def resolve_first(plan_file: str, results_file: str) -> int:
+    with open(plan_file) as handle:
+        plan = json.load(handle)
+    say("+ " + " ".join(plan["resolve"]))
+    process = subprocess.Popen(plan["resolve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    for raw in process.stdout:
+        say(raw.decode("utf-8", "replace").rstrip("\n"))
+    code = process.wait()
+    if code != 0:
+        return code
+    say(RESOLVED_MARKER)
+    deadline = time.monotonic() + float(plan.get("wait_seconds", 3600))
+    while not os.path.exists(plan["ready"]):
+        if time.monotonic() > deadline:
+            say("the host never said which sdists to build")
+            return 3
+        time.sleep(POLL_SECONDS)
+    with open(plan["ready"]) as handle:
+        if json.load(handle).get("abort"):
+            return 0  # the host stopped: nothing to build, nothing to report
+    return main(plan["jobs"], results_file)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--resolve-first":
+        sys.exit(resolve_first(sys.argv[2], sys.argv[3]))
     sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -32,7 +32,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from nativebuild.engine.docker import ImageInfo
+    from nativebuild.engine.runner import ImageInfo
     from nativebuild.reporting import Reporter
 
 RECIPE_FILES = ("Dockerfile", "install-toolchain.sh", "tools-requirements.txt")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner, DockerRunner
+from nativebuild.engine.docker import DockerRunner, remote_client_factory
+from nativebuild.engine.runner import Builder, ContainerRunner
 from nativebuild.errors import ConfigError
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture
@@ -32,15 +32,18 @@ def context_host(name: str, env: Mapping[str, str]) -> str:
 
 
 def make_builders(
-    settings: Settings, env: Mapping[str, str], reporter: Reporter
+    builders: Iterable[Builder], env: Mapping[str, str], reporter: Reporter
 ) -> dict[Architecture, ContainerRunner]:
+    """A runner per architecture that has a builder of its own."""
     runners: dict[Architecture, ContainerRunner] = {}
-    for builder in settings.builders:
+    for builder in builders:
         host = builder.host if "://" in builder.host else context_host(builder.host, env)
-        runners[builder.arch] = DockerRunner.for_builder(
-            host,
-            network_mode=builder.network,
+        runners[builder.arch] = DockerRunner(
+            remote_client_factory(host),
             keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
+            docker_host=host,
             reporter=reporter,
+            copy_files=True,  # files travel through the API: a remote engine has no bind mounts
+            network_mode=builder.network,
         )
     return runners

@@ -1,33 +1,46 @@
-"""Run commands in containers: the only module that talks to Docker.
+"""Run commands in containers through the Docker API: the only module that imports ``docker``.
 
-The pipeline depends on :class:`ContainerRunner`; :class:`DockerRunner` is the real one, built on
-the docker SDK. ``docker`` is imported lazily, so that importing this module (or building a
-package that needs no container) never needs the SDK to load or an engine to answer.
+:class:`DockerRunner` implements :class:`nativebuild.engine.runner.ContainerRunner` with the
+docker SDK (Docker, Podman's Docker API, remote engines). ``docker`` is imported lazily: a build
+that needs no container never loads the SDK or asks an engine anything.
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import contextlib
-import dataclasses
 import functools
-import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
-from nativebuild.errors import (
-    ContainerError,
-    DockerUnavailableError,
-    ImageNotFoundError,
-    NativebuildError,
+from nativebuild.engine.api import (
+    DEFAULT_HOST,
+    api_error,
+    engine_machine,
+    platform_api_error,
+    unreachable_error,
 )
+from nativebuild.engine.image_store import load_messages
+from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
+from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
+from nativebuild.engine.runner import (
+    LOG_TAIL_LINES,
+    ContainerResult,
+    ContainerSpec,
+    EngineInfo,
+    ImageInfo,
+    architecture_mismatch,
+    host_user,
+    iter_lines,
+)
+from nativebuild.engine.transfer import pack_inputs, unpack_output
+from nativebuild.errors import ContainerError, ImageNotFoundError, NativebuildError
+from nativebuild.redact import redact_secrets
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -37,153 +50,8 @@ if TYPE_CHECKING:
     from docker.models.images import Image
 
     from nativebuild.reporting import Reporter
-from nativebuild.engine.transfer import pack_inputs, unpack_output
 
-LOG_TAIL_LINES = 60
 LABEL = "org.nativebuild"
-# Creating a container with platform= needs API 1.41 (Docker Engine 20.10).
-MIN_PLATFORM_API = (1, 41)
-_DEFAULT_HOST = "unix:///var/run/docker.sock"
-# Image "Architecture" values that mean the same machine.
-_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
-
-_START_HINT = (
-    "Start a Docker engine: `sudo systemctl start docker` (Linux with systemd), `sudo dockerd &` "
-    "(no init system), or open Docker Desktop (macOS, Windows). If `docker info` works but "
-    'nativebuild does not, your docker CLI uses a context: export DOCKER_HOST="$(docker context '
-    "inspect --format '{{.Endpoints.docker.Host}}')\"."
-)
-_PERMISSION_HINT = (
-    "Your user may not use the Docker socket: add it to the `docker` group "
-    "(`sudo usermod -aG docker $USER`, then log in again), or point DOCKER_HOST at a rootless engine."
-)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Mount:
-    source: Path
-    target: str
-    read_only: bool = True
-    optional: bool = False  # only a speed-up (a download cache): left out on remote engines
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ContainerSpec:
-    image: str
-    command: tuple[str, ...]  # exec form, never through a shell
-    description: str  # "compile markupsafe 2.1.5", for messages
-    platform: str | None = None  # "linux/amd64" | "linux/arm64"
-    # () clears the image's entrypoint: Lambda images have /lambda-entrypoint.sh.
-    entrypoint: tuple[str, ...] = ()
-    mounts: tuple[Mount, ...] = ()
-    environment: tuple[tuple[str, str], ...] = ()  # may hold credentials: never log values
-    working_dir: str | None = None
-    user: str | None = None  # None: the invoking uid:gid, so bind-mounted outputs are not root's
-    network_mode: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ContainerResult:
-    exit_code: int
-    log_tail: tuple[str, ...]  # last LOG_TAIL_LINES lines of stdout and stderr together
-    duration_s: float
-
-
-class ContainerRunner(Protocol):
-    containers_started: int
-
-    def check_engine(self) -> None: ...
-
-    def image_id(self, image: str, *, platform: str | None) -> str: ...
-
-    def engine_architecture(self) -> str: ...
-
-    def cancel(self) -> None: ...
-
-    def run(
-        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
-    ) -> ContainerResult: ...
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ImageInfo:
-    """A local image, as ``docker image inspect`` describes it."""
-
-    id: str
-    tags: tuple[str, ...]
-    repo_digests: tuple[str, ...]
-    labels: Mapping[str, str]
-    architecture: str
-    created: str
-    size: int
-
-    @classmethod
-    def from_attrs(cls, attrs: Mapping[str, object]) -> ImageInfo:
-        config = attrs.get("Config")
-        labels = config.get("Labels") if isinstance(config, dict) else None
-        tags, digests, size = attrs.get("RepoTags"), attrs.get("RepoDigests"), attrs.get("Size")
-        return cls(
-            id=str(attrs.get("Id", "")),
-            tags=tuple(map(str, tags)) if isinstance(tags, list) else (),
-            repo_digests=tuple(map(str, digests)) if isinstance(digests, list) else (),
-            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
-            architecture=str(attrs.get("Architecture", "")),
-            created=str(attrs.get("Created", "")),
-            size=size if isinstance(size, int) else 0,
-        )
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class EngineInfo:
-    version: str
-    api_version: str
-    architecture: str  # the engine's machine: x86_64 | aarch64
-    root_dir: str  # DockerRootDir, a path on the engine's machine
-
-
-def host_user() -> str | None:
-    """The invoking ``uid:gid``, or None where the OS has no such thing (Windows)."""
-    if not hasattr(os, "getuid"):
-        return None
-    return f"{os.getuid()}:{os.getgid()}"
-
-
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines of a byte stream whose chunks split lines (and UTF-8 sequences) anywhere."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    partial: list[str] = []
-    for chunk in chunks:
-        pieces = decoder.decode(chunk).split("\n")
-        if len(pieces) > 1:
-            yield ("".join(partial) + pieces[0]).removesuffix("\r")
-            for piece in pieces[1:-1]:
-                yield piece.removesuffix("\r")
-            partial = []
-        partial.append(pieces[-1])
-    rest = "".join(partial) + decoder.decode(b"", final=True)
-    if rest:
-        yield rest.removesuffix("\r")
-
-
-def architecture_mismatch(image: str, architecture: str, platform: str | None) -> str | None:
-    """Why a local image cannot serve ``platform``, or None when it can."""
-    if platform is None or "/" not in platform:
-        return None
-    wanted = platform.split("/")[1]
-    actual = _ARCH_ALIASES.get(architecture, architecture)
-    if not actual or _ARCH_ALIASES.get(wanted, wanted) == actual:
-        return None
-    return (
-        f"Image {image!r} exists locally only for linux/{actual}, but {platform} is needed: "
-        "the classic image store keeps one architecture per name:tag."
-    )
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 class _DockerErrors:
@@ -226,35 +94,16 @@ class _DockerErrors:
     def _translate(self, err: BaseException) -> NativebuildError | None:
         import docker.errors
 
-        image = self.image or ""
         # APIError first: it is also a requests error, hence an OSError.
         if isinstance(err, docker.errors.APIError) and not self.connecting:
-            detail = _redact(str(err.explanation or err), self.secrets)
-            if self.pulling:
-                msg = f"Image {image!r} is not available locally and could not be pulled: {detail}"
-            elif isinstance(err, docker.errors.ImageNotFound):
-                msg = f"Image {image!r} was not found (trying to {self.action}): {detail}"
-            else:
-                about = f" (image {image!r})" if image else ""
-                msg = f"Docker could not {self.action}{about}: {detail}"
-                return ContainerError(msg)
-            hint = (
-                f"Check the image name; build it locally, `docker pull {image}` from a "
-                "registry you can reach, or pass --build-image to use another image."
-            )
-            return ImageNotFoundError(msg, hint=hint)
+            detail = redact_secrets(str(err.explanation or err), self.secrets)
+            not_found = isinstance(err, docker.errors.ImageNotFound)
+            return api_error(self.action, self.image or "", detail, self.pulling, not_found)
         if isinstance(err, docker.errors.DockerException | OSError):
             # requests/urllib3 connection errors, FileNotFoundError for a missing socket, ...
-            detail = _redact(str(err), self.secrets)
-            doing = "" if self.connecting else f" (trying to {self.action})"
-            msg = f"Cannot reach the Docker engine at {self.engine}{doing}: {detail}"
-            hint = _PERMISSION_HINT if "Permission denied" in detail else _START_HINT
-            return DockerUnavailableError(msg, hint=hint)
+            detail = redact_secrets(str(err), self.secrets)
+            return unreachable_error(self.engine, None if self.connecting else self.action, detail)
         return None  # not docker's: KeyboardInterrupt, our own errors, bugs
-
-
-def _api_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 class DockerRunner:
@@ -269,6 +118,7 @@ class DockerRunner:
         reporter: Reporter | None = None,
         copy_files: bool = False,
         network_mode: str | None = None,
+        local_api: LocalEngineAPI | None = None,
     ) -> None:
         """``client_factory`` defaults to ``docker.from_env``, looked up when first needed.
 
@@ -277,7 +127,9 @@ class DockerRunner:
         ``reporter`` hears about image pulls, which can take minutes. ``copy_files`` sends
         mounts through the API instead of binding host paths (a remote engine cannot see
         them); ``network_mode`` applies to every container (a builder may need "host").
+        ``local_api`` answers image ids without the SDK while no client is needed yet.
         """
+        self._local_api = local_api
         self.copy_files = copy_files
         self._network_mode = network_mode
         self._client_factory = client_factory
@@ -286,7 +138,7 @@ class DockerRunner:
         self._engine = (
             f"DOCKER_HOST={docker_host}"
             if docker_host
-            else f"DOCKER_HOST, or the default socket {_DEFAULT_HOST}"
+            else f"DOCKER_HOST, or the default socket {DEFAULT_HOST}"
         )
         self._reporter = reporter
         self.containers_started = 0
@@ -309,29 +161,8 @@ class DockerRunner:
             keep_containers=env.get("NATIVEBUILD_KEEP_CONTAINER") == "1",
             docker_host=env.get("DOCKER_HOST"),
             reporter=reporter,
+            local_api=LocalEngineAPI.from_env(env),
         )
-
-    @classmethod
-    def for_builder(
-        cls,
-        host: str,
-        *,
-        network_mode: str | None = None,
-        keep_containers: bool = False,
-        reporter: Reporter | None = None,
-    ) -> DockerRunner:
-        """A runner on another engine (``ssh://``, ``tcp://``, ``unix://``): files travel
-        through the Docker API, never as bind mounts."""
-
-        def factory() -> DockerClient:
-            import docker
-
-            return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-
-        return cls(
-            factory, keep_containers=keep_containers, docker_host=host, reporter=reporter,
-            copy_files=True, network_mode=network_mode,
-        )  # fmt: skip
 
     def check_engine(self) -> None:
         self._client_for(platform=None)
@@ -340,8 +171,7 @@ class DockerRunner:
         """The engine's own machine (``x86_64``, ``aarch64``): what runs without emulation."""
         client = self._client_for(platform=None)
         with _DockerErrors("ask the engine for its architecture", engine=self._engine):
-            machine = str(client.info().get("Architecture", ""))
-        return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+            return engine_machine(str(client.info().get("Architecture", "")))
 
     def cancel(self) -> None:
         """Kill and remove every container this runner has running (Ctrl-C from another
@@ -357,6 +187,10 @@ class DockerRunner:
                 self._client.containers.get(name).remove(force=True)
 
     def image_id(self, image: str, *, platform: str | None) -> str:
+        if self._client is None and self._local_api is not None:  # the warm path: no SDK
+            known = quick_image_id(self._local_api, image, platform, reporter=self._reporter)
+            if known is not None:
+                return known
         client = self._client_for(platform=platform)
         try:
             with _DockerErrors("inspect the image", image=image, engine=self._engine):
@@ -376,7 +210,11 @@ class DockerRunner:
         return found.id
 
     def run(
-        self, spec: ContainerSpec, *, reporter: Reporter, verbose: bool = False
+        self,
+        spec: ContainerSpec,
+        *,
+        reporter: Reporter,
+        verbose: bool = False,  # noqa: ARG002 - every line goes to the reporter, which filters
     ) -> ContainerResult:
         import docker.types
 
@@ -444,8 +282,7 @@ class DockerRunner:
             )
             for line in iter_lines(chunks):
                 tail.append(line)
-                if verbose:
-                    reporter.output(line)
+                reporter.output(line)  # the reporter decides what to show (-v: everything)
             with guard(f"wait for the container to {spec.description}"):
                 status = container.wait()
             if self.copy_files:
@@ -467,11 +304,10 @@ class DockerRunner:
         client = self._client_for(platform=None)
         with _DockerErrors("ask the engine for its version", engine=self._engine):
             version, info = client.version(), client.info()
-        machine = str(info.get("Architecture", ""))
         return EngineInfo(
             version=str(version.get("Version", "")),
             api_version=str(client.api.api_version),
-            architecture={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+            architecture=engine_machine(str(info.get("Architecture", ""))),
             root_dir=str(info.get("DockerRootDir", "")),
         )
 
@@ -496,6 +332,18 @@ class DockerRunner:
             for image in images
             if any(tag.startswith(prefix) for tag in image.tags)
         ]
+
+    def save_image(self, image: str) -> Iterator[bytes]:
+        """``docker save IMAGE``, streamed (nativebuild.engine.image_store.ImageStore)."""
+        client = self._client_for(platform=None)
+        guard = _DockerErrors("save the image", image=image, engine=self._engine)
+        return _guarded(lambda: client.api.get_image(image), guard)
+
+    def load_image(self, data: Iterable[bytes]) -> tuple[str, ...]:
+        """``docker load`` of a docker-archive stream; the engine's messages."""
+        client = self._client_for(platform=None)
+        with _DockerErrors("load an image", engine=self._engine):
+            return load_messages(client.api.load_image(data))  # type: ignore[no-untyped-call]
 
     def registry_digest(self, image: str) -> str:
         """The digest the registry serves for ``image`` now; nothing is pulled."""
@@ -539,12 +387,12 @@ class DockerRunner:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         guard = _DockerErrors(f"build image {tag}", image=tag, engine=self._engine, secrets=hidden)
         for raw in iter_lines(_guarded(stream, guard)):
-            line = _redact(raw, hidden)
+            line = redact_secrets(raw, hidden)
             tail.append(line)
             reporter.output(line)
         if "error" in found:
             log = "\n".join(tail)
-            msg = f"Building image {tag} failed: {_redact(found['error'], hidden)}\n{log}"
+            msg = f"Building image {tag} failed: {redact_secrets(found['error'], hidden)}\n{log}"
             hint = (
                 "The lines above end at the failing step. A package index or registry that "
                 "cannot be reached usually means proxy or CA settings: see `nativebuild doctor`."
@@ -572,14 +420,9 @@ class DockerRunner:
                     raise
             self._client = client
             self._reap_orphans(client)
-        version = self._client.api.api_version
-        if platform is not None and _api_tuple(version) < MIN_PLATFORM_API:
-            wanted = ".".join(map(str, MIN_PLATFORM_API))
-            msg = (
-                f"The Docker engine at {self._engine} speaks API {version}, but choosing a "
-                f"platform ({platform}) needs API {wanted} or newer."
-            )
-            raise DockerUnavailableError(msg, hint="Upgrade Docker Engine to 20.10 or newer.")
+        problem = platform_api_error(self._engine, self._client.api.api_version, platform)
+        if problem is not None:
+            raise problem
         return self._client
 
     def _pull(self, client: DockerClient, image: str, platform: str | None) -> Image:
@@ -637,3 +480,14 @@ def _guarded(open_stream: Callable[[], Iterable[bytes]], guard: _DockerErrors) -
     # Covers opening and reading the stream, not what the consumer does with each chunk.
     with guard:
         yield from open_stream()
+
+
+def remote_client_factory(host: str) -> Callable[[], DockerClient]:
+    """A client of the engine at ``host`` (ssh://, tcp://, unix://), made when first needed."""
+
+    def factory() -> DockerClient:
+        import docker
+
+        return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+    return factory

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from nativebuild.cache.local import CachedFile, LocalCache
 from nativebuild.errors import DownloadError
-from nativebuild.index.pip_config import IndexSettings, redact
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.pins import Pin
+from nativebuild.redact import redact
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin
 
 ATTEMPTS = 3
 TIMEOUT_S = 60

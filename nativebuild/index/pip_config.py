@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nativebuild.engine.docker import Mount
+from nativebuild.redact import redact
 
 CA_BUNDLE_IN_CONTAINER = "/nativebuild/ca-bundle.crt"
 NETRC_IN_CONTAINER = "/nativebuild/netrc"
@@ -89,13 +89,14 @@ class IndexSettings:
         env.update(dict(self.proxies))
         return env
 
-    def container_mounts(self) -> tuple[Mount, ...]:
-        mounts = []
+    def container_files(self) -> tuple[tuple[Path, str], ...]:
+        """(host file, path in the container) of what pip needs there: mounted read-only."""
+        files = []
         if self.ca_bundle is not None:
-            mounts.append(Mount(source=self.ca_bundle, target=CA_BUNDLE_IN_CONTAINER))
+            files.append((self.ca_bundle, CA_BUNDLE_IN_CONTAINER))
         if self.netrc is not None:
-            mounts.append(Mount(source=self.netrc, target=NETRC_IN_CONTAINER))
-        return tuple(mounts)
+            files.append((self.netrc, NETRC_IN_CONTAINER))
+        return tuple(files)
 
     def fingerprint_fields(self) -> dict[str, str]:
         """What changes which files resolution may pick, with credentials removed."""
@@ -103,15 +104,6 @@ class IndexSettings:
             "index_url": redact(self.index_url),
             "extra_index_urls": " ".join(redact(u) for u in self.extra_index_urls),
         }
-
-
-def redact(url: str) -> str:
-    """``https://user:secret@host/x`` → ``https://***@host/x``."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:

@@ -21,8 +21,9 @@ from packaging.utils import canonicalize_name
 
 from nativebuild.errors import DownloadError, ResolutionError
 from nativebuild.index.downloads import credentials_for, ssl_context
-from nativebuild.index.pip_config import IndexSettings, redact
-from nativebuild.inputs.locked import FileRef, filename_of, strip_credentials
+from nativebuild.index.pip_config import IndexSettings
+from nativebuild.pins import FileRef, filename_of
+from nativebuild.redact import redact, strip_credentials
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 ATTEMPTS = 3

@@ -8,11 +8,9 @@ install per package for a target is :func:`choose_file`, a pure function.
 from __future__ import annotations
 
 import dataclasses
-import posixpath
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.utils import (
@@ -24,20 +22,14 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
-from nativebuild.resolve.in_image import Pin
+from nativebuild.pins import FileRef, Pin, filename_of
+from nativebuild.redact import strip_credentials
 from nativebuild.targets import Target
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FileRef:
-    url: str  # without credentials
-    filename: str
-    sha256: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,17 +41,6 @@ class LockedPackage:
     sdist: FileRef | None
     origin: str  # where the pin comes from, for messages
     directory: str | None = None  # a local project, packed by nativebuild (localpkg.py)
-
-
-def strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
-def filename_of(url: str) -> str:
-    return unquote(posixpath.basename(urlsplit(url).path))
 
 
 def _file_ref(entry: Mapping[str, Any], *, package: str, origin: str) -> FileRef:

@@ -23,9 +23,7 @@ from nativebuild.index.simple_api import FileLookup
 from nativebuild.index.uv import UvRunner, uv_environment
 from nativebuild.inputs.locked import LockedPackage, read_pylock
 from nativebuild.inputs.poetry_lock import read_lock_text, read_poetry_lock
-from nativebuild.inputs.requirements import (
-    redact_url,
-)
+from nativebuild.redact import redact
 
 if sys.version_info >= (3, 11):
     pass
@@ -118,7 +116,7 @@ def export_uv_lock(
         text = output.read_text(encoding="utf-8") if output.is_file() else None
     if result.returncode != 0 or text is None:
         tail = "\n".join(result.stderr.strip().splitlines()[-_STDERR_LINES:])
-        msg = f"uv could not export {path} (exit code {result.returncode}):\n{redact_url(tail)}"
+        msg = f"uv could not export {path} (exit code {result.returncode}):\n{redact(tail)}"
         hint = "Check the extras and groups you asked for; run `uv lock` if the lock is stale."
         raise ResolutionError(msg, hint=hint)
     return read_pylock(text, origin=str(path))

@@ -29,12 +29,13 @@ from nativebuild.errors import (
 )
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.simple_api import FileLookup, SimpleIndex
-from nativebuild.inputs.locked import FileRef, LockedPackage
-from nativebuild.inputs.requirements import (
+from nativebuild.inputs.locked import LockedPackage
+from nativebuild.inputs.pyproject import (
     dependency_group_requirements,
     project_requirements,
     read_pyproject,
 )
+from nativebuild.pins import FileRef
 
 _CONSTRAINT_RE = re.compile(r"(\^|~=|~|===|==|!=|<=|>=|<|>)?\s*([^\s,|<>=!~^]+)")
 _NOT_SUPPORTED = ("git", "directory", "file", "url")  # poetry source types we cannot fetch yet

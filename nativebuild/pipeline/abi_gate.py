@@ -16,22 +16,21 @@ from typing import Any
 
 from nativebuild import __version__
 from nativebuild.abi.check import Severity, abi_error, check_mounts
-from nativebuild.abi.elf import LAYER_ROOT, merge_layers, scan_archive_plan, scan_zip
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
-    cached_probe,
     facts_for_target,
     is_custom_runtime,
     known_facts,
 )
+from nativebuild.abi.scan import merge_layers, scan_archive_plan, scan_zip
 from nativebuild.abi.verify import VerifyReport, verify_archive
+from nativebuild.archive.layout import LAYER_ROOT
 from nativebuild.archive.manifest import ArchiveRecord
 from nativebuild.archive.plan import ArchivePlan, SourceFile
-from nativebuild.cache.local import build_key, file_identity
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.errors import AbiError, DockerUnavailableError
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.context import BuildContext, wheel_binaries
 from nativebuild.pipeline.emulation import check_emulation
-from nativebuild.pipeline.wheel_facts import wheel_binaries
 from nativebuild.targets import Target
 
 __all__ = ["build_facts", "check_group", "compile_settings", "provided_libraries", "verify_built"]
@@ -43,19 +42,22 @@ VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not t
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
     """The runtime facts of ``target``, once per runtime image and architecture and build."""
     memo, key = context.runtime_facts, (target.runtime_image, target.arch)
+    runtime_key = f"{target.runtime_image}|{target.arch.docker_platform}"
     if key not in memo:
         try:
-            custom = is_custom_runtime(target)
-            if custom and (known := _probed_before(context, target)) is not None:
-                memo[key] = known  # a warm build: no probe, so no emulation check either
-                return known
-            if custom:  # probed in a container of the target's architecture
-                check_emulation(context, target, target.runtime_image)
+            # A custom image is probed in a container of the target's architecture, once per
+            # image id: the emulation check only when that container is about to start.
             memo[key] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
+                before_container=lambda: check_emulation(context, target, target.runtime_image),
             )  # fmt: skip
+            if is_custom_runtime(target):  # its facts, hence the verdicts, follow its id
+                context.image_ids[runtime_key] = context.runner_for(target.arch).image_id(
+                    target.runtime_image, platform=target.arch.docker_platform
+                )
         except DockerUnavailableError:
+            context.image_ids[runtime_key] = "unconfirmed"  # the next build asks again
             facts = known_facts(target)
             context.reporter.warning(
                 f"Cannot probe {target.runtime_image} (the Docker engine is not reachable): "
@@ -63,14 +65,6 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
             )
             memo[key] = facts
     return memo[key]
-
-
-def _probed_before(context: BuildContext, target: Target) -> RuntimeFacts | None:
-    _, facts = cached_probe(
-        target.runtime_image, platform=target.arch.docker_platform,
-        runner=context.runner_for(target.arch), cache=context.cache, reporter=context.reporter,
-    )  # fmt: skip
-    return facts
 
 
 def provided_libraries(context: BuildContext, target: Target) -> tuple[str, ...] | None:

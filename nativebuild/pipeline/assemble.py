@@ -22,15 +22,16 @@ from nativebuild.archive.budget import (
 from nativebuild.archive.bytecode import INVALIDATION, compile_groups, plan_groups, with_bytecode
 from nativebuild.archive.layout import ArchiveSpec, archive_specs, budget_groups
 from nativebuild.archive.manifest import ArchiveRecord, WheelEntry
-from nativebuild.archive.plan import ArchivePlan, plan_archive, write_zip
+from nativebuild.archive.plan import ArchiveInfo, ArchivePlan, plan_archive, write_zip
 from nativebuild.archive.slim import Removal, SlimOptions, runtime_packages, slim_plan, summarize
 from nativebuild.archive.strip import Stripped, strip_wheels
 from nativebuild.archive.wheels import WheelMember, wheel_owner
-from nativebuild.cache.local import CachedFile, build_key
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile
+from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.resolution import image_identity, with_build_image
-from nativebuild.pipeline.wheel_facts import verified_wheels
+from nativebuild.pipeline.image import image_store, load_image, write_image
+from nativebuild.pipeline.images import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.targets import Target
 
@@ -72,7 +73,7 @@ def assemble_target(
         python=target.runtime.python, arch=target.arch.value,
     )  # fmt: skip
     prepared = prepare_archives(context, target, plan, wheels, specs)
-    _check_budget(context, list(prepared.archives))
+    _check_budget(context, list(prepared.archives))  # an image's size is checked as it is written
     if check is not None:
         mounted = {spec.filename: (planned, spec.mount) for spec, planned, _ in prepared.archives}
         for group in budget_groups([spec for spec, _, _ in prepared.archives]):
@@ -198,7 +199,8 @@ def _compile(
 def _check_budget(context: BuildContext, planned: list[Planned]) -> None:
     external = [read_layer(path) for path in context.settings.with_layers]
     plans = {spec.filename: archive_plan for spec, archive_plan, _ in planned}
-    for group in budget_groups([spec for spec, _, _ in planned]):
+    zips = [spec for spec, _, _ in planned if spec.kind != "image"]
+    for group in budget_groups(zips) if zips else []:
         warnings = check_group(
             [(spec.filename, plans[spec.filename]) for spec in group],
             external,
@@ -222,19 +224,34 @@ def _write(
     wheels_used = {
         e.source.wheel for e in archive_plan.entries if isinstance(e.source, WheelMember)
     }
-    info = write_zip(
-        archive_plan, context.settings.output / spec.filename, epoch=context.epoch,
-        verified=verified_wheels(context, wheels_used),
-    )  # fmt: skip
+    verified = verified_wheels(context, wheels_used)
+    dest = context.settings.output / spec.filename
+    facts = None
+    if spec.kind == "image":
+        image = write_image(
+            context, target, archive_plan, name=spec.name, dest=dest,
+            wheel_hashes={w.path: w.sha256 for w in wheels.values()},
+        )  # fmt: skip
+        info = ArchiveInfo(
+            path=image.path, sha256=image.sha256, size=image.size,
+            entries=len(archive_plan.entries), uncompressed_size=archive_plan.unzipped_size,
+        )  # fmt: skip
+        packages = package_sizes(archive_plan, spec.filename)
+        facts = image.facts
+        if context.settings.load:
+            load_image(image_store(context), image.path, facts, reporter=reporter)
+            facts = replace(facts, loaded=True)
+    else:
+        info = write_zip(archive_plan, dest, epoch=context.epoch, verified=verified)
+        packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
+        for line in render_table(spec.filename, info.size, packages):
+            reporter.detail(line)
+        for warning in zipped_warnings(spec.filename, info.size):
+            reporter.warning(warning)
     elapsed = time.monotonic() - started
     reporter.detail(f"wrote {info.path} ({info.size} bytes, {elapsed:.2f}s)")
-    packages = package_sizes(archive_plan, spec.filename, info.compressed_sizes)
-    for line in render_table(spec.filename, info.size, packages):
-        reporter.detail(line)
     for line in summarize(removed):
         reporter.detail(line)
-    for warning in zipped_warnings(spec.filename, info.size):
-        reporter.warning(warning)
     if not archive_plan.entries:
         reporter.warning(f"{spec.filename} is empty: Lambda refuses an empty archive.")
     owners = {entry.owner for entry in archive_plan.entries}
@@ -251,7 +268,7 @@ def _write(
         arch=target.arch.value,
         kind=spec.kind,
         name=spec.name,
-        code_sha256=info.code_sha256,
+        code_sha256="" if spec.kind == "image" else info.code_sha256,
         unzipped_size=info.uncompressed_size,
         files=info.entries,
         mount=spec.mount,
@@ -266,7 +283,7 @@ def _write(
                 version=item.pin.version,
                 filename=wheels[item.pin.name].path.name,
                 sha256=wheels[item.pin.name].sha256,
-                source=item.source,
+                source=context.source_of(item),
                 url=item.pin.url,
                 sdist=None if item.pin.is_wheel else item.pin.filename,
                 sdist_sha256=None if item.pin.is_wheel else item.pin.sha256,
@@ -276,6 +293,8 @@ def _write(
         packages=packages,
         slim_rules=context.settings.slim,
         removed=removed,
+        image_id=facts.id if facts is not None else None,
+        image=facts,
     )
 
 

@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from nativebuild import __version__
+from nativebuild.abi.elf import Binary
 from nativebuild.abi.runtime_facts import RuntimeFacts
+from nativebuild.abi.wheel_facts import KIND as WHEEL_FACTS_KIND
+from nativebuild.abi.wheel_facts import VERSION as WHEEL_FACTS_VERSION
+from nativebuild.abi.wheel_facts import WheelFacts, inspect_wheel
 from nativebuild.archive.plan import source_date_epoch
+from nativebuild.cache.keys import build_key, file_identity
 from nativebuild.cache.local import LocalCache
 from nativebuild.cache.tiered import open_cache
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.errors import RequirementsFileNotFoundError, ResolutionError
 from nativebuild.index.pip_config import IndexSettings, discover
 from nativebuild.index.uv import HostUv, UvRunner
 from nativebuild.inputs.local_project import pack, read_local_project
 from nativebuild.inputs.locked import LockedPackage, pylock_default_groups
 from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
-from nativebuild.inputs.requirements import (
-    RequirementSet,
-    parse_requirements,
-    requirements_from_pyproject,
-)
+from nativebuild.inputs.pyproject import requirements_from_pyproject
+from nativebuild.inputs.requirements import RequirementSet, parse_requirements
+from nativebuild.pins import Pin
+from nativebuild.plan.distributions import Action, PlanItem
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin
 from nativebuild.targets import Architecture
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from nativebuild.pipeline.wheel_facts import WheelFacts
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -45,6 +44,7 @@ class Inputs:
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     local: Mapping[str, Pin] = dataclasses.field(default_factory=dict)  # packed local projects
+    files: tuple[Path, ...] = ()  # every file read to know the inputs (for pipeline.uptodate)
 
     @property
     def no_binary(self) -> tuple[str, ...]:
@@ -79,13 +79,27 @@ class BuildContext:
     # The engine's machine per architecture whose containers are known to run
     # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
     engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # What reading each cached wheel told (nativebuild.pipeline.wheel_facts), by path
+    # What reading each cached wheel told (nativebuild.abi.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
     # What each runtime image provides, by image and architecture, once known
     # (nativebuild.pipeline.abi_gate)
     runtime_facts: dict[tuple[str, Architecture], RuntimeFacts] = dataclasses.field(
         default_factory=dict
     )
+    # The id of every image the build's output depends on, "ref|platform" -> id (uptodate)
+    image_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Cache keys of the wheels this build compiled, sha256s of the files it downloaded: where
+    # a later step finds them in the cache, the build still reports how it got them
+    compiled_keys: set[str] = dataclasses.field(default_factory=set)
+    downloaded: set[str] = dataclasses.field(default_factory=set)
+
+    def source_of(self, item: PlanItem) -> str:
+        """How this build got ``item``'s wheel: compiled, download or cache."""
+        if item.compile_key and item.compile_key in self.compiled_keys:
+            return "compiled"
+        if item.action is Action.CACHED_WHEEL and item.pin.sha256 in self.downloaded:
+            return "download"
+        return item.source
 
     def runner_for(self, arch: Architecture) -> ContainerRunner:
         """The engine that runs this architecture's containers: its builder, or the default."""
@@ -130,7 +144,7 @@ def read_inputs(
         digest.update(repr((kind, settings.extras, groups)).encode())
         return Inputs(
             kind=kind, requirements=None, locked=locked, fingerprint=digest.hexdigest(),
-            extras=settings.extras, groups=groups,
+            extras=settings.extras, groups=groups, files=(path.absolute(),),
         )  # fmt: skip
     local = pack_local_projects(requirements, cache)
     fingerprint = requirements.fingerprint()
@@ -144,9 +158,11 @@ def read_inputs(
         msg = f"{path} says --no-index, which nativebuild cannot honour yet."
         hint = "Serve the packages from an index (--index-url); local --find-links folders are not forwarded."
         raise ResolutionError(msg, hint=hint)
+    files = requirements.files if kind == "requirements" else (path.absolute(),)
     return Inputs(
-        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local
-    )
+        kind=kind, requirements=requirements, locked=None, fingerprint=fingerprint, local=local,
+        files=files,
+    )  # fmt: skip
 
 
 def pack_local_projects(requirements: RequirementSet, cache: LocalCache) -> dict[str, Pin]:
@@ -209,7 +225,11 @@ def open_session(
     are :data:`NO_INPUTS`): :func:`with_inputs` gives it some. Needs no Docker engine."""
     uv = uv if uv is not None else HostUv()
     # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
-    cache = open_cache(settings, env=env, reporter=reporter)
+    cache = open_cache(
+        cache_dir=settings.cache_dir, remote_url=settings.cache,
+        endpoint_url=settings.cache_endpoint_url, readonly=settings.cache_readonly,
+        no_cache=settings.no_cache, env=env, reporter=reporter,
+    )  # fmt: skip
     index = discover(env)
     for skipped in index.skipped:
         reporter.detail(f"not using local index {skipped} (containers cannot see host paths)")
@@ -249,3 +269,44 @@ def with_inputs(context: BuildContext, settings: Settings) -> BuildContext:
             f"not using local index {skipped} (containers cannot see host paths)"
         )
     return dataclasses.replace(context, settings=settings, inputs=inputs, index=index)
+
+
+# --- what reading each cached wheel told (abi.wheel_facts), kept by the file's identity ----------
+
+
+def wheel_facts(context: BuildContext, path: Path) -> WheelFacts:
+    """``path``'s facts: known in this build, kept from an earlier one, or read now."""
+    memo = context.wheel_facts
+    if path not in memo:
+        local = context.cache.machine_local  # the key holds this machine's paths
+        fields = {
+            "kind": WHEEL_FACTS_KIND,
+            "version": f"{__version__}/{WHEEL_FACTS_VERSION}",
+            "file": file_identity(path),
+        }
+        key = build_key(fields)
+        kept = local.get_json(WHEEL_FACTS_KIND, key)
+        facts = None
+        if kept is not None:
+            try:
+                facts = WheelFacts.from_json(kept)
+            except (KeyError, TypeError, ValueError):
+                facts = None
+        if facts is None:
+            facts = inspect_wheel(path)
+            local.put_json(WHEEL_FACTS_KIND, key, facts.to_json())
+        memo[path] = facts
+    return memo[path]
+
+
+def wheel_binaries(context: BuildContext, path: Path) -> Mapping[str, Binary]:
+    return wheel_facts(context, path).binaries
+
+
+def verified_wheels(context: BuildContext, paths: Iterable[Path]) -> frozenset[Path]:
+    """``paths``, each with every member's CRC checked (now, or by an earlier build): a
+    corrupt member raises ArchiveError here."""
+    chosen = frozenset(paths)
+    for path in chosen:
+        wheel_facts(context, path)
+    return chosen

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.engine.build_images import CA_BUNDLE_NAME, ImageRunner, Recipe, write_ca_bundle
 from nativebuild.errors import ConfigError
 from nativebuild.pipeline.context import BuildContext

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from nativebuild.engine.emulation import emulation_error, probe_spec
 from nativebuild.errors import ContainerError
 from nativebuild.pipeline.context import BuildContext
-from nativebuild.sdists.build import emulation_error, probe_spec
 from nativebuild.targets import Target
 
 __all__ = ["check_build_emulation", "check_emulation", "ensure_emulation"]

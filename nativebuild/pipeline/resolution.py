@@ -8,32 +8,28 @@ Python.
 
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from nativebuild.cache.local import build_key
-from nativebuild.engine.build_images import ImageRunner, ensure_build_image
-from nativebuild.engine.docker import ContainerSpec, Mount
+from nativebuild.cache.keys import build_key
+from nativebuild.engine.runner import ContainerSpec, Mount, read_only_mounts
 from nativebuild.errors import (
     CacheOnlyError,
-    ConfigError,
-    DockerUnavailableError,
     ResolutionError,
 )
 from nativebuild.inputs.locked import choose_files
 from nativebuild.inputs.requirements import RequirementSet
+from nativebuild.pins import RESOLVER_VERSION, Resolution
 from nativebuild.pipeline.context import BuildContext
-from nativebuild.pipeline.derived_image import with_derived_image
+from nativebuild.pipeline.images import image_identity, with_compile_image
 from nativebuild.resolve.host import HostResolutionUnavailable, resolve_on_host
 from nativebuild.resolve.in_image import (
     IN_DIR,
     OUT_DIR,
     REPORT_NAME,
-    RESOLVER_VERSION,
-    Resolution,
     check_pins,
     pip_environment,
     read_report,
@@ -41,8 +37,6 @@ from nativebuild.resolve.in_image import (
     resolve_command,
 )
 from nativebuild.targets import Target
-
-OWN_IMAGE_PREFIX = "nativebuild/build-"  # images.image_tag: named by recipe and base
 
 
 def resolution_key(context: BuildContext, target: Target) -> str:
@@ -61,8 +55,14 @@ def resolution_key(context: BuildContext, target: Target) -> str:
     )
 
 
-def resolve(context: BuildContext, target: Target) -> Resolution:
-    """The pins for ``target``, from the cheapest source that can answer."""
+InImage = Callable[[BuildContext, Target], Resolution]
+
+
+def resolve(
+    context: BuildContext, target: Target, *, in_image: InImage | None = None
+) -> Resolution:
+    """The pins for ``target``, from the cheapest source that can answer. ``in_image`` resolves
+    in the build image when the host cannot (default: a container that only resolves)."""
     key = resolution_key(context, target)
     cached = context.cache.get_json("resolution", key)
     if cached is not None:
@@ -76,14 +76,14 @@ def resolve(context: BuildContext, target: Target) -> Resolution:
         pins = choose_files(inputs.locked, target, extras=inputs.extras, groups=inputs.groups)
         resolution = Resolution(pins=pins)
     else:
-        resolution = _resolve_requirements(context, target)
+        resolution = _resolve_requirements(context, target, in_image or resolve_in_image)
     check_pins(resolution, target)
     check_hashes(resolution, context)
     context.cache.put_json("resolution", key, resolution.to_json())
     return resolution
 
 
-def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
+def _resolve_requirements(context: BuildContext, target: Target, in_image: InImage) -> Resolution:
     requirements = context.inputs.requirements
     assert requirements is not None  # noqa: S101 - Inputs holds one or the other
     context.reporter.step(
@@ -110,7 +110,7 @@ def _resolve_requirements(context: BuildContext, target: Target) -> Resolution:
         context.reporter.detail(
             f"uv on the host cannot resolve this without building ({first}): resolving in {target.build_image}"
         )
-        return _resolve_in_image(context, target)
+        return in_image(context, target)
     pins = choose_files(
         host.packages,
         target,
@@ -163,7 +163,8 @@ def cache_only_refusal(requirements: RequirementSet, reason: str) -> CacheOnlyEr
     return CacheOnlyError(msg, hint=hint)
 
 
-def _resolve_in_image(context: BuildContext, target: Target) -> Resolution:
+def resolve_in_image(context: BuildContext, target: Target) -> Resolution:
+    """A container in the build image that only resolves (pip's dry run and report)."""
     requirements = context.inputs.requirements
     assert requirements is not None  # noqa: S101
     image_identity(context, target)  # a missing image fails here, with a clear message
@@ -198,7 +199,7 @@ def resolve_spec(
         mounts=(
             Mount(source=in_dir, target=IN_DIR),
             Mount(source=out_dir, target=OUT_DIR, read_only=False),
-            *context.index.container_mounts(),
+            *read_only_mounts(context.index.container_files()),
         ),
         environment=tuple(sorted(environment.items())),
         working_dir="/tmp",
@@ -227,56 +228,3 @@ def check_hashes(resolution: Resolution, context: BuildContext) -> None:
         if pin.sha256 not in hashes:
             msg = f"{pin.filename} has sha256 {pin.sha256}, which none of its --hash values match."
             raise ResolutionError(msg, hint="Check the hashes pinned in the requirements.")
-
-
-def with_build_image(context: BuildContext, target: Target) -> Target:
-    """``target`` with the build image its containers use. Without --build-image that is
-    nativebuild's own image for the runtime (build-images/), built on first use; only called
-    when a container or a compile key needs it, so builds that need neither need no engine."""
-    if context.settings.build_image is not None:
-        return target
-    memo, key = context.build_images, (target.runtime.name, target.arch)
-    if key not in memo:
-        runner = context.runner_for(target.arch)
-        if not isinstance(runner, ImageRunner):
-            msg = f"The engine for {target.arch} cannot build nativebuild's build image."
-            raise ConfigError(msg, hint="Pass --build-image with an image that has a compiler.")
-        memo[key] = ensure_build_image(target, runner, context.reporter, index=context.index)
-    return dataclasses.replace(target, build_image=memo[key])
-
-
-def with_compile_image(context: BuildContext, target: Target) -> Target:
-    """``target`` with the image its sdists are built (and resolved) in: the build image, or
-    the one derived from it with the project's build-packages and before-build."""
-    return with_derived_image(context, with_build_image(context, target))
-
-
-def image_identity(context: BuildContext, target: Target) -> str:
-    """The build image's identity, for cache keys. nativebuild's own images are named by their
-    recipe and base, so the name is the identity (the same on every machine sharing a cache);
-    other images are asked for their id. When the engine is down and the id was seen before,
-    the last one seen stands (a warm build then needs no engine)."""
-    key = build_key(
-        {"kind": "image-id", "image": target.build_image, "platform": target.arch.docker_platform}
-    )
-    if "@sha256:" in target.build_image:
-        return target.build_image.rsplit("@", 1)[1]  # pinned by digest: that is the identity
-    try:
-        target = with_build_image(context, target)
-        ref = target.build_image
-        image_id = context.runner_for(target.arch).image_id(
-            ref, platform=target.arch.docker_platform
-        )
-    except DockerUnavailableError:
-        seen = context.cache.get_json("image-id", key)
-        if seen is None:
-            raise
-        context.reporter.detail(
-            f"Docker engine not reachable: using {seen['image']} as last seen ({seen['id'][:19]})"
-        )
-        return str(seen["id"])
-    identity = ref if ref.startswith(OWN_IMAGE_PREFIX) else image_id
-    seen = context.cache.get_json("image-id", key)
-    if seen is None or seen.get("id") != identity:
-        context.cache.replace_json("image-id", key, {"image": ref, "id": identity})
-    return identity

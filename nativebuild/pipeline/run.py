@@ -15,14 +15,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from nativebuild import __version__
+from nativebuild.archive.layout import Kind
 from nativebuild.archive.manifest import ArchiveRecord, write_manifest
-from nativebuild.cache.local import CachedFile, build_key
-from nativebuild.cache.tiered import check_cache_only
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
+from nativebuild.errors import ConfigError
 from nativebuild.index.downloads import fetch_all
 from nativebuild.index.uv import UvRunner
+from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import (
     check_group,
     compile_settings,
@@ -30,17 +32,19 @@ from nativebuild.pipeline.abi_gate import (
     verify_built,
 )
 from nativebuild.pipeline.assemble import assemble_target
+from nativebuild.pipeline.compiling import (
+    can_compile_while_resolving,
+    compile_jobs,
+    resolve_and_compile,
+)
 from nativebuild.pipeline.context import BuildContext, open_context
-from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.resolution import image_identity, resolve, with_compile_image
-from nativebuild.plan.distributions import Action, BuildPlan, make_plan
+from nativebuild.pipeline.images import image_identity
+from nativebuild.pipeline.resolution import resolve
+from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only, make_plan
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin, Resolution
 from nativebuild.sdists.build import (
     CompileJob,
     compile_key_fields,
-    manifest_key,
-    run_compile,
 )
 from nativebuild.targets import Architecture, Target
 
@@ -56,19 +60,37 @@ class WheelRecord:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class MadeFrom:
+    """What a build's archives depend on beyond its settings: files and trees it read, and
+    the images whose ids entered its cache keys or ABI verdicts."""
+
+    files: tuple[Path, ...]
+    trees: tuple[Path, ...]
+    images: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BuildResult:
     archives: tuple[ArchiveRecord, ...]
     wheels: tuple[WheelRecord, ...]
     containers_started: int
     manifest: Path | None = None
+    made_from: MadeFrom | None = None  # what pipeline.uptodate records
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "archives": [{**dataclasses.asdict(a), "path": str(a.path)} for a in self.archives],
+            "archives": [_archive_json(a) for a in self.archives],
             "wheels": [dataclasses.asdict(w) for w in self.wheels],
             "containers_started": self.containers_started,
             "manifest": str(self.manifest) if self.manifest else None,
         }
+
+
+def _archive_json(archive: ArchiveRecord) -> dict[str, Any]:
+    document = {**dataclasses.asdict(archive), "path": str(archive.path)}
+    if archive.image is not None:
+        document["image"] = {**archive.image.to_json(), "loaded": archive.image.loaded}
+    return document
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,12 +146,13 @@ def build(
     targets; compiling and packing run for several targets at once, up to ``settings.jobs``.
     """
     targets = settings.targets()  # validates runtime and images before any work
+    check_image_settings(settings)
     context = open_context(
         settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
         builders=builders,
     )  # fmt: skip
     containers_before = context.containers_started()  # runners may be reused across builds
-    staged = [stage_target(context, target) for target in targets]
+    staged = [stage_target(context, target, compile_while_resolving=True) for target in targets]
     if settings.cache_only:  # before any download or compile container
         check_cache_only((stage.target, stage.plan) for stage in staged)
     downloaded = prefetch(context, staged)
@@ -144,7 +167,42 @@ def build(
         wheels=wheels,
         containers_started=context.containers_started() - containers_before,
         manifest=write_manifest(archives, settings.output),
+        made_from=made_from(context),
     )
+
+
+def made_from(context: BuildContext) -> MadeFrom:
+    settings, inputs = context.settings, context.inputs
+    local = [] if inputs.requirements is None else inputs.requirements.requirements
+    trees = [
+        *([settings.src] if settings.src else []),
+        *(fn.src for fn in settings.functions if fn.src is not None),
+        *(line.local_path for line in local if line.local_path is not None),
+    ]
+    return MadeFrom(
+        files=(*inputs.files, *settings.with_layers),
+        trees=tuple(trees),
+        images=dict(context.image_ids),
+    )
+
+
+def check_image_settings(settings: Settings) -> None:
+    """An image needs its handler (its CMD); --load means nothing without an image."""
+    if settings.kind is Kind.IMAGE and settings.handler is None:
+        msg = "An image needs the handler its CMD runs: pass --handler module.function."
+        hint = 'Or set handler = "app.handler" in [tool.nativebuild], or NATIVEBUILD_HANDLER.'
+        raise ConfigError(msg, hint=hint)
+    if settings.load and settings.kind is not Kind.IMAGE:
+        msg = f"--load loads an image, but this build writes {settings.kind} archives."
+        raise ConfigError(msg, hint="Add --kind image, or drop --load.")
+    if settings.with_layers and settings.kind is Kind.IMAGE:
+        msg = "An image function cannot use Lambda layers; --with-layer is for zip functions."
+        hint = "Add what the layers hold to the requirements instead."
+        raise ConfigError(msg, hint=hint)
+    if settings.verify and settings.kind is Kind.IMAGE:
+        msg = "--verify checks .zip archives in the runtime image; an image is its own runtime."
+        hint = "Drop --verify, build with --load, then `docker run` the image."
+        raise ConfigError(msg, hint=hint)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -156,9 +214,15 @@ class StagedTarget:
     key_fields: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
-def stage_target(context: BuildContext, target: Target) -> StagedTarget:
+def stage_target(
+    context: BuildContext, target: Target, *, compile_while_resolving: bool = False
+) -> StagedTarget:
+    """Resolve and plan ``target``. With ``compile_while_resolving`` (a build, not a plan), a
+    resolution container in the build image goes on to compile what its answer needs."""
     context.reporter.step(f"Planning {target.describe()}")
-    resolution = resolve(context, target)
+    combined = compile_while_resolving and can_compile_while_resolving(context, target)
+    in_image = resolve_and_compile if combined else None
+    resolution = resolve(context, target, in_image=in_image)
     target_plan, found, key_fields = plan_target(context, target, resolution)
     context.reporter.detail(target_plan.summary())
     return StagedTarget(target=target, plan=target_plan, found=found, key_fields=key_fields)
@@ -250,7 +314,7 @@ def build_target(
             name=item.pin.name,
             version=item.pin.version,
             arch=target.arch.value,
-            source=item.source,
+            source=context.source_of(item),
             filename=wheels[item.pin.name].path.name,
             sha256=wheels[item.pin.name].sha256,
         )
@@ -340,52 +404,6 @@ def pending_compiles(
         for item in plan.items
         if item.action is Action.COMPILE
     ]
-
-
-def compile_jobs(
-    context: BuildContext, target: Target, jobs: list[CompileJob]
-) -> dict[str, CachedFile]:
-    reporter = context.reporter
-    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
-    runner = context.runner_for(target.arch)
-    engine = check_build_emulation(context, target)
-    emulated = engine != target.arch.machine
-    target = with_compile_image(context, target)
-    if emulated:
-        reporter.step(
-            f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "
-            f"expect about ten times the native time) in {target.build_image}"
-        )
-    else:
-        reporter.step(f"Compiling {names} in {target.build_image}")
-    with context.cache.scratch_dir() as work:
-        outcome = run_compile(
-            jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
-            workdir=work, index=context.index,
-            source_date_epoch=context.epoch,
-        )  # fmt: skip
-        built = {}
-        for compiled in outcome.compiled:
-            manifest = {
-                "name": compiled.job.pin.name,
-                "version": compiled.job.pin.version,
-                "sdist": compiled.job.pin.filename,
-                "sdist_sha256": compiled.job.pin.sha256,
-                "target": target.describe(),
-                "build_image": target.build_image,
-                "nativebuild": __version__,
-                "seconds": compiled.seconds,
-                "vendored": list(compiled.vendored),
-                **manifest_key(compiled.job),  # the full cache key, which readers re-hash
-            }
-            entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
-            built[compiled.job.pin.name] = entry.wheel
-            reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
-            for line in compiled.vendored:
-                reporter.detail(f"  vendored {line} (the runtime lacks it)")
-    if outcome.error is not None:
-        raise outcome.error
-    return built
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

@@ -30,24 +30,23 @@ from nativebuild.archive.manifest import ArchiveRecord, manifest_document
 from nativebuild.archive.plan import ArchivePlan
 from nativebuild.archive.unpack import unpack_archive
 from nativebuild.cache.local import CachedFile
-from nativebuild.cache.tiered import check_cache_only
 from nativebuild.config.settings import Settings
-from nativebuild.engine.docker import ContainerRunner
+from nativebuild.engine.runner import ContainerRunner
 from nativebuild.index.uv import UvRunner
 from nativebuild.pipeline.abi_gate import check_group as check_abi
 from nativebuild.pipeline.abi_gate import verify_built
 from nativebuild.pipeline.assemble import PreparedTarget, prepare_archives, write_archives
+from nativebuild.pipeline.compiling import compile_jobs
 from nativebuild.pipeline.context import BuildContext, open_session, with_inputs
 from nativebuild.pipeline.run import (
     StagedTarget,
     WheelRecord,
     acquire,
-    compile_jobs,
     pending_compiles,
     prefetch,
     stage_target,
 )
-from nativebuild.plan.distributions import Action, BuildPlan
+from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only
 from nativebuild.reporting import Reporter
 from nativebuild.sam.intrinsics import Resolver
 from nativebuild.sam.output import (
@@ -457,7 +456,8 @@ def _wheels(sets: Sequence[_Set], prepared: Sequence[PreparedTarget]) -> tuple[W
             wheel = ready.wheels[plan_item.pin.name]
             record = WheelRecord(
                 name=plan_item.pin.name, version=plan_item.pin.version, arch=item.target.arch.value,
-                source=plan_item.source, filename=wheel.path.name, sha256=wheel.sha256,
+                source=item.context.source_of(plan_item), filename=wheel.path.name,
+                sha256=wheel.sha256,
             )  # fmt: skip
             found.setdefault(record, None)
     return tuple(found)

@@ -6,7 +6,9 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
-from nativebuild.resolve.in_image import Pin
+from nativebuild.errors import CacheOnlyError
+from nativebuild.pins import Pin
+from nativebuild.targets import Target
 
 
 class Action(enum.StrEnum):
@@ -79,3 +81,29 @@ def make_plan(
             reason = "no wheel fits the target (or --no-binary): compile the sdist"
             items.append(PlanItem(pin=pin, action=Action.COMPILE, reason=reason, compile_key=key))
     return BuildPlan(items=tuple(items))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NeedsCompile:
+    name: str
+    version: str
+    target: str
+
+
+def check_cache_only(plans: Iterable[tuple[Target, BuildPlan]]) -> None:
+    """--cache-only: refuse, naming them, when any package would need compiling."""
+    needed = [
+        NeedsCompile(name=item.pin.name, version=item.pin.version, target=target.describe())
+        for target, plan in plans
+        for item in plan.items
+        if item.action is Action.COMPILE
+    ]
+    if not needed:
+        return
+    names = ", ".join(f"{n.name} {n.version} ({n.target})" for n in needed)
+    msg = f"--cache-only: not in the cache, so these would need compiling: {names}."
+    hint = (
+        "Run the build once where compiling is allowed (without --cache-only, with the same "
+        "--cache and build image) so the compiled wheels reach the shared cache."
+    )
+    raise CacheOnlyError(msg, hint=hint)

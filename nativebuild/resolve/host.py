@@ -16,7 +16,6 @@ resolves inside the build image, where the sdist has to be compiled anyway.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.uv import UvRunner, index_arguments, uv_environment
 from nativebuild.inputs.locked import LockedPackage, read_pylock
 from nativebuild.inputs.requirements import RequirementSet
+from nativebuild.redact import redact
 from nativebuild.targets import Target
 
 # uv's wording when only building an sdist could satisfy a requirement.
@@ -115,16 +115,8 @@ def resolve_on_host(
 
 
 def _clean(stderr: str) -> str:
-    lines = [redact_line(line) for line in stderr.strip().splitlines()]
+    lines = [redact(line) for line in stderr.strip().splitlines()]
     return "\n".join(lines[-40:])
-
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@`'\"]+@")
-
-
-def redact_line(line: str) -> str:
-    """Hide credentials in every URL of a line of uv's output."""
-    return _USERINFO.sub(r"\g<scheme>***@", line)
 
 
 def _hint(message: str) -> str:

@@ -7,7 +7,6 @@ downloads and the cache keeps the answer, so a warm rebuild needs no container t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import posixpath
 import re
@@ -25,49 +24,16 @@ from packaging.utils import (
 )
 
 from nativebuild.errors import CompileError, NativebuildError, ResolutionError
+from nativebuild.pins import Pin, Resolution
+from nativebuild.redact import strip_credentials
 from nativebuild.targets import Target
 
-RESOLVER_VERSION = "1"  # bump when the resolution command or its parsing changes
 IN_DIR = "/nativebuild/in"
 OUT_DIR = "/nativebuild/out"
 # Inside the container only: shared by the jobs of one container run, gone with it. No host
 # directory is ever writable to a build but its output (a hostile build could plant files).
 PIP_CACHE_DIR = "/tmp/nativebuild-pip-cache"
 REPORT_NAME = "report.json"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Pin:
-    """One distribution to install, and the exact file that provides it."""
-
-    name: str  # canonical
-    version: str
-    filename: str
-    url: str  # without credentials
-    sha256: str
-
-    @property
-    def is_wheel(self) -> bool:
-        return self.filename.endswith(".whl")
-
-    def to_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Pin:
-        return cls(**{f.name: str(data[f.name]) for f in dataclasses.fields(cls)})
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Resolution:
-    pins: tuple[Pin, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"resolver": RESOLVER_VERSION, "pins": [p.to_json() for p in self.pins]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Resolution:
-        return cls(pins=tuple(Pin.from_json(p) for p in data["pins"]))
 
 
 def pip_environment() -> dict[str, str]:
@@ -95,13 +61,6 @@ def resolve_command(python: str, *, has_constraints: bool) -> tuple[str, ...]:
     return tuple(command)
 
 
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
 def _sha256_of(download_info: Mapping[str, Any]) -> str | None:
     archive = download_info.get("archive_info", {})
     hashes = archive.get("hashes") or {}
@@ -123,7 +82,7 @@ def parse_report(report: Mapping[str, Any]) -> Resolution:
         if "dir_info" in info or "vcs_info" in info:
             msg = f"{name} comes from a local directory or a VCS URL, which is not supported yet."
             raise ResolutionError(msg, hint="Pin a released version from the package index.")
-        url = _strip_credentials(str(info["url"]))
+        url = strip_credentials(str(info["url"]))
         sha256 = _sha256_of(info)
         if sha256 is None:
             msg = f"pip reported no sha256 for {name} {metadata['version']} ({url})."

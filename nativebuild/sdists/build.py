@@ -10,13 +10,20 @@ from pathlib import Path
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.drivers import script
-from nativebuild.engine.docker import ContainerResult, ContainerRunner, ContainerSpec, Mount
-from nativebuild.errors import CompileError, EmulationUnavailableError
+from nativebuild.engine.runner import (
+    ContainerResult,
+    ContainerRunner,
+    ContainerSpec,
+    Mount,
+    read_only_mounts,
+)
+from nativebuild.errors import CompileError
 from nativebuild.index.pip_config import IndexSettings
+from nativebuild.pins import Pin
 from nativebuild.reporting import Reporter
-from nativebuild.resolve.in_image import Pin, pip_environment
+from nativebuild.resolve.in_image import pip_environment
 from nativebuild.targets import Target
 
 DRIVER = script("build_wheels")
@@ -103,7 +110,7 @@ def compile_spec(
         Mount(source=out_dir, target=OUT_DIR, read_only=False),
         *(Mount(source=job.sdist, target=f"{SDIST_DIR}/{job.pin.filename}") for job in jobs),
         *([Mount(source=REPAIR, target=REPAIR_IN_CONTAINER)] if _repairs(jobs) else []),
-        *index.container_mounts(),
+        *read_only_mounts(index.container_files()),
     ]
     environment = {**build_environment(source_date_epoch), **index.container_environment()}
     names = ", ".join(f"{j.pin.name} {j.pin.version}" for j in jobs)
@@ -123,16 +130,66 @@ def compile_spec(
     )
 
 
+# The combined container: the resolution, then the builds the host chose from its report.
+GO_DIR = f"{IN_DIR}/go"  # the host writes the sdists, jobs.json and ready here meanwhile
+
+
+def resolve_first_spec(
+    target: Target,
+    *,
+    resolve_command: Sequence[str],
+    in_dir: Path,
+    out_dir: Path,
+    index: IndexSettings,
+    source_date_epoch: int | None,
+) -> ContainerSpec:
+    """One container that resolves (``resolve_command``), then builds what the host names in
+    ``in_dir/go`` once it has read the report: the second pip run finds the build dependencies
+    of the first in its cache, and no second container starts. ``in_dir`` is bound, not
+    copied, so it needs a local engine."""
+    plan = {
+        "resolve": list(resolve_command),
+        "jobs": f"{GO_DIR}/jobs.json",
+        "ready": f"{GO_DIR}/ready",
+    }
+    (in_dir / "go").mkdir(exist_ok=True)
+    (in_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    environment = {**build_environment(source_date_epoch), **index.container_environment()}
+    return ContainerSpec(
+        image=target.build_image,
+        command=(
+            target.runtime.interpreter_path,
+            DRIVER_IN_CONTAINER,
+            "--resolve-first",
+            f"{IN_DIR}/plan.json",
+            f"{OUT_DIR}/results.json",
+        ),
+        description=f"resolve requirements for {target.describe()}, then compile",
+        platform=target.arch.docker_platform,
+        mounts=(
+            Mount(source=DRIVER, target=DRIVER_IN_CONTAINER),
+            Mount(source=REPAIR, target=REPAIR_IN_CONTAINER),
+            Mount(source=in_dir, target=IN_DIR),
+            Mount(source=out_dir, target=OUT_DIR, read_only=False),
+            *read_only_mounts(index.container_files()),
+        ),
+        environment=tuple(sorted(environment.items())),
+        working_dir="/tmp",
+    )
+
+
 def _repairs(jobs: Sequence[CompileJob]) -> bool:
     return any(job.provided is not None for job in jobs)
 
 
-def jobs_document(jobs: Sequence[CompileJob]) -> list[dict[str, object]]:
+def jobs_document(
+    jobs: Sequence[CompileJob], *, sdist_dir: str = SDIST_DIR
+) -> list[dict[str, object]]:
     return [
         {
             "name": job.pin.name,
             "version": job.pin.version,
-            "sdist": f"{SDIST_DIR}/{job.pin.filename}",
+            "sdist": f"{sdist_dir}/{job.pin.filename}",
             "out": job.out_dir,
             "repair": None if job.provided is None else {"provided": list(job.provided)},
         }
@@ -224,6 +281,13 @@ def run_compile(
         source_date_epoch=source_date_epoch,
     )  # fmt: skip
     result = runner.run(spec, reporter=reporter, verbose=verbose)
+    return read_outcome(jobs, target, out_dir=out_dir, result=result)
+
+
+def read_outcome(
+    jobs: Sequence[CompileJob], target: Target, *, out_dir: Path, result: ContainerResult
+) -> CompileOutcome:
+    """What the container built for ``jobs`` (results.json in ``out_dir``), checked."""
     outcomes = _read_results(out_dir / "results.json")
     compiled: list[CompiledWheel] = []
     failures = []
@@ -283,29 +347,3 @@ def _compile_failure(
         "a binary wheel, or a build image with that library, fixes it. Run with -v for the full log."
     )
     return CompileError(msg, hint=hint)
-
-
-EMULATION_HINT = (
-    "Register QEMU for the architecture with the engine, for example "
-    "`docker run --privileged --rm tonistiigi/binfmt --install arm64` "
-    "(or `apt-get install qemu-user-static binfmt-support` on Debian and Ubuntu), "
-    "or build on a native engine of that architecture."
-)
-
-
-def probe_spec(target: Target) -> ContainerSpec:
-    """The smallest container that proves the engine can run the target's architecture."""
-    return ContainerSpec(
-        image=target.build_image,
-        command=("uname", "-m"),
-        description=f"check that {target.arch} containers run",
-        platform=target.arch.docker_platform,
-    )
-
-
-def emulation_error(target: Target, engine_machine: str, detail: str) -> EmulationUnavailableError:
-    msg = (
-        f"The Docker engine ({engine_machine}) cannot run {target.arch} containers, which "
-        f"compiling for {target.describe()} needs: {detail}"
-    )
-    return EmulationUnavailableError(msg, hint=EMULATION_HINT)

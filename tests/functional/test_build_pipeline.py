@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
-from nativebuild.pipeline import abi_gate, wheel_facts
+from nativebuild.abi import wheel_facts
+from nativebuild.pipeline import abi_gate
 from tests.elffixtures import EM_AARCH64, MACHO_64, STATX_C, elf_header, pe_file, shared_library
 from tests.fakes import ArchiveJobsRunner, FakeIndex, FakeRunner, FakeUv
 from tests.wheelfactory import make_tree
@@ -82,7 +83,9 @@ def test_cold_build_compiles_only_the_sdist_and_packs_everything(
     code, out, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     result = json.loads(out)
-    assert result["containers_started"] == 2  # one resolution, one compile
+    # One container: the resolution, which goes on to compile the sdist its report names.
+    assert result["containers_started"] == 1
+    assert fake.resolved_then_compiled == 1
     sources = {w["name"]: w["source"] for w in result["wheels"]}
     assert sources == {
         "idna": "download",
@@ -104,7 +107,8 @@ def test_cold_build_compiles_only_the_sdist_and_packs_everything(
     assert "idna/__init__.py" in names
     assert not any(n.startswith("futures") for n in names), "the marker excludes futures on 3.9"
     assert names == sorted(names)
-    compile_spec = fake.specs[1]
+    [compile_spec] = fake.specs
+    assert compile_spec.command[2] == "--resolve-first"
     writable = [m.target for m in compile_spec.mounts if not m.read_only]
     assert writable == ["/nativebuild/out"]  # no host pip cache: nothing else a build can write
     assert compile_spec.image == "example/build:x86_64"
@@ -119,7 +123,7 @@ def test_warm_rebuild_starts_no_container_and_gives_the_same_bytes(
     assert code == 0, err
     cold_result, warm_result = json.loads(cold), json.loads(warm)
     assert warm_result["containers_started"] == 0
-    assert fake.containers_started == 2  # both from the cold build
+    assert fake.containers_started == 1  # the cold build's: resolved, then compiled
     assert {w["source"] for w in warm_result["wheels"]} == {"cache"}
     assert warm_result["archives"][0]["sha256"] == cold_result["archives"][0]["sha256"]
 
@@ -310,7 +314,10 @@ def test_sdist_only_package_resolves_in_the_build_image(
     code, _out, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert "resolving in example/build:x86_64" in err
-    assert ["--dry-run" in spec.command for spec in fake.specs] == [True, False]
+    # One container resolves, then compiles the sdist its report names.
+    assert [spec.command[2:3] for spec in fake.specs] == [("--resolve-first",)]
+    assert fake.resolved_then_compiled == 1
+    assert "markupsafe 2.1.5 in example/build:x86_64 (same container)" in err
 
 
 def test_no_binary_with_a_wheel_available_compiles_without_a_resolution_container(
@@ -463,6 +470,21 @@ def test_two_architectures_give_two_archives_sharing_downloads(
     )
 
 
+@pytest.mark.parametrize("runtime_image", [None, "example/runtime:{arch}"])
+def test_a_warm_build_of_two_architectures_starts_no_container(
+    project: Path, tmp_path: Path, fake: FakeRunner, runtime_image: str | None
+) -> None:
+    """Not even the emulation probe: it runs only before a container of that architecture."""
+    extra = ("--arch", "arm64", *(("--runtime-image", runtime_image) if runtime_image else ()))
+    code, _, err = run_build(project, tmp_path / "cache", *extra)
+    assert code == 0, err
+    started = fake.containers_started
+    code, out, err = run_build(project, tmp_path / "cache", *extra)
+    assert code == 0, err
+    assert json.loads(out)["containers_started"] == 0
+    assert fake.containers_started == started, [s.command for s in fake.specs[started:]]
+
+
 def test_no_emulation_fails_fast_with_the_fix(
     project: Path, tmp_path: Path, fake: FakeRunner
 ) -> None:
@@ -559,7 +581,7 @@ class FakeImageRunner(FakeRunner):
 
     @property
     def compiles(self) -> int:
-        return sum(1 for spec in self.specs if spec.description.startswith("compile"))
+        return self.compiled_jobs
 
     def local_image(self, image: str) -> object | None:
         return image if any(tag == image for tag, _ in self.built) else None
@@ -676,7 +698,7 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
         read.append(path.name)
         return original(path)
 
-    monkeypatch.setattr("nativebuild.pipeline.wheel_facts.inspect_wheel", counting)
+    monkeypatch.setattr("nativebuild.pipeline.context.inspect_wheel", counting)
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert len(read) == 4  # markupsafe, six, requests, idna
@@ -691,3 +713,104 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
 def _no_inflating(self: object) -> None:
     msg = "a verified wheel's member was inflated again"
     raise AssertionError(msg)
+
+
+def test_build_verify_imports_every_module_in_the_runtime_image(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    code, _, err = run_build(project, tmp_path / "cache", "--verify")
+    assert code == 0, err
+    [verify] = [s for s in fake.specs if s.command[1:2] == ("/nativebuild/verify.py",)]
+    assert verify.network_mode == "none"
+    assert [m.target for m in verify.mounts if not m.read_only] == ["/nativebuild/out"]
+    [request] = fake.verify_requests
+    assert sorted(request["modules"]) == ["handler", "idna", "markupsafe", "requests", "six"]
+
+
+def test_a_container_the_fake_engine_does_not_know_fails_the_test(fake: FakeRunner) -> None:
+    """The fake must never pass an unknown container off as a compile (or anything else)."""
+    from nativebuild.engine.runner import ContainerSpec
+    from nativebuild.reporting import NullReporter
+
+    spec = ContainerSpec(
+        image="x", command=("python3", "/nativebuild/new-thing.py"), description="?"
+    )
+    with pytest.raises(AssertionError, match="does not know this container"):
+        fake.run(spec, reporter=NullReporter())
+
+
+def test_a_resolution_container_builds_nothing_the_cache_already_has(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    """A new resolution (the requirements changed) whose sdists are all built: the container
+    only resolves, and the wheels come from the cache."""
+    assert run_build(project, tmp_path / "cache")[0] == 0
+    assert fake.compiled_jobs == 1
+    (project / "requirements.txt").write_text("six==1.16.0\nmarkupsafe==2.1.5\n")
+    code, out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["containers_started"] == 1  # the new resolution
+    assert fake.compiled_jobs == 1
+    assert {w["name"]: w["source"] for w in result["wheels"]}["markupsafe"] == "cache"
+
+
+def test_hashes_are_checked_before_the_resolution_container_compiles(
+    project: Path, tmp_path: Path, fake: FakeRunner, index: FakeIndex
+) -> None:
+    sdist = index.files["markupsafe"]
+    (project / "requirements.txt").write_text(f"markupsafe==2.1.5 --hash=sha256:{'0' * 64}\n")
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 5, err
+    assert f"{sdist.path.name} has sha256 {sdist.sha256}" in err
+    assert fake.compiled_jobs == 0
+    assert fake.resolved_then_compiled == 1  # resolved, then told to build nothing
+
+
+def test_plan_never_compiles(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    args = ["plan", "-r", str(project / "requirements.txt"), "--runtime", "python3.9",
+            "--build-image", IMAGE, "--glibc", "2.31", "--cache-dir", str(tmp_path / "cache"),
+            "--project", str(project), "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.stderr
+    assert fake.compiled_jobs == 0
+    assert [("--dry-run" in s.command) for s in fake.specs] == [True]
+
+
+def test_an_unchanged_build_is_answered_before_the_pipeline_runs(
+    project: Path, tmp_path: Path, fake: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "nativebuild.pipeline.uptodate.engine_image_ids",
+        lambda env: lambda ref, platform: fake.image_id(ref, platform=platform),
+    )
+    code, cold, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+
+    def no_engine(*args: object, **kwargs: object) -> None:
+        msg = "an unchanged build must not even open the engine"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", no_engine)
+    code, warm, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" in err
+    warm_result = json.loads(warm)
+    assert warm_result["archives"] == json.loads(cold)["archives"]
+    assert warm_result["containers_started"] == 0
+    assert {w["source"] for w in warm_result["wheels"]} == {"cache"}
+
+    monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: fake)
+    (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 3\n")
+    code, changed, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" not in err
+    assert json.loads(changed)["archives"][0]["sha256"] != warm_result["archives"][0]["sha256"]
+
+
+def test_verify_always_runs_the_pipeline(project: Path, tmp_path: Path, fake: FakeRunner) -> None:
+    assert run_build(project, tmp_path / "cache", "--verify")[0] == 0
+    code, _, err = run_build(project, tmp_path / "cache", "--verify")
+    assert code == 0, err
+    assert "Up to date" not in err
+    assert len(fake.verify_requests) == 2

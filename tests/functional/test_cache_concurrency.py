@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import nativebuild
-from nativebuild.cache.local import LocalCache, build_key
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import LocalCache
 from tests.fakes import RecordingReporter
 
 REPO = Path(nativebuild.__file__).resolve().parents[1]
@@ -28,7 +29,8 @@ ROUNDS = 25
 RACE_WORKER = """
 import hashlib, json, sys, time
 from pathlib import Path
-from nativebuild.cache.local import LocalCache, build_key
+from nativebuild.cache.local import LocalCache
+from nativebuild.cache.keys import build_key
 from nativebuild.reporting import NullReporter
 
 root, worker, rounds, go = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
@@ -66,7 +68,8 @@ KILLED_WORKER = """
 import hashlib, os, random, sys, time
 from pathlib import Path
 import nativebuild.cache.local as cache_module
-from nativebuild.cache.local import LocalCache, build_key
+from nativebuild.cache.local import LocalCache
+from nativebuild.cache.keys import build_key
 from nativebuild.reporting import NullReporter
 
 root, trial = Path(sys.argv[1]), sys.argv[2]

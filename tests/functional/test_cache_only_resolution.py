@@ -127,11 +127,11 @@ def test_a_cached_resolution_answers_without_a_container(
 ) -> None:
     code, cold, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
-    assert cold["containers_started"] == 2  # resolution in the image, and the compile
+    assert cold["containers_started"] == 1  # resolution in the image, which also compiled
     code, warm, err = run_build(project, tmp_path / "cache", "--cache-only")
     assert code == 0, err
     assert warm["containers_started"] == 0
-    assert fake.containers_started == 2
+    assert fake.containers_started == 1
 
 
 def test_a_resolution_from_the_shared_cache_answers_on_another_machine(

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nativebuild import __version__, cli
-from nativebuild.cache.local import build_key
+from nativebuild.cache.keys import build_key
 from nativebuild.cache.s3 import open_remote
 from nativebuild.config.settings import resolve
 from nativebuild.pipeline import run as pipeline
@@ -457,13 +457,13 @@ def test_prune_evicts_least_recently_used_first(
     ("text", "size"), [("1G", 10**9), ("500M", 5 * 10**8), ("10k", 10**4), ("2.5GB", 25 * 10**8)]
 )
 def test_parse_size(text: str, size: int) -> None:
-    from nativebuild.cli.cache import parse_size
+    from nativebuild.cache.maintenance import parse_size
 
     assert parse_size(text) == size
 
 
 def test_choose_prune_takes_the_oldest_until_it_fits() -> None:
-    from nativebuild.cli.cache import LocalEntry, choose_prune
+    from nativebuild.cache.maintenance import LocalEntry, choose_prune
 
     def entry(key: str, size: int, used: float) -> LocalEntry:
         return LocalEntry(kind="file", key=key, name=key, path=Path(key), size=size, last_used=used)

@@ -119,7 +119,7 @@ def test_arm64_compiles_on_its_own_builder_without_bind_mounts(tmp_path: Path) -
     (project / "app" / "handler.py").write_text("import markupsafe._speedups\n")
     # The stand-in builder's bridge has no NAT: its containers reach PyPI on the host network.
     (project / "pyproject.toml").write_text(
-        f'[tool.nativebuild.engine.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
+        f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
     )
     local_before = {str(c["Id"]) for c in containers(None)}
     done = subprocess.run(

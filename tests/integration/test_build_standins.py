@@ -213,3 +213,28 @@ def test_no_container_is_left_behind() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert listed.stdout.strip() == ""
+
+
+def test_one_container_resolves_and_compiles_the_same_wheel_as_two(tmp_path: Path) -> None:
+    """wrapt 1.12.1 has no wheel at all, so only the build image can resolve it: that container
+    goes on to compile it. Compiled again in a container of its own (the resolution cached, the
+    wheel not), it gives the same archive bytes."""
+    project = make_project(tmp_path / "project")
+    (project / "requirements.txt").write_text("wrapt==1.12.1\nsix==1.16.0\n")
+    (project / "app" / "handler.py").write_text("import wrapt\n")
+    cache = tmp_path / "cache"
+    first = nativebuild(project, cache)
+    assert first.code == 0, first.stderr
+    assert (
+        "wrapt 1.12.1 in nativebuild-test/build-python3.9:x86_64 (same container)" in first.stderr
+    )
+    sources = {w["name"]: w["source"] for w in first.result["wheels"]}  # type: ignore[attr-defined]
+    assert sources == {"wrapt": "compiled", "six": "download"}
+
+    shutil.rmtree(cache / "v1" / "built")  # the resolution stays: no resolution container now
+    second = nativebuild(project, cache)
+    assert second.code == 0, second.stderr
+    assert "(same container)" not in second.stderr
+    assert "==> Compiling wrapt 1.12.1" in second.stderr
+    [a], [b] = first.result["archives"], second.result["archives"]  # type: ignore[misc]
+    assert a["sha256"] == b["sha256"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from nativebuild.engine.docker import ContainerSpec, DockerRunner, Mount
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.runner import ContainerSpec, Mount
 from nativebuild.errors import DockerUnavailableError, ImageNotFoundError
 from nativebuild.reporting import NullReporter
 
@@ -223,3 +224,14 @@ def test_engine_at_a_missing_socket_is_unavailable() -> None:
     from_env = DockerRunner.from_env({"DOCKER_HOST": "unix:///nonexistent.sock"})
     with pytest.raises(DockerUnavailableError, match=r"DOCKER_HOST=unix:///nonexistent\.sock"):
         from_env.check_engine()
+
+
+def test_the_warm_path_asks_the_local_socket_and_gets_the_sdks_answer(
+    client: docker.DockerClient, image: str
+) -> None:
+    """A warm build's image id comes over the socket without the SDK; it must be the id the
+    SDK reports, and a runner whose engine knows the image never builds an SDK client."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("DOCKER_")}
+    runner = DockerRunner.from_env(env)
+    assert runner.image_id(image, platform="linux/amd64") == client.images.get(image).id
+    assert runner._client is None

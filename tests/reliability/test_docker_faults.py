@@ -241,7 +241,7 @@ def test_engine_restarted_mid_compile_is_a_clear_error_and_a_retry_succeeds(
     corrupt or half-written; once the engine is back, the same command succeeds."""
     project = make_project(tmp_path / "project")
     (project / "pyproject.toml").write_text(
-        f'[tool.nativebuild.engine.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
+        f'[tool.nativebuild.builders]\narm64 = {{ host = "{SECOND_ENGINE}", network = "host" }}\n'
     )
     cache, output = tmp_path / "cache", tmp_path / "out"
     args = [*command(project, cache, output), "--project", str(project)]

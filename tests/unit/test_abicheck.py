@@ -17,13 +17,14 @@ from nativebuild.abi.check import (
     check_mounts,
     missing_libraries,
 )
-from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, Mounted, VersionNeed
+from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, VersionNeed
 from nativebuild.abi.runtime_facts import (
     RuntimeFacts,
     facts_for_target,
     facts_from_probe,
     known_facts,
 )
+from nativebuild.abi.scan import Mounted
 from nativebuild.archive.plan import plan_function_archive
 from nativebuild.config.settings import Settings
 from nativebuild.errors import AbiError, ConfigError

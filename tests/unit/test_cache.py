@@ -10,13 +10,8 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from nativebuild.cache.local import (
-    CACHE_LAYOUT_VERSION,
-    BuiltWheelEntry,
-    LocalCache,
-    build_key,
-    default_cache_dir,
-)
+from nativebuild.cache.keys import CACHE_LAYOUT_VERSION, build_key
+from nativebuild.cache.local import BuiltWheelEntry, LocalCache, default_cache_dir
 from nativebuild.errors import CacheError
 from tests.fakes import RecordingReporter
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from nativebuild.cache.local import LocalCache, build_key, manifest_key_problem
+from nativebuild.cache.keys import build_key, manifest_key_problem
+from nativebuild.cache.local import LocalCache
 from nativebuild.cache.s3 import Corrupt, RemoteCache, open_remote
 from nativebuild.errors import CacheError
 from tests.fakes import RecordingReporter

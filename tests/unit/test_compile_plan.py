@@ -14,11 +14,11 @@ from types import ModuleType
 
 import pytest
 
-from nativebuild.cache.local import build_key
-from nativebuild.engine.docker import ContainerSpec
+from nativebuild.cache.keys import build_key
+from nativebuild.engine.runner import ContainerSpec
 from nativebuild.errors import CompileError
 from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, NETRC_IN_CONTAINER, IndexSettings
-from nativebuild.resolve.in_image import Pin
+from nativebuild.pins import Pin
 from nativebuild.sdists.build import (
     DRIVER,
     DRIVER_IN_CONTAINER,

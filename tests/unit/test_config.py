@@ -185,7 +185,7 @@ CASCADE = [
             (Builder(arch=X86, host="unix:///run/x.sock"),),
         ),
     ),
-    ("kind", "kind", ("layer", "split", "function"), (Kind.LAYER, Kind.SPLIT, Kind.FUNCTION)),
+    ("kind", "kind", ("layer", "image", "function"), (Kind.LAYER, Kind.IMAGE, Kind.FUNCTION)),
     (
         "layer-layout",
         "layer_layout",
@@ -220,6 +220,13 @@ CASCADE = [
             lambda d: (FunctionSpec(name="c", requirements=d.cwd / "c.txt", src=d.cwd / "c"),),
         ),
     ),
+    (
+        "handler",
+        "handler",
+        ("app.handler", "pkg.mod.main", "src/app.lambda_handler"),
+        ("app.handler", "pkg.mod.main", "src/app.lambda_handler"),
+    ),
+    ("load", "load", (True, "0", True), (True, False, True)),
     ("check", "check", (False, "1", False), (False, True, False)),
     ("repair", "repair", (False, "yes", False), (False, True, False)),
     ("verify", "verify", (True, "0", True), (True, False, True)),
@@ -240,7 +247,15 @@ CASCADE = [
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("build-packages", ["libpq-dev; rm -rf /"]), ("build-packages", [3]), ("check", "maybe")],
+    [
+        ("build-packages", ["libpq-dev; rm -rf /"]),
+        ("build-packages", [3]),
+        ("check", "maybe"),
+        ("handler", "app"),
+        ("handler", "app.handler()"),
+        ("handler", "../app.handler"),
+        ("load", "perhaps"),
+    ],
 )
 def test_abi_options_refuse_bad_values(dirs: Dirs, key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=key):

@@ -18,16 +18,16 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nativebuild.engine.docker import (
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.orphans import OWNER_LABEL, owner
+from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
     ContainerSpec,
-    DockerRunner,
     Mount,
     architecture_mismatch,
     host_user,
     iter_lines,
 )
-from nativebuild.engine.orphans import OWNER_LABEL, owner
 from nativebuild.errors import (
     ContainerError,
     DockerUnavailableError,
@@ -238,17 +238,27 @@ def test_run_keeps_only_the_last_lines() -> None:
     assert result.log_tail == tuple(f"line {i}" for i in range(90, 150))
 
 
-def test_verbose_streams_every_line_to_the_reporter() -> None:
+@pytest.mark.parametrize("verbose", [True, False])
+def test_every_line_reaches_the_reporter_which_decides_what_to_show(verbose: bool) -> None:
+    """The pipeline watches container output (the resolution's marker, progress); -v is the
+    console's business, not the runner's."""
     reporter = RecordingReporter()
     client = FakeClient(chunks=[b"a\nb", b"\nc\n"])
-    make_runner(client).run(spec(), reporter=reporter, verbose=True)
+    make_runner(client).run(spec(), reporter=reporter, verbose=verbose)
     assert reporter.of("output") == ["a", "b", "c"]
 
 
-def test_quiet_run_streams_nothing() -> None:
-    reporter = RecordingReporter()
-    make_runner(FakeClient(chunks=[b"a\nb\n"])).run(spec(), reporter=reporter)
-    assert reporter.of("output") == []
+@pytest.mark.parametrize(("verbose", "shown"), [(True, True), (False, False)])
+def test_the_console_shows_container_output_only_with_verbose(verbose: bool, shown: bool) -> None:
+    import io
+
+    from rich.console import Console
+
+    from nativebuild.cli.common import ConsoleReporter
+
+    out = io.StringIO()
+    ConsoleReporter(Console(file=out), verbose=verbose, quiet=False).output("compiler says hi")
+    assert ("compiler says hi" in out.getvalue()) is shown
 
 
 def test_run_echoes_the_command() -> None:

@@ -17,8 +17,9 @@ import pytest
 
 from nativebuild.config.settings import Settings
 from nativebuild.doctor import checks as doctor
+from nativebuild.doctor import run as doctor_run
 from nativebuild.doctor.checks import Status
-from nativebuild.engine.docker import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
+from nativebuild.engine.runner import ContainerResult, ContainerSpec, EngineInfo, ImageInfo
 from nativebuild.errors import CacheError, DockerUnavailableError, ImageNotFoundError
 from nativebuild.index.pip_config import CA_BUNDLE_IN_CONTAINER, IndexSettings
 from nativebuild.reporting import NullReporter, Reporter
@@ -214,11 +215,11 @@ def test_binfmt_registration(tmp_path: Path) -> None:
 
 def test_cache_directory_size_and_writability(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    assert "created on first build" in doctor.cache_facts(cache).detail
+    assert "created on first build" in doctor_run.cache_facts(cache).detail
     (cache / "wheels").mkdir(parents=True)
     (cache / "wheels" / "a.whl").write_bytes(b"x" * 1000)
     (cache / "b.json").write_bytes(b"{}")
-    check = doctor.cache_facts(cache)
+    check = doctor_run.cache_facts(cache)
     assert check.status is Status.OK
     assert "in 2 files" in check.detail
     assert list(cache.glob(".doctor-*")) == [], "the probe file is removed"
@@ -227,7 +228,7 @@ def test_cache_directory_size_and_writability(tmp_path: Path) -> None:
 def test_a_cache_path_that_is_a_file_is_a_problem(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.write_text("not a directory")
-    check = doctor.cache_facts(cache)
+    check = doctor_run.cache_facts(cache)
     assert check.status is Status.PROBLEM
     assert "--cache-dir" in check.fix
 
@@ -238,7 +239,7 @@ def test_a_cache_path_that_is_a_file_is_a_problem(tmp_path: Path) -> None:
      ("ssh://builder", False)],
 )  # fmt: skip
 def test_engine_locality(host: str, local: bool) -> None:
-    assert doctor.engine_is_local({"DOCKER_HOST": host} if host else {}) is local
+    assert doctor_run.engine_is_local({"DOCKER_HOST": host} if host else {}) is local
 
 
 # --- run_doctor -----------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_all_good_on_x86_with_arm64_emulated(tmp_path: Path) -> None:
         local=("local/build:x86_64", "local/runtime:x86_64", "local/runtime:arm64"),
         outputs={"uname": result("aarch64"), "probe": result('{"status": 200}')},
     )
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path
     )
     checks = by_name(report)
@@ -273,7 +274,7 @@ def test_an_unconfigured_arch_problem_does_not_fail_the_report(tmp_path: Path) -
         local=("local/build:x86_64", "local/runtime:x86_64"),
         outputs={"probe": result('{"status": 200}')},
     )
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path
     )
     arm = by_name(report)["run arm64 containers"]
@@ -287,7 +288,7 @@ def test_a_configured_arch_that_cannot_run_fails_the_report(tmp_path: Path) -> N
         outputs={"uname": result("exec /usr/bin/uname: exec format error", code=1),
                  "probe": result('{"status": 200}')},
     )  # fmt: skip
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path, X86, ARM), runner=engine, env={}, reporter=NullReporter(),
         binfmt_dir=tmp_path,
     )  # fmt: skip
@@ -304,7 +305,7 @@ def test_pullable_images_pass_and_the_probe_is_skipped_without_a_local_image(
         registry={"local/build:x86_64": "sha256:" + "1" * 64,
                   "local/runtime:x86_64": "sha256:" + "2" * 64},
     )  # fmt: skip
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path
     )
     checks = by_name(report)
@@ -316,7 +317,7 @@ def test_pullable_images_pass_and_the_probe_is_skipped_without_a_local_image(
 
 def test_engine_down_skips_container_checks_and_fails(tmp_path: Path) -> None:
     engine = FakeEngine(engine=None)
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path
     )
     checks = by_name(report)
@@ -331,7 +332,7 @@ def test_a_missing_build_image_fails(tmp_path: Path) -> None:
     engine = FakeEngine(
         local=("local/runtime:x86_64",), outputs={"probe": result('{"status": 200}')}
     )
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={}, reporter=NullReporter(), binfmt_dir=tmp_path
     )
     assert by_name(report)["build image (x86_64)"].status is Status.PROBLEM
@@ -344,7 +345,7 @@ def test_a_remote_engine_gets_no_host_binfmt_or_disk_answers(tmp_path: Path) -> 
         local=("local/build:x86_64", "local/runtime:x86_64"),
         outputs={"probe": result('{"status": 200}')},
     )
-    report = doctor.run_doctor(
+    report = doctor_run.run_doctor(
         settings(tmp_path), runner=engine, env={"DOCKER_HOST": "tcp://remote:2376"},
         reporter=NullReporter(), binfmt_dir=tmp_path,
     )  # fmt: skip
@@ -422,7 +423,7 @@ def test_remote_cache_is_checked_only_when_configured(tmp_path: Path) -> None:
 
     def run(cache: str | None) -> doctor.Check:
         chosen = dataclasses.replace(settings(tmp_path), cache=cache)
-        report = doctor.run_doctor(
+        report = doctor_run.run_doctor(
             chosen, runner=FakeEngine(engine=None), env={}, reporter=NullReporter(),
             binfmt_dir=tmp_path, remote_probe=probe,
         )  # fmt: skip

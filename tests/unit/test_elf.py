@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nativebuild.abi.elf import (
-    BinaryKind,
-    ElfFacts,
-    VersionNeed,
-    parse_version,
-    read_elf,
-    scan_archive_plan,
-    scan_zip,
-    sniff,
-)
+from nativebuild.abi.elf import BinaryKind, ElfFacts, VersionNeed, parse_version, read_elf, sniff
+from nativebuild.abi.scan import scan_archive_plan, scan_zip
 from nativebuild.archive.plan import plan_function_archive, write_zip
 from nativebuild.errors import AbiError
 from tests.elffixtures import (

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from nativebuild.index.pip_config import IndexSettings
-from nativebuild.inputs.locked import FileRef, LockedPackage, choose_files
+from nativebuild.inputs.locked import LockedPackage, choose_files
+from nativebuild.pins import FileRef
 from nativebuild.plan.distributions import make_plan
 from nativebuild.resolve.host import compile_arguments
 from nativebuild.targets import Architecture, Target, get_runtime

@@ -10,7 +10,7 @@ import pytest
 
 from nativebuild.config.settings import Settings
 from nativebuild.engine import build_images as images
-from nativebuild.engine.docker import ImageInfo
+from nativebuild.engine.runner import ImageInfo
 from nativebuild.errors import ConfigError, ImageNotFoundError
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.reporting import NullReporter, Reporter

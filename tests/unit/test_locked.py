@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nativebuild.errors import RequirementSyntaxError, ResolutionError
-from nativebuild.inputs.locked import (
-    FileRef,
-    LockedPackage,
-    applies,
-    choose_file,
-    choose_files,
-    read_pylock,
-)
+from nativebuild.inputs.locked import LockedPackage, applies, choose_file, choose_files, read_pylock
+from nativebuild.pins import FileRef
 from nativebuild.targets import Architecture, GlibcVersion, Target, get_runtime
 
 URL = "https://files.example/packages/"

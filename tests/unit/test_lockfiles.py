@@ -13,9 +13,10 @@ from nativebuild.errors import (
 )
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.index.uv import UvResult
-from nativebuild.inputs.locked import FileRef, LockedPackage, applies, choose_files
+from nativebuild.inputs.locked import LockedPackage, applies, choose_files
 from nativebuild.inputs.lockfiles import InputKind, input_kind, load_locked
-from nativebuild.inputs.requirements import requirements_from_pyproject
+from nativebuild.inputs.pyproject import requirements_from_pyproject
+from nativebuild.pins import FileRef
 from nativebuild.targets import Architecture, Target, get_runtime
 
 X86_TARGET = Target(

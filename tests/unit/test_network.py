@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import nativebuild
-from nativebuild.engine.docker import Mount
+from nativebuild.engine.runner import Mount, read_only_mounts
 from nativebuild.index.pip_config import (
     CA_BUNDLE_IN_CONTAINER,
     NETRC_IN_CONTAINER,
@@ -21,8 +21,8 @@ from nativebuild.index.pip_config import (
     discover,
     pip_config_files,
     read_pip_config,
-    redact,
 )
+from nativebuild.redact import redact
 
 SECRET = "s3cr3t-token"  # noqa: S105 - a fake credential that must never leak
 
@@ -460,7 +460,7 @@ def test_no_ca_bundle_when_no_file_exists(tmp_path: Path, home: Path) -> None:
     env = no_files_env(tmp_path, home, PIP_CERT=missing, SSL_CERT_FILE=missing)
     settings = find(tmp_path, env)
     assert settings.ca_bundle is None
-    assert settings.container_mounts() == ()
+    assert settings.container_files() == ()
     assert "PIP_CERT" not in settings.container_environment()
 
 
@@ -530,7 +530,7 @@ def test_proxies_forwarded_in_a_fixed_order(tmp_path: Path, home: Path) -> None:
 
 def test_container_environment_minimal() -> None:
     assert IndexSettings().container_environment() == {"PIP_INDEX_URL": PYPI_SIMPLE}
-    assert IndexSettings().container_mounts() == ()
+    assert IndexSettings().container_files() == ()
 
 
 def test_container_environment_and_mounts_in_full(tmp_path: Path) -> None:
@@ -553,7 +553,7 @@ def test_container_environment_and_mounts_in_full(tmp_path: Path) -> None:
         "NETRC": NETRC_IN_CONTAINER,
         "HTTPS_PROXY": "http://proxy:3128",
     }
-    assert settings.container_mounts() == (
+    assert read_only_mounts(settings.container_files()) == (
         Mount(source=bundle, target=CA_BUNDLE_IN_CONTAINER, read_only=True),
         Mount(source=netrc, target=NETRC_IN_CONTAINER, read_only=True),
     )
@@ -570,7 +570,7 @@ def test_discovered_settings_round_trip_into_containers(
 ) -> None:
     netrc = write(home / ".netrc", "machine m login u password p\n")
     env = no_files_env(tmp_path, home, PIP_CERT=str(bundles["pip-cert"]))
-    mounts = find(tmp_path, env).container_mounts()
+    mounts = read_only_mounts(find(tmp_path, env).container_files())
     assert [(m.source, m.target, m.read_only) for m in mounts] == [
         (bundles["pip-cert"].resolve(), CA_BUNDLE_IN_CONTAINER, True),
         (netrc.resolve(), NETRC_IN_CONTAINER, True),

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from nativebuild.pins import Pin
 from nativebuild.plan.distributions import Action, BuildPlan, PlanItem, make_plan
-from nativebuild.resolve.in_image import Pin
 
 WHEEL = Pin(
     name="markupsafe",

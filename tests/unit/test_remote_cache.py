@@ -21,8 +21,8 @@ from nativebuild.cache.s3 import (
     make_client,
     open_remote,
 )
-from nativebuild.cache.tiered import has_credentials
 from nativebuild.errors import CacheError, ConfigError
+from nativebuild.redact import has_credentials
 from tests.moto_server import S3, dead_endpoint, denied_endpoint, moto_endpoint, s3
 
 __all__ = ["dead_endpoint", "denied_endpoint", "moto_endpoint", "s3"]  # fixtures

@@ -13,8 +13,8 @@ from nativebuild.inputs.requirements import (
     RequirementSet,
     parse_requirements,
     parse_requirements_text,
-    redact_url,
 )
+from nativebuild.redact import redact
 
 BASE = Path("/project")
 H1 = "sha256:" + "a" * 64
@@ -519,7 +519,7 @@ def test_pip_text_parses_back_to_the_same_set() -> None:
     ],
 )  # fmt: skip
 def test_redact_url(url: str, expected: str) -> None:
-    assert redact_url(url) == expected
+    assert redact(url) == expected
 
 
 def test_fingerprint_hides_credentials() -> None:

@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 
 from nativebuild.errors import CompileError, ResolutionError
+from nativebuild.pins import RESOLVER_VERSION, Pin, Resolution
 from nativebuild.resolve.in_image import (
     IN_DIR,
     OUT_DIR,
-    RESOLVER_VERSION,
-    Pin,
-    Resolution,
     check_pins,
     parse_report,
     pip_environment,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nativebuild.abi.elf import BinaryKind
+from nativebuild.abi.wheel_facts import WheelFacts, inspect_wheel
 from nativebuild.archive.plan import plan_archive, write_zip
 from nativebuild.errors import ArchiveError
-from nativebuild.pipeline.wheel_facts import WheelFacts, inspect_wheel
 from tests.elffixtures import STATX_C, pe_file, shared_library
 from tests.wheelfactory import make_wheel
 

@@ -12,17 +12,14 @@ from __future__ import annotations
 import dataclasses
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nativebuild import __version__
 from nativebuild.abi.elf import Binary, BinaryKind, ElfFacts, VersionNeed, read_binary
-from nativebuild.cache.local import build_key, file_identity
 from nativebuild.errors import ArchiveError
-from nativebuild.pipeline.context import BuildContext
 
-__all__ = ["WheelFacts", "inspect_wheel", "verified_wheels", "wheel_binaries"]
+__all__ = ["KIND", "VERSION", "WheelFacts", "inspect_wheel"]
 
 KIND = "wheel-facts"
 VERSION = "1"  # bump when what is read changes, so kept answers are read again
@@ -65,41 +62,6 @@ def inspect_wheel(path: Path) -> WheelFacts:
         msg = f"Cannot read the wheel {path.name}{where}: {err}."
         raise ArchiveError(msg, hint="Run `nativebuild cache verify`, then build again.") from err
     return WheelFacts(binaries=binaries)
-
-
-def wheel_facts(context: BuildContext, path: Path) -> WheelFacts:
-    """``path``'s facts: known in this build, kept from an earlier one, or read now."""
-    memo = context.wheel_facts
-    if path not in memo:
-        local = context.cache.machine_local  # the key holds this machine's paths
-        key = build_key(
-            {"kind": KIND, "version": f"{__version__}/{VERSION}", "file": file_identity(path)}
-        )
-        kept = local.get_json(KIND, key)
-        facts = None
-        if kept is not None:
-            try:
-                facts = WheelFacts.from_json(kept)
-            except (KeyError, TypeError, ValueError):
-                facts = None
-        if facts is None:
-            facts = inspect_wheel(path)
-            local.put_json(KIND, key, facts.to_json())
-        memo[path] = facts
-    return memo[path]
-
-
-def wheel_binaries(context: BuildContext, path: Path) -> Mapping[str, Binary]:
-    return wheel_facts(context, path).binaries
-
-
-def verified_wheels(context: BuildContext, paths: Iterable[Path]) -> frozenset[Path]:
-    """``paths``, each with every member's CRC checked (now, or by an earlier build): a
-    corrupt member raises ArchiveError here."""
-    chosen = frozenset(paths)
-    for path in chosen:
-        wheel_facts(context, path)
-    return chosen
 
 
 def _binary_json(binary: Binary) -> dict[str, Any]:

@@ -1,0 +1,294 @@
+"""Compiling sdists for a target: in a compile container of their own, or in the container that
+resolved the requirements, which then goes on to build what its report calls for.
+
+The second way exists for cold builds of sets that need the build image anyway (an sdist's
+metadata takes it to resolve): one container instead of two, and pip's cache, holding the
+build dependencies the resolution fetched, serves the builds. The host still decides what to
+build (cache keys, the same as a compile container's), fetches and verifies every sdist, and
+keeps the results exactly as a compile container's, so the two ways give the same wheels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nativebuild import __version__
+from nativebuild.cache.keys import build_key
+from nativebuild.cache.local import CachedFile
+from nativebuild.errors import NativebuildError
+from nativebuild.index.downloads import fetch_all
+from nativebuild.pins import Pin, Resolution
+from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
+from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.emulation import check_build_emulation
+from nativebuild.pipeline.images import image_identity, with_compile_image
+from nativebuild.pipeline.resolution import check_hashes
+from nativebuild.reporting import NullReporter, Reporter
+from nativebuild.resolve.in_image import (
+    REPORT_NAME,
+    check_pins,
+    read_report,
+    resolution_error_from_log,
+    resolve_command,
+)
+from nativebuild.sdists.build import (
+    GO_DIR,
+    CompileJob,
+    CompileOutcome,
+    compile_key_fields,
+    jobs_document,
+    manifest_key,
+    read_outcome,
+    resolve_first_spec,
+    run_compile,
+)
+from nativebuild.targets import Target
+
+RESOLVED_MARKER = "@@nativebuild:resolved@@"  # drivers/build_wheels.py says it
+
+
+def compile_jobs(
+    context: BuildContext, target: Target, jobs: list[CompileJob]
+) -> dict[str, CachedFile]:
+    """Build ``jobs`` in a compile container; the wheels, cached, by distribution name."""
+    reporter = context.reporter
+    runner = context.runner_for(target.arch)
+    engine = check_build_emulation(context, target)
+    target = with_compile_image(context, target)
+    reporter.step(compiling_step(jobs, target, engine))
+    with context.cache.scratch_dir() as work:
+        outcome = run_compile(
+            jobs, target, runner=runner, reporter=reporter, verbose=context.verbose,
+            workdir=work, index=context.index, source_date_epoch=context.epoch,
+        )  # fmt: skip
+        return keep_compiled(context, target, outcome)
+
+
+def compiling_step(jobs: Sequence[CompileJob], target: Target, engine: str) -> str:
+    names = ", ".join(f"{job.pin.name} {job.pin.version}" for job in jobs)
+    if engine != target.arch.machine:
+        return (
+            f"Compiling {names} for {target.arch} under emulation (QEMU on a {engine} engine; "
+            f"expect about ten times the native time) in {target.build_image}"
+        )
+    return f"Compiling {names} in {target.build_image}"
+
+
+def keep_compiled(
+    context: BuildContext, target: Target, outcome: CompileOutcome
+) -> dict[str, CachedFile]:
+    """Put what built into the cache (even when something else failed), then raise the
+    failure, if any; the wheels by distribution name."""
+    built = {}
+    for compiled in outcome.compiled:
+        manifest = {
+            "name": compiled.job.pin.name,
+            "version": compiled.job.pin.version,
+            "sdist": compiled.job.pin.filename,
+            "sdist_sha256": compiled.job.pin.sha256,
+            "target": target.describe(),
+            "build_image": target.build_image,
+            "nativebuild": __version__,
+            "seconds": compiled.seconds,
+            "vendored": list(compiled.vendored),
+            **manifest_key(compiled.job),  # the full cache key, which readers re-hash
+        }
+        entry = context.cache.put_built(compiled.job.key, compiled.wheel, manifest, move=True)
+        built[compiled.job.pin.name] = entry.wheel
+        context.compiled_keys.add(compiled.job.key)
+        context.reporter.detail(f"compiled {entry.wheel.path.name} in {compiled.seconds:.1f}s")
+        for line in compiled.vendored:
+            context.reporter.detail(f"  vendored {line} (the runtime lacks it)")
+    if outcome.error is not None:
+        raise outcome.error
+    return built
+
+
+# --- one container: resolve, then compile ------------------------------------------------------
+
+
+def can_compile_while_resolving(context: BuildContext, target: Target) -> bool:
+    """Whether the resolution container may go on to compile. Not with --cache-only (it
+    compiles nothing), nor with a remote cache (a wheel another runner built is likelier than
+    not: plan first, as usual), nor on an engine that gets its files by copy (the host adds
+    files while the container runs)."""
+    settings = context.settings
+    runner = context.runner_for(target.arch)
+    return not (settings.cache_only or settings.cache or getattr(runner, "copy_files", False))
+
+
+def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
+    """Resolve ``target``'s requirements in the build image; the same container then compiles
+    the sdists of the answer that are not in the cache yet (kept as :func:`compile_jobs`
+    keeps them)."""
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101 - only requirements are resolved in an image
+    image_id = image_identity(context, target)  # a missing image fails here, with a message
+    engine = check_build_emulation(context, target)
+    target = with_compile_image(context, target)
+    with context.cache.scratch_dir() as work:
+        in_dir, out_dir = work / "in", work / "out"
+        in_dir.mkdir()
+        out_dir.mkdir()
+        (in_dir / "requirements.txt").write_text(
+            requirements.pip_requirements_text(), encoding="utf-8"
+        )
+        constraints = requirements.pip_constraints_text()
+        if constraints:
+            (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
+        spec = resolve_first_spec(
+            target,
+            resolve_command=resolve_command(
+                target.runtime.interpreter_path, has_constraints=bool(constraints)
+            ),
+            in_dir=in_dir, out_dir=out_dir, index=context.index,
+            source_date_epoch=context.epoch,
+        )  # fmt: skip
+        chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir)
+        listener = _MarkerListener(context.reporter, RESOLVED_MARKER, chooser.choose)
+        result = context.runner_for(target.arch).run(
+            spec, reporter=listener, verbose=context.verbose
+        )
+        if chooser.prefetch is not None:
+            chooser.prefetch.join()  # no download outlives the step that started it
+        if chooser.failure is not None:
+            raise chooser.failure
+        if result.exit_code != 0 and not chooser.jobs:
+            raise resolution_error_from_log(result.log_tail)
+        resolution = chooser.resolution or read_report(out_dir / REPORT_NAME)
+        if chooser.jobs:
+            keep_compiled(
+                context, target,
+                read_outcome(chooser.jobs, target, out_dir=out_dir, result=result),
+            )  # fmt: skip
+    return resolution
+
+
+class _Chooser:
+    """Runs on the container's log thread once the report is written: which sdists to build,
+    fetched and verified into the container's ``go`` directory. The container waits for
+    ``ready``, which is written last, whatever happens (an error stops it building)."""
+
+    def __init__(
+        self,
+        context: BuildContext,
+        target: Target,
+        image_id: str,
+        engine: str,
+        go: Path,
+        out_dir: Path,
+    ) -> None:
+        self.context, self.target, self.image_id, self.engine = context, target, image_id, engine
+        self.go, self.out_dir = go, out_dir
+        self.jobs: list[CompileJob] = []
+        self.resolution: Resolution | None = None
+        self.failure: NativebuildError | None = None
+        self.prefetch: threading.Thread | None = None
+
+    def choose(self) -> None:
+        try:
+            self.jobs = self._jobs()
+        except NativebuildError as err:
+            self.failure, self.jobs = err, []
+        finally:
+            body = json.dumps({"abort": self.failure is not None or not self.jobs})
+            _write_atomic(self.go / "ready", body)
+
+    def _jobs(self) -> list[CompileJob]:
+        context, target = self.context, self.target
+        resolution = read_report(self.out_dir / REPORT_NAME)
+        check_pins(resolution, target)
+        check_hashes(resolution, context)  # --hash: nothing is fetched or built before this
+        self.resolution = resolution
+        sdists = [pin for pin in resolution.pins if not pin.is_wheel]
+        if not sdists:
+            return []
+        settings = compile_settings(context, target)
+        wanted = []
+        for pin in sdists:
+            fields = compile_key_fields(pin, target, image_id=self.image_id, settings=settings)
+            key = build_key(fields)
+            if context.cache.get_built(key) is None:
+                wanted.append((pin, key, fields))
+        if not wanted:
+            return []
+        fetched = fetch_all(
+            [pin for pin, _, _ in wanted], cache=context.cache, settings=context.index,
+            reporter=context.reporter,
+        )  # fmt: skip
+        provided = provided_libraries(context, target)
+        jobs = []
+        for pin, key, fields in wanted:
+            sdist = fetched[pin.sha256].path
+            _link_or_copy(sdist, self.go / pin.filename)
+            jobs.append(
+                CompileJob(pin=pin, key=key, sdist=sdist, provided=provided, key_fields=fields)
+            )
+        document = jobs_document(jobs, sdist_dir=GO_DIR)
+        _write_atomic(self.go / "jobs.json", json.dumps(document))
+        context.reporter.step(compiling_step(jobs, target, self.engine) + " (same container)")
+        self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
+        return jobs
+
+    def _fetch_wheels_meanwhile(self, pins: list[Pin]) -> None:
+        """Download the binary wheels while the container compiles (the planner then finds
+        them in the cache); a failure here is only a lost head start, said by the planner."""
+        context = self.context
+        missing = [pin for pin in pins if context.cache.get_file(pin.sha256, pin.filename) is None]
+
+        def fetch() -> None:
+            with contextlib.suppress(NativebuildError, OSError):
+                got = fetch_all(
+                    missing, cache=context.cache, settings=context.index, reporter=NullReporter()
+                )
+                context.downloaded.update(got)  # by sha256: reported as downloads, not hits
+
+        if missing:
+            self.prefetch = threading.Thread(target=fetch, name="nativebuild-prefetch", daemon=True)
+            self.prefetch.start()
+
+
+class _MarkerListener:
+    """A reporter that passes everything on and calls ``then`` once ``marker`` is printed."""
+
+    def __init__(self, reporter: Reporter, marker: str, then: Callable[[], None]) -> None:
+        self._reporter, self._marker, self._then = reporter, marker, then
+        self._called = threading.Event()
+
+    def output(self, line: str) -> None:
+        if line.strip() == self._marker and not self._called.is_set():
+            self._called.set()
+            self._then()
+            return
+        self._reporter.output(line)
+
+    def step(self, message: str) -> None:
+        self._reporter.step(message)
+
+    def detail(self, message: str) -> None:
+        self._reporter.detail(message)
+
+    def command(self, argv: list[str]) -> None:
+        self._reporter.command(argv)
+
+    def warning(self, message: str) -> None:
+        self._reporter.warning(message)
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

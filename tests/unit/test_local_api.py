@@ -1,0 +1,144 @@
+"""The warm path's questions to a local engine, over a real unix socket and real HTTP: a small
+server plays the engine's answers (the integration tier asks the real engine)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
+from nativebuild.engine.orphans import OWNER_LABEL, owner
+from tests.fakes import RecordingReporter
+
+pytestmark = pytest.mark.local_api
+
+IMAGE_ID = "sha256:" + "ab" * 32
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.images: dict[str, dict[str, Any]] = {}
+        self.containers: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+
+
+def _handler(engine: Engine) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def _answer(self, status: int, document: object) -> None:
+            body = b"" if document is None else json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            engine.requests.append(("GET", self.path))
+            parts = urlsplit(self.path)
+            if parts.path.startswith("/images/") and parts.path.endswith("/json"):
+                ref = unquote(parts.path[len("/images/") : -len("/json")])
+                found = engine.images.get(ref)
+                self._answer(200 if found else 404, found or {"message": "No such image"})
+            elif parts.path == "/containers/json":
+                wanted = json.loads(parse_qs(parts.query)["filters"][0])["label"]
+                listed = [c for c in engine.containers if set(wanted) <= set(c["Labels"])]
+                self._answer(200, listed)
+            else:
+                self._answer(500, {"message": "unexpected"})
+
+        def do_DELETE(self) -> None:
+            engine.requests.append(("DELETE", self.path))
+            name = unquote(urlsplit(self.path).path.removeprefix("/containers/"))
+            engine.containers = [c for c in engine.containers if c["Names"] != [f"/{name}"]]
+            self._answer(204, None)
+
+    return Handler
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Engine, LocalEngineAPI]]:
+    state = Engine()
+    path = str(tmp_path / "engine.sock")
+    server = socketserver.ThreadingUnixStreamServer(path, _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, LocalEngineAPI(path)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_from_env_takes_local_sockets_only() -> None:
+    assert LocalEngineAPI.from_env({}).socket_path == "/var/run/docker.sock"  # type: ignore[union-attr]
+    found = LocalEngineAPI.from_env({"DOCKER_HOST": "unix:///run/podman.sock"})
+    assert found is not None
+    assert found.socket_path == "/run/podman.sock"
+    assert LocalEngineAPI.from_env({"DOCKER_HOST": "tcp://h:2376"}) is None
+    assert LocalEngineAPI.from_env({"DOCKER_HOST": "ssh://u@h"}) is None
+    assert LocalEngineAPI.from_env({"DOCKER_TLS_VERIFY": "1"}) is None
+
+
+def test_an_image_the_engine_has_gives_its_id_in_one_request(
+    engine: tuple[Engine, LocalEngineAPI],
+) -> None:
+    state, api = engine
+    state.images["example/build:x86_64"] = {"Id": IMAGE_ID, "Architecture": "amd64"}
+    reporter = RecordingReporter()
+    assert quick_image_id(api, "example/build:x86_64", "linux/amd64", reporter=reporter) == IMAGE_ID
+    assert [r for r in state.requests if r[0] == "GET" and r[1].startswith("/images/")] == [
+        ("GET", "/images/example%2Fbuild%3Ax86_64/json")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("images", "platform"),
+    [
+        ({}, "linux/amd64"),  # to pull: the SDK's job
+        ({"img": {"Id": IMAGE_ID, "Architecture": "amd64"}}, "linux/arm64"),  # wrong machine
+        ({"img": {"Architecture": "amd64"}}, "linux/amd64"),  # no id: not an answer we know
+    ],
+)
+def test_anything_else_goes_to_the_sdk(
+    engine: tuple[Engine, LocalEngineAPI], images: dict[str, Any], platform: str
+) -> None:
+    state, api = engine
+    state.images.update(images)
+    assert quick_image_id(api, "img", platform, reporter=None) is None
+
+
+def test_no_engine_at_the_socket_goes_to_the_sdk(tmp_path: Path) -> None:
+    api = LocalEngineAPI(str(tmp_path / "nothing.sock"))
+    assert quick_image_id(api, "img", None, reporter=None) is None
+
+
+def test_first_contact_removes_what_killed_builds_left_once(
+    engine: tuple[Engine, LocalEngineAPI],
+) -> None:
+    state, api = engine
+    state.images["img"] = {"Id": IMAGE_ID, "Architecture": "amd64"}
+    host = owner().split("/")[0]
+    state.containers = [
+        {"Names": ["/dead"], "Labels": {OWNER_LABEL: f"{host}/999999999/1"}},
+        {"Names": ["/mine"], "Labels": {OWNER_LABEL: owner()}},  # this live process
+        {"Names": ["/other-host"], "Labels": {OWNER_LABEL: "elsewhere/1/1"}},
+    ]
+    reporter = RecordingReporter()
+    assert quick_image_id(api, "img", None, reporter=reporter) == IMAGE_ID
+    assert [c["Names"][0] for c in state.containers] == ["/mine", "/other-host"]
+    assert quick_image_id(api, "img", None, reporter=reporter) == IMAGE_ID
+    listings = [r for r in state.requests if r[1].startswith("/containers/json")]
+    assert len(listings) == 1
