@@ -46,10 +46,12 @@ from nativebuild.pipeline.run import (
     prefetch,
     stage_target,
 )
+from nativebuild.pipeline.sam_images import build_images
 from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only
 from nativebuild.reporting import Reporter
 from nativebuild.sam.intrinsics import Resolver
 from nativebuild.sam.output import (
+    ResourceOutcome,
     built_template,
     staged_build_dir,
     work_dir,
@@ -64,7 +66,7 @@ from nativebuild.sam.plan import (
     find_requirements,
     plan_sets,
 )
-from nativebuild.sam.resources import Buildable, Inventory, LeftAlone, read_resources
+from nativebuild.sam.resources import Buildable, LeftAlone, read_resources
 from nativebuild.sam.template import load_template
 from nativebuild.sdists.build import CompileJob
 from nativebuild.targets import Architecture, Target
@@ -81,25 +83,6 @@ class SamRequest:
     # Layers also unpacked, the template pointing at the folders: `sam local invoke` copies a
     # layer's ContentUri into its image as it is, and does not unzip an archive there.
     unzipped_layers: bool = False
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ResourceOutcome:
-    logical_id: str
-    type: str
-    runtime: str | None
-    arch: str | None
-    archive: Path | None
-    sha256: str | None
-    status: str  # built | cached | skipped
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "logical_id": self.logical_id, "type": self.type, "runtime": self.runtime,
-            "arch": self.arch, "archive": None if self.archive is None else str(self.archive),
-            "sha256": self.sha256, "status": self.status, "reason": self.reason,
-        }  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -161,7 +144,8 @@ def build_template(
     with staged_build_dir(request.build_dir) as stage_dir:
         base = dataclasses.replace(base, output=stage_dir)
         session = dataclasses.replace(session, settings=base)
-        plan, sets = _stage_sets(session, inventory, base)
+        zips = [r for r in inventory.build if not r.is_image]
+        plan, sets = _stage_sets(session, zips, base)
         if base.cache_only:  # before any download or compile container
             check_cache_only((s.target, s.stage.plan) for s in sets)
         skip = (request.build_dir, work_dir(request.build_dir))
@@ -170,8 +154,17 @@ def build_template(
         records = _write(session, sets, prepared)
         if base.verify:
             _verify(plan, sets, records)
-        outcomes = _outcomes(plan, sets, records, inventory.left, request.build_dir)
+        images = build_images(
+            [r for r in inventory.build if r.is_image], base, stage_dir=stage_dir,
+            build_dir=request.build_dir, runner=runner, env=env, reporter=reporter,
+            verbose=verbose, uv=uv,
+        )  # fmt: skip
+        order = [r.logical_id for r in inventory.build] + [a.logical_id for a in inventory.left]
+        outcomes = _outcomes(
+            sets, records, [o for o, _ in images], inventory.left, request.build_dir, order
+        )
         built = {r.logical_id: (r.code_property, archive_name(r)) for r in plan.resources}
+        built.update({o.logical_id: ("ImageUri", image.image_uri) for o, image in images})
         if request.unzipped_layers:
             built.update(_unzip_layers(plan, stage_dir, session.reporter))
         template = built_template(
@@ -180,6 +173,7 @@ def build_template(
         )  # fmt: skip
         write_built_template(stage_dir, template)
         all_records = [record for per_set in records for record in per_set.values()]
+        all_records += [image.record for _, image in images]
         manifest = manifest_document(all_records, stage_dir)
         manifest["template"] = "template.yaml"
         manifest["resources"] = [_manifest_entry(o, request.build_dir) for o in outcomes]
@@ -194,11 +188,11 @@ def build_template(
 
 
 def _stage_sets(
-    session: BuildContext, inventory: Inventory, base: Settings
+    session: BuildContext, resources: Sequence[Buildable], base: Settings
 ) -> tuple[SamPlan, list[_Set]]:
     """Read each requirements file once, group the resources into dependency sets, and
     resolve and plan each set once."""
-    requirements = {r.logical_id: find_requirements(r.code_dir) for r in inventory.build}
+    requirements = {r.logical_id: find_requirements(r.code_dir) for r in resources}
     contexts: dict[Path, BuildContext] = {}
     fingerprints: dict[Path, str] = {}
     for path in dict.fromkeys(p for p in requirements.values() if p is not None):
@@ -206,7 +200,7 @@ def _stage_sets(
         contexts[path] = context
         index = json.dumps(context.index.fingerprint_fields(), sort_keys=True)
         fingerprints[path] = f"{context.inputs.kind}:{context.inputs.fingerprint}:{index}"
-    plan = plan_sets(inventory.build, requirements, fingerprints)
+    plan = plan_sets(resources, requirements, fingerprints)
 
     def stage(members: DependencySet) -> _Set:
         settings = dataclasses.replace(
@@ -394,13 +388,15 @@ def _counts(stage_plan: BuildPlan) -> tuple[int, int, int]:
 
 
 def _outcomes(
-    plan: SamPlan,
     sets: Sequence[_Set],
     records: Sequence[dict[str, ArchiveRecord]],
+    images: Sequence[ResourceOutcome],
     left: Iterable[LeftAlone],
     build_dir: Path,
+    order: Sequence[str],
 ) -> tuple[ResourceOutcome, ...]:
-    by_id: dict[str, ResourceOutcome] = {}
+    """Every function and layer, in ``order`` (the template's): built, cached or skipped."""
+    by_id: dict[str, ResourceOutcome] = {o.logical_id: o for o in images}
     for item, per_set in zip(sets, records, strict=True):
         members = item.members
         downloaded, compiled, cached = _counts(item.stage.plan)
@@ -418,8 +414,7 @@ def _outcomes(
             logical_id=alone.logical_id, type=alone.type, runtime=alone.runtime,
             arch=alone.arch, archive=None, sha256=None, status="skipped", reason=alone.reason,
         )  # fmt: skip
-    order = [r.logical_id for r in plan.resources] + [a.logical_id for a in left]
-    return tuple(by_id[name] for name in sorted(by_id, key=order.index))
+    return tuple(by_id[name] for name in order)
 
 
 def _reason(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -62,6 +63,27 @@ LOCAL_PATHS: Mapping[str, tuple[str, ...]] = {
 IMAGE_FUNCTIONS = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
 METADATA_PATHS = {"AWS::ServerlessRepo::Application": ("LicenseUrl", "ReadmeUrl")}
 ASSET_PATH = "aws:asset:path"  # CDK's metadata on synthesized resources
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResourceOutcome:
+    """What a build did with one function or layer, as `--json` and the manifest say it."""
+
+    logical_id: str
+    type: str
+    runtime: str | None
+    arch: str | None
+    archive: Path | None
+    sha256: str | None
+    status: str  # built | cached | skipped
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logical_id": self.logical_id, "type": self.type, "runtime": self.runtime,
+            "arch": self.arch, "archive": None if self.archive is None else str(self.archive),
+            "sha256": self.sha256, "status": self.status, "reason": self.reason,
+        }  # fmt: skip
 
 
 def rebased(path: Any, template_dir: Path, build_dir: Path) -> str | None:

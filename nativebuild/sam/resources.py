@@ -46,6 +46,9 @@ NESTED_STACKS = {
 DEFAULT_CODE_URI = "."  # SAM's, for a function that names none
 PYTHON_UV = "python-uv"  # SAM's uv builder (aws-lambda-builders): the same inputs for nativebuild
 MAKEFILE = "makefile"
+NATIVEBUILD_IMAGE = (
+    "nativebuild-image"  # an image function nativebuild builds (README, Container images)
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,17 +57,23 @@ class Buildable:
 
     logical_id: str
     type: str
-    kind: str  # "function" | "layer"
+    kind: str  # "function" | "layer" | "image"
     runtime: str  # python3.X
     arch: Architecture
     code_property: str  # CodeUri | Code | ContentUri | Content
     code_dir: Path  # absolute
     layers: tuple[str, ...] = ()  # a function's layers that are resources of this template
     layer_count: int = 0  # all its layers, those deployed from elsewhere (ARNs) included
+    handler: str | None = None  # an image's CMD
+    image_tag: str | None = None  # an image's Metadata.DockerTag
 
     @property
     def is_layer(self) -> bool:
         return self.kind == "layer"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -204,6 +213,11 @@ def _read_function(
     code_property = CODE_PROPERTIES[reader.type]
     package_type = reader.prop("PackageType", "Zip")
     if package_type == "Image":
+        if (
+            reader.meta("BuildMethod") == NATIVEBUILD_IMAGE
+            and reader.type == "AWS::Serverless::Function"
+        ):
+            return _read_image(reader, template_dir)
         return reader.left("image function (PackageType: Image): left to SAM")
     if "InlineCode" in reader.properties:
         return reader.left("inline code (InlineCode): nothing to build")
@@ -242,6 +256,46 @@ def _read_function(
     return Buildable(
         logical_id=reader.logical_id, type=reader.type, kind="function", runtime=runtime,
         arch=arch, code_property=code_property, code_dir=code, layers=local, layer_count=count,
+    )  # fmt: skip
+
+
+def _read_image(reader: _Reader, template_dir: Path) -> Buildable:
+    """``PackageType: Image`` with ``Metadata.BuildMethod: nativebuild-image``: its runtime in
+    ``Metadata.Runtime``, handler in ``ImageConfig.Command[0]`` (else ``Metadata.Handler``),
+    source in ``Metadata.DockerContext`` (else ``CodeUri``), tag in ``Metadata.DockerTag``."""
+    runtime = reader.meta("Runtime")
+    if runtime is None:
+        msg = f"{reader.where('Metadata.Runtime')}: missing; a nativebuild-image function needs it."
+        raise TemplateError(msg, hint="Set Metadata.Runtime: python3.12 (the image's runtime).")
+    runtime = _python_runtime(reader, "Metadata.Runtime", reader.text("Metadata.Runtime", runtime))
+    architectures = reader.prop("Architectures", ["x86_64"])
+    if not isinstance(architectures, list) or len(architectures) != 1:
+        msg = (
+            f"{reader.where('Architectures')}: expected one architecture, found {architectures!r}."
+        )
+        raise TemplateError(msg, hint="An image is built for one architecture: x86_64 or arm64.")
+    arch = _architecture(reader, "Architectures", architectures[0])
+    config = reader.prop("ImageConfig", {})
+    command = config.get("Command") if isinstance(config, dict) else None
+    handler = command[0] if isinstance(command, list) and command else reader.meta("Handler")
+    if handler is None:
+        msg = f"{reader.where('ImageConfig.Command')}: missing; the image's CMD is its handler."
+        raise TemplateError(
+            msg, hint="Set ImageConfig.Command: [app.handler] (or Metadata.Handler)."
+        )
+    if "DockerContext" in reader.metadata:
+        prop, source = "Metadata.DockerContext", reader.meta("DockerContext")
+    else:
+        prop, source = "CodeUri", reader.prop("CodeUri", DEFAULT_CODE_URI)
+    code = _code_dir(reader, prop, source, template_dir)
+    if isinstance(code, LeftAlone):  # pragma: no cover - an image's source is a folder
+        msg = f"{reader.where(prop)}: {code.reason}."
+        raise TemplateError(msg)
+    return Buildable(
+        logical_id=reader.logical_id, type=reader.type, kind="image", runtime=runtime, arch=arch,
+        code_property="ImageUri", code_dir=code,
+        handler=reader.text("ImageConfig.Command", handler),
+        image_tag=reader.text("Metadata.DockerTag", reader.meta("DockerTag", "latest")),
     )  # fmt: skip
 
 

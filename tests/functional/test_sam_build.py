@@ -686,3 +686,57 @@ def test_unzipped_layers_for_sam_local(
     with zipfile.ZipFile(archive) as zf:
         expected = {name: zf.read(name) for name in zf.namelist()}
     assert snapshot(build_dir / "SharedLayer" / "content") == expected
+
+
+# --- image functions: Metadata.BuildMethod nativebuild-image ------------------------------------
+
+IMAGE_TEMPLATE = """\
+Resources:
+  Api:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      Architectures: [arm64]
+      ImageConfig: {Command: [handler.handler]}
+    Metadata:
+      BuildMethod: nativebuild-image
+      Runtime: python3.9
+      DockerContext: ./img
+      DockerTag: v1
+  Theirs:
+    Type: AWS::Serverless::Function
+    Properties: {PackageType: Image}
+    Metadata: {Dockerfile: Dockerfile, DockerContext: ./other, DockerTag: v1}
+"""
+
+
+def test_image_functions_with_nativebuild_image_are_built_and_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.functional.image_project import RUNTIME_IMAGE, fake_engine, image_index
+
+    fake = fake_engine(image_index(tmp_path), monkeypatch)
+    app = make_tree(
+        tmp_path / "img-app",
+        {
+            "template.yaml": IMAGE_TEMPLATE,
+            "img/requirements.txt": "six==1.16.0\n",
+            "img/handler.py": "def handler(event, context):\n    return 1\n",
+            "other/Dockerfile": "FROM scratch\n",
+        },
+    )
+    code, output, err = sam_build(app, tmp_path / "cache", "--runtime-image", RUNTIME_IMAGE)
+    assert code == 0, err
+    found = resources(output)
+    assert found["Api"]["status"] == "built"
+    assert found["Api"]["reason"].startswith("image api:v1 (sha256:")
+    loaded = fake.images["api:v1"].id  # loaded into the engine under SAM's tag
+    assert found["Api"]["reason"] == f"image api:v1 ({loaded[:19]}), loaded into the engine"
+    assert found["Theirs"]["reason"] == "image function (PackageType: Image): left to SAM"
+    build_dir = app / ".aws-sam" / "build"
+    built = load_template(build_dir / "template.yaml")["Resources"]
+    assert built["Api"]["Properties"]["ImageUri"] == "api:v1"
+    assert "ImageUri" not in built["Theirs"]["Properties"]
+    assert Path(found["Api"]["archive"]).is_file()  # the image's tarball, in its folder
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    assert [a["kind"] for a in manifest["archives"]] == ["image"]

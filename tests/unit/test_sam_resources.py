@@ -251,3 +251,48 @@ def test_built_template_rebases_what_sam_rebases(tmp_path: Path) -> None:
     location = res["Api"]["Properties"]["DefinitionBody"]["Fn::Transform"]["Parameters"]["Location"]
     assert location == "../app/inc.yaml"
     assert document["Resources"]["Node"]["Properties"]["CodeUri"] == "node/"  # input untouched
+
+
+def image_function(metadata: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {"PackageType": "Image", **properties},
+        "Metadata": {"BuildMethod": "nativebuild-image", **metadata},
+    }
+
+
+def test_nativebuild_image_functions_are_built(root: Path) -> None:
+    inventory = read(
+        root,
+        {
+            "Img": image_function(
+                {"Runtime": "python3.12", "DockerContext": "src", "DockerTag": "v2"},
+                Architectures=["arm64"], ImageConfig={"Command": ["app.handler"]},
+            ),
+            "Plain": image_function({"Runtime": "python3.11", "Handler": "m.f"}, CodeUri="src"),
+        },
+    )  # fmt: skip
+    by_id = {b.logical_id: b for b in inventory.build}
+    img = by_id["Img"]
+    assert (img.kind, img.runtime, img.arch, img.code_dir) == (
+        "image", "python3.12", Architecture.ARM64, root / "src"
+    )  # fmt: skip
+    assert (img.handler, img.image_tag, img.code_property) == ("app.handler", "v2", "ImageUri")
+    plain = by_id["Plain"]
+    assert (plain.handler, plain.image_tag, plain.code_dir) == ("m.f", "latest", root / "src")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "properties", "message"),
+    [
+        ({"DockerContext": "src"}, {"ImageConfig": {"Command": ["a.b"]}}, "Metadata.Runtime: missing"),
+        ({"Runtime": "python3.12", "DockerContext": "src"}, {}, "ImageConfig.Command: missing"),
+        ({"Runtime": "python3.12", "DockerContext": "nope"}, {"ImageConfig": {"Command": ["a.b"]}}, "Metadata.DockerContext: 'nope'"),
+    ],
+)  # fmt: skip
+def test_what_an_image_function_needs(
+    root: Path, metadata: dict[str, Any], properties: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TemplateError) as info:
+        read(root, {"It": image_function(metadata, **properties)})
+    assert message in str(info.value)
