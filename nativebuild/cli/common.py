@@ -117,6 +117,8 @@ def run_build(
                 reporter.step(
                     f"Up to date: nothing changed since the build that wrote {settings.output}"
                 )
+                if artifacts_dir is not None:  # a fresh $(ARTIFACTS_DIR) wants the files again
+                    unpack_into(Path(done["archives"][0]["path"]), artifacts_dir, reporter)
                 if json_output:
                     typer.echo(json.dumps(done, indent=2, sort_keys=True))
                 else:
@@ -145,11 +147,8 @@ def run_build(
             builders=builders,
         )  # fmt: skip
         if artifacts_dir is not None:
-            from nativebuild.archive.unpack import unpack_archive
-
             (archive,) = result.archives
-            files = unpack_archive(archive.path, artifacts_dir)
-            reporter.detail(f"unpacked {archive.path.name} into {artifacts_dir} ({files} files)")
+            unpack_into(archive.path, artifacts_dir, reporter)
         if json_output:
             typer.echo(dump_json(result))
         else:
@@ -157,6 +156,14 @@ def run_build(
                 typer.echo(str(archive.path))
         if to_publish is not None:
             publish_built(result.manifest, to_publish, reporter=reporter, console=console)
+
+
+def unpack_into(archive: Path, artifacts_dir: Path, reporter: Reporter) -> None:
+    """``--artifacts-dir``: the archive's files, unzipped, where SAM's makefile route wants them."""
+    from nativebuild.archive.unpack import unpack_archive
+
+    files = unpack_archive(archive, artifacts_dir)
+    reporter.detail(f"unpacked {archive.name} into {artifacts_dir} ({files} files)")
 
 
 def check_one_archive(settings: Settings) -> None:

@@ -620,7 +620,17 @@ def test_json_template_conditions_and_overrides(tmp_path: Path, fake: ArchiveJob
 # --- the makefile route: `nativebuild build --artifacts-dir $(ARTIFACTS_DIR)` ----------------
 
 
-def test_artifacts_dir_holds_the_archive_unzipped(tmp_path: Path, fake: ArchiveJobsRunner) -> None:
+def tree_modes(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o777)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_artifacts_dir_holds_the_archive_unzipped(
+    tmp_path: Path, fake: ArchiveJobsRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_tree(
         tmp_path / "mk",
         {
@@ -647,13 +657,21 @@ def test_artifacts_dir_holds_the_archive_unzipped(tmp_path: Path, fake: ArchiveJ
             expected = {
                 i.filename: (zf.read(i), (i.external_attr >> 16) & 0o777) for i in zf.infolist()
             }
-        unpacked = {
-            str(p.relative_to(artifacts)): (p.read_bytes(), p.stat().st_mode & 0o777)
-            for p in artifacts.rglob("*") if p.is_file()
-        }  # fmt: skip
+        unpacked = tree_modes(artifacts)
         assert unpacked == expected
         assert unpacked["run.sh"][1] == 0o755
         assert "markupsafe/_speedups.so" in unpacked
+        # The same build again, into a fresh $(ARTIFACTS_DIR) as sam build gives: up to date,
+        # and the files are there all the same.
+        monkeypatch.setattr(
+            "nativebuild.pipeline.uptodate.engine_image_ids",
+            lambda env: lambda ref, platform: fake.image_id(ref, platform=platform),
+        )
+        fresh = tmp_path / "artifacts-again"
+        again = CliRunner().invoke(cli.app, [*base, "--artifacts-dir", str(fresh)])
+        assert again.exit_code == 0, again.stderr
+        assert "Up to date" in again.stderr
+        assert tree_modes(fresh) == expected
         two = CliRunner().invoke(
             cli.app, [*base, "--arch", "x86_64", "--artifacts-dir", str(artifacts)]
         )
