@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,9 +44,6 @@ from nativebuild.cli.options import (
     VerboseOpt,
     VerifyFlagOpt,
 )
-
-if TYPE_CHECKING:
-    from nativebuild.pipeline.sam import SamBuildResult
 
 sam_app = typer.Typer(
     help="SAM templates: build every Python function and layer of template.yaml, for sam "
@@ -131,10 +129,7 @@ def sam_build(
     console = Console(stderr=True, soft_wrap=True)
     env = dict(os.environ)
     with handle_errors(console):
-        from nativebuild.engine.builders import make_builders
-        from nativebuild.engine.docker import DockerRunner
-        from nativebuild.pipeline.sam import SamRequest, build_template
-        from nativebuild.sam.template import find_template, parse_parameter_overrides
+        from nativebuild.sam.request import find_template, parse_parameter_overrides
 
         template_path = (template or find_template(Path.cwd())).absolute()
         cli = {
@@ -146,39 +141,56 @@ def sam_build(
             "build-packages": build_package, "before-build": before_build,
         }  # fmt: skip
         settings = settings_from_flags(cli, project or template_path.parent, env)
-        request = SamRequest(
-            template=template_path,
-            build_dir=(build_dir or DEFAULT_BUILD_DIR).absolute(),
-            parameter_overrides=parse_parameter_overrides(parameter_overrides or []),
-            unzipped_layers=unzipped_layers,
-        )
+        overrides = parse_parameter_overrides(parameter_overrides or [])
+        target_dir = (build_dir or DEFAULT_BUILD_DIR).absolute()
         reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
-        runner = DockerRunner.from_env(env, reporter=reporter)
-        result = build_template(
-            request, settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
-            builders=make_builders(settings.builders, env, reporter),
-        )  # fmt: skip
+        # The warm no-op: before the pipeline (or docker) is even imported.
+        from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
+
+        fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
+        done = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+        if done is not None:
+            reporter.step(f"Up to date: nothing changed since the build that wrote {target_dir}")
+        else:
+            from nativebuild.engine.builders import make_builders
+            from nativebuild.engine.docker import DockerRunner
+            from nativebuild.pipeline.sam import SamRequest, build_template
+
+            request = SamRequest(
+                template=template_path, build_dir=target_dir, parameter_overrides=overrides,
+                unzipped_layers=unzipped_layers,
+            )  # fmt: skip
+            runner = DockerRunner.from_env(env, reporter=reporter)
+            done = build_template(
+                request,
+                settings,
+                runner=runner,
+                env=env,
+                reporter=reporter,
+                verbose=verbose,
+                builders=make_builders(settings.builders, env, reporter),
+            ).to_json()
         if json_output:
-            typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+            typer.echo(json.dumps(done, indent=2, sort_keys=True))
             return
         if not quiet:
-            print_summary(result, console)
-        typer.echo(str(result.template))
+            print_summary(done, target_dir, console)
+        typer.echo(str(target_dir / "template.yaml"))
 
 
-def print_summary(result: SamBuildResult, console: Console) -> None:
+def print_summary(done: Mapping[str, Any], build_dir: Path, console: Console) -> None:
     """One row per resource: what was built, what was left to SAM or skipped, and why."""
-    build_dir = result.template.parent
-    table = Table(title=f"{build_dir} ({result.containers_started} containers started)")
+    table = Table(title=f"{build_dir} ({done['containers_started']} containers started)")
     for column in ("resource", "runtime", "arch", "status", "why"):
         table.add_column(column)
-    for outcome in result.resources:
+    for outcome in done["resources"]:
+        reason = str(outcome["reason"])
         status = {"built": "[green]built[/]", "cached": "[cyan]cached[/]"}.get(
-            outcome.status,
-            "[yellow]left to SAM[/]" if "left to SAM" in outcome.reason else "[dim]skipped[/]",
+            outcome["status"],
+            "[yellow]left to SAM[/]" if "left to SAM" in reason else "[dim]skipped[/]",
         )
         table.add_row(
-            escape(outcome.logical_id), outcome.runtime or "", outcome.arch or "", status,
-            escape(outcome.reason),
+            escape(outcome["logical_id"]), outcome["runtime"] or "", outcome["arch"] or "",
+            status, escape(reason),
         )  # fmt: skip
     console.print(table)

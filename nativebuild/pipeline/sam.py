@@ -33,6 +33,7 @@ from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner
 from nativebuild.index.uv import UvRunner
+from nativebuild.pipeline import sam_uptodate
 from nativebuild.pipeline.abi_gate import check_group as check_abi
 from nativebuild.pipeline.abi_gate import verify_built
 from nativebuild.pipeline.assemble import PreparedTarget, prepare_archives, write_archives
@@ -135,6 +136,10 @@ def build_template(
     inventory = read_resources(document, template_dir=template_dir, resolver=resolver)
     for left in inventory.left:
         reporter.detail(f"{left.logical_id}: {left.reason}")
+    request_record = sam_uptodate.request_fields(
+        request.template, request.parameter_overrides, unzipped_layers=request.unzipped_layers
+    )
+    sam_uptodate.forget(settings, env, build_dir=request.build_dir)
     # What a build is made of comes from the template; how, from the settings.
     base = dataclasses.replace(settings, kind=Kind.FUNCTION, functions=(), src=None, with_layers=())
     session = open_session(
@@ -178,13 +183,30 @@ def build_template(
         manifest["template"] = "template.yaml"
         manifest["resources"] = [_manifest_entry(o, request.build_dir) for o in outcomes]
         write_sam_manifest(stage_dir, manifest)
-    return SamBuildResult(
+    result = SamBuildResult(
         resources=outcomes,
         wheels=_wheels(sets, prepared),
         containers_started=session.containers_started() - containers_before,
         template=request.build_dir / "template.yaml",
         manifest=request.build_dir / "manifest.json",
     )
+    if not images:  # an image lives in the engine, which the record cannot vouch for
+        sam_uptodate.remember(
+            settings, env, build_dir=request.build_dir, request=request_record,
+            files=[request.template, *(f for s in sets for f in s.context.inputs.files)],
+            trees=[
+                *(r.code_dir for r in plan.resources),
+                *(path for s in sets for path in _local_projects(s.context)),
+            ],
+            images=session.image_ids, result=result.to_json(),
+        )  # fmt: skip
+    return result
+
+
+def _local_projects(context: BuildContext) -> list[Path]:
+    requirements = context.inputs.requirements
+    lines = requirements.requirements if requirements is not None else ()
+    return [line.local_path for line in lines if line.local_path is not None]
 
 
 def _stage_sets(

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nativebuild.errors import ConfigError, TemplateError
+from nativebuild.errors import TemplateError
 
-# What `sam build` looks for in the current directory, in this order.
-TEMPLATE_NAMES = ("template.yaml", "template.yml")
 # Resource types whose properties Globals extends, and the Globals section for each.
 GLOBALS_SECTIONS = {
     "AWS::Serverless::Function": "Function",
@@ -76,15 +73,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _CfnDumper.add_representer(str, _represent_str)
-
-
-def find_template(directory: Path) -> Path:
-    """``template.yaml`` (or ``template.yml``) in ``directory``, as ``sam build`` finds it."""
-    for name in TEMPLATE_NAMES:
-        if (directory / name).is_file():
-            return directory / name
-    msg = f"No SAM template in {directory}: neither {' nor '.join(TEMPLATE_NAMES)} exists."
-    raise TemplateError(msg, hint="Run in the folder of your template, or pass -t PATH.")
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -169,29 +157,3 @@ def properties_with_globals(
     merged = merge_globals(copy.deepcopy(defaults), copy.deepcopy(properties))
     assert isinstance(merged, dict)  # noqa: S101 - two mappings merge into one
     return merged
-
-
-def parse_parameter_overrides(values: list[str]) -> dict[str, str]:
-    """``--parameter-overrides`` as SAM takes it: ``Key=Value`` pairs, several per value
-    (space-separated, quotes allowed) or one per flag, or CloudFormation's
-    ``ParameterKey=Key,ParameterValue=Value``."""
-    found: dict[str, str] = {}
-    for value in values:
-        try:
-            words = shlex.split(value)
-        except ValueError as err:
-            msg = f"--parameter-overrides {value!r}: {err}."
-            raise ConfigError(msg, hint="Close the quotes.") from err
-        for word in words:
-            if word.startswith("ParameterKey="):
-                key_part, sep, value_part = word.partition(",ParameterValue=")
-                key, text = key_part.removeprefix("ParameterKey="), value_part
-            else:
-                key, sep, text = word.partition("=")
-            if not sep or not key:
-                msg = f"--parameter-overrides {word!r} is not Key=Value."
-                raise ConfigError(
-                    msg, hint="For example --parameter-overrides Stage=prod Runtime=python3.12"
-                )
-            found[key] = text
-    return found

@@ -758,3 +758,49 @@ def test_image_functions_with_nativebuild_image_are_built_and_loaded(
     assert Path(found["Api"]["archive"]).is_file()  # the image's tarball, in its folder
     manifest = json.loads((build_dir / "manifest.json").read_text())
     assert [a["kind"] for a in manifest["archives"]] == ["image"]
+
+
+# --- nothing changed, nothing done -------------------------------------------------------------
+
+
+def test_an_unchanged_template_is_answered_before_the_pipeline_runs(
+    shared_app: Path, tmp_path: Path, fake: ArchiveJobsRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "nativebuild.pipeline.uptodate.engine_image_ids",
+        lambda env: lambda ref, platform: fake.image_id(ref, platform=platform),
+    )
+    build_dir = shared_app / ".aws-sam" / "build"
+    code, cold, err = sam_build(shared_app, tmp_path / "cache")
+    assert code == 0, err
+    written = snapshot(build_dir)
+
+    def no_engine(*args: object, **kwargs: object) -> None:
+        msg = "an unchanged build must not even open the engine"
+        raise AssertionError(msg)
+
+    with monkeypatch.context() as patched:
+        patched.setattr("nativebuild.engine.docker.DockerRunner.from_env", no_engine)
+        code, warm, err = sam_build(shared_app, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" in err
+    assert warm["containers_started"] == 0
+    assert [r["sha256"] for r in warm["resources"]] == [r["sha256"] for r in cold["resources"]]
+    assert {r["status"] for r in warm["resources"]} == {"cached"}
+    assert snapshot(build_dir) == written
+    # Each of these means a real build again.
+    changes = [
+        lambda: (shared_app / "a" / "app.py").write_text("A = 2\n"),  # a function's code
+        lambda: (shared_app / "b" / "new.py").write_text(""),  # a file more
+        lambda: (build_dir / "C" / "C-python3.9-arm64.zip").write_bytes(b"tampered"),  # output
+        lambda: (shared_app / "d" / "requirements.txt").write_text(SAME),  # requirements
+    ]
+    for change in changes:
+        change()
+        code, _, err = sam_build(shared_app, tmp_path / "cache")
+        assert code == 0, err
+        assert "Up to date" not in err
+    assert zipfile.ZipFile(build_dir / "C" / "C-python3.9-arm64.zip").testzip() is None
+    code, _, err = sam_build(shared_app, tmp_path / "cache", "--parameter-overrides", "X=1")
+    assert code == 0, err
+    assert "Up to date" not in err  # other parameters: another request

@@ -9,10 +9,10 @@ import pytest
 
 from nativebuild.errors import ConfigError, TemplateError
 from nativebuild.sam.intrinsics import NO_VALUE, Resolver, Unresolvable
+from nativebuild.sam.request import parse_parameter_overrides
 from nativebuild.sam.template import (
     dump_template,
     merge_globals,
-    parse_parameter_overrides,
     parse_template,
     properties_with_globals,
 )
