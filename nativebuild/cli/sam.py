@@ -57,7 +57,7 @@ TemplateOpt = Annotated[
     Path | None,
     typer.Option(
         "-t", "--template", "--template-file",
-        help="The SAM template. [default: template.yaml or template.yml here]",
+        help="The SAM template (default: template.yaml or template.yml here).",
     ),
 ]  # fmt: skip
 BuildDirOpt = Annotated[
@@ -65,7 +65,7 @@ BuildDirOpt = Annotated[
     typer.Option(
         "-b",
         "--build-dir",
-        help="Where the built template and archives go. [default: .aws-sam/build]",
+        help="Where the built template and archives go (default: .aws-sam/build).",
     ),
 ]
 ParameterOverridesOpt = Annotated[
@@ -79,7 +79,7 @@ ParameterOverridesOpt = Annotated[
 SamProjectOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Directory holding pyproject.toml with [tool.nativebuild]. [default: the template's]"
+        help="Directory of the pyproject.toml with nativebuild's settings (default: the template's)."
     ),
 ]
 
