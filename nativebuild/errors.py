@@ -119,3 +119,11 @@ class ArchitectureMismatchError(PublishError):
     """The archive's architecture is not the function's."""
 
     exit_code = 19
+
+
+class TemplateError(NativebuildError):
+    """A SAM template that cannot be built as written: not found or not parseable, a resource
+    whose code folder is missing, an intrinsic function that cannot be decided before deploying,
+    a layer whose BuildMethod nativebuild does not run (makefile)."""
+
+    exit_code = 20

@@ -8,7 +8,7 @@ import enum
 import functools
 import importlib.resources
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
@@ -231,8 +231,14 @@ def get_runtime(name: str) -> Runtime:
     raise ConfigError(msg)
 
 
-def expand_image(template: str, arch: Architecture) -> str:
-    """Fill ``{arch}`` in an image reference and pin it by digest when one is recorded."""
+def expand_image(template: str, arch: Architecture, runtime: str | None = None) -> str:
+    """Fill ``{arch}`` (x86_64, arm64) and ``{runtime}`` (python3.12) in an image reference and
+    pin it by digest when one is recorded."""
+    if "{runtime}" in template:
+        if runtime is None:
+            msg = f"The image {template!r} names {{runtime}}, which is not known here."
+            raise ConfigError(msg, hint="Give the image in full, without {runtime}.")
+        template = template.replace("{runtime}", runtime)
     ref = template.replace("{arch}", arch.value)
     if "@" not in ref and ref in pinned_digests():
         return f"{ref}@{pinned_digests()[ref]}"
@@ -326,3 +332,13 @@ class Target:
         if not known:
             return None
         return f"{self.arch.machine}-manylinux_2_{max(known)}"
+
+
+def deprecation_notices(
+    names: Iterable[str], today: datetime.date | None = None
+) -> tuple[RuntimeLifecycle, ...]:
+    """The notices to warn of for runtimes ``names`` (each once, in order): deprecated, or
+    soon to be, on ``today`` (default: the date today)."""
+    day = today or utc_today()
+    notices = (lifecycle(get_runtime(name), day) for name in dict.fromkeys(names))
+    return tuple(notice for notice in notices if notice.warns)

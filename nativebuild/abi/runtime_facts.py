@@ -261,7 +261,8 @@ def probe_facts(
 
 def is_custom_runtime(target: Target) -> bool:
     """Whether ``target``'s runtime image is another than Lambda's own (which data describes)."""
-    return target.runtime_image != expand_image(target.runtime.runtime_image, target.arch)
+    default = expand_image(target.runtime.runtime_image, target.arch, target.runtime.name)
+    return target.runtime_image != default
 
 
 def facts_for_target(

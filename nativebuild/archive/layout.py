@@ -89,6 +89,8 @@ class ArchiveSpec:
     src_prefix: str  # where the source tree goes
     mount: str  # where Lambda extracts it: /var/task or /opt
     layers: tuple[str, ...] = ()  # a function's layers from the same build, by filename
+    src_excludes: tuple[str, ...] = ()  # name patterns left out of src (SAM's, for sam build)
+    src_skip_dirs: tuple[Path, ...] = ()  # folders left out of src (a build dir inside it)
 
     @property
     def is_layer(self) -> bool:

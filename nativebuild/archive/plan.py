@@ -141,8 +141,10 @@ def plan_archive(
     site_prefix: str = "",
     src_prefix: str = "",
     skip_dirs: Collection[Path] = (),
+    src_excludes: tuple[str, ...] = (),
 ) -> ArchivePlan:
-    """Decide the archive's contents: the files ``wheels`` install plus every file under ``src``.
+    """Decide the archive's contents: the files ``wheels`` install plus every file under ``src``
+    (but names matching ``src_excludes``).
 
     Importable wheel files go under ``site_prefix`` ("" for a function, "python/" for a layer);
     scripts (bin/), data and headers stay at the root. ``src`` goes under ``src_prefix``.
@@ -187,7 +189,8 @@ def plan_archive(
         for path, found in chosen.items()
     }
     if src is not None:
-        for tree_file in source_files(src, frozenset(p.resolve() for p in skip_dirs)):
+        skipped = frozenset(p.resolve() for p in skip_dirs)
+        for tree_file in source_files(src, skipped, src_excludes):
             path = f"{src_prefix}{tree_file.path}"
             clash = chosen.get(path)
             if clash is not None:

@@ -8,6 +8,7 @@ contain the link (a loop). Caches, VCS state and compiled files are left out.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import stat
 from pathlib import Path
@@ -51,8 +52,11 @@ def is_excluded(name: str) -> bool:
     return name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES)
 
 
-def source_files(src: Path, skip_dirs: frozenset[Path] = frozenset()) -> list[TreeFile]:
-    """Every regular file under ``src``, following symlinks that stay sensible."""
+def source_files(
+    src: Path, skip_dirs: frozenset[Path] = frozenset(), excludes: tuple[str, ...] = ()
+) -> list[TreeFile]:
+    """Every regular file under ``src``, following symlinks that stay sensible. ``excludes``
+    are name patterns (fnmatch) left out besides the usual ones, files and folders alike."""
     if not src.is_dir():
         what = "does not exist" if not src.exists() else "is not a directory"
         msg = f"Source directory {src} {what}."
@@ -70,7 +74,7 @@ def source_files(src: Path, skip_dirs: frozenset[Path] = frozenset()) -> list[Tr
             msg = f"Cannot list {directory}: {err.strerror}."
             raise ArchiveError(msg) from err
         for child in children:
-            if is_excluded(child.name):
+            if is_excluded(child.name) or any(fnmatch.fnmatchcase(child.name, p) for p in excludes):
                 continue
             rel = f"{prefix}{child.name}"
             _check_encodable(rel, src)

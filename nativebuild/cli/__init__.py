@@ -18,6 +18,7 @@ from nativebuild.cli.doctor import doctor
 from nativebuild.cli.images import images_app
 from nativebuild.cli.plan import plan
 from nativebuild.cli.publish import publish
+from nativebuild.cli.sam import sam_app
 from nativebuild.cli.verify import verify
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ app.add_typer(cache_app, name="cache")
 app.command()(doctor)
 app.command()(verify)
 app.command()(publish)
+app.add_typer(sam_app, name="sam")
 
 
 def main() -> None:

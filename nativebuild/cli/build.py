@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -97,6 +98,14 @@ def build(
         bool,
         typer.Option("--dry-run", help="Print the plan (as `nativebuild plan`); build nothing."),
     ] = False,
+    artifacts_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--artifacts-dir",
+            help="Also unpack the archive into this folder: a SAM makefile target's "
+            "$(ARTIFACTS_DIR). One archive only (one --arch; function or layer).",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
@@ -122,5 +131,5 @@ def build(
     )
     run_build(
         cli, project, dry_run=dry_run, json_output=json_output, verbose=verbose, quiet=quiet,
-        to_publish=to_publish,
+        to_publish=to_publish, artifacts_dir=artifacts_dir,
     )  # fmt: skip

@@ -24,7 +24,7 @@ from rich.table import Table
 from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.config.settings import Settings, load_tool_table, resolve
 from nativebuild.errors import ConfigError, NativebuildError
-from nativebuild.targets import get_runtime, lifecycle, utc_today
+from nativebuild.targets import deprecation_notices
 
 if TYPE_CHECKING:
     from nativebuild.aws.publish_plan import PublishResult
@@ -74,6 +74,7 @@ def run_build(
     quiet: bool,
     to_publish: dict[str, Any] | None = None,
     shards: int | None = None,
+    artifacts_dir: Path | None = None,
 ) -> None:
     console = stderr_console()
     env = dict(os.environ)
@@ -83,6 +84,8 @@ def run_build(
     # The reporter closes (the live display erased) before an error is printed.
     with handle_errors(console), reporting as reporter:
         settings = settings_from_flags(cli, project, env)
+        if artifacts_dir is not None:
+            check_one_archive(settings)
         if not dry_run and to_publish is None:
             from nativebuild.pipeline.uptodate import up_to_date_result
 
@@ -93,10 +96,12 @@ def run_build(
                     f"Up to date: nothing changed since the build that wrote {settings.output}"
                 )
                 # Lambda's dates move on while the inputs stay: say it as a real build would.
-                notice = lifecycle(get_runtime(settings.runtime), utc_today())
-                if notice.warns:
+                notices = deprecation_notices([settings.runtime])
+                for notice in notices:
                     reporter.warning(notice.message)
-                done["deprecations"] = [notice.to_json()] if notice.warns else []
+                done["deprecations"] = [notice.to_json() for notice in notices]
+                if artifacts_dir is not None:  # a fresh $(ARTIFACTS_DIR) wants the files again
+                    unpack_into(Path(done["archives"][0]["path"]), artifacts_dir, reporter)
                 if json_output:
                     typer.echo(json.dumps(done, indent=2, sort_keys=True))
                 else:
@@ -127,6 +132,9 @@ def run_build(
             settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
             builders=builders,
         )  # fmt: skip
+        if artifacts_dir is not None:
+            (archive,) = result.archives
+            unpack_into(archive.path, artifacts_dir, reporter)
         if json_output:
             typer.echo(dump_json(result))
         else:
@@ -134,6 +142,24 @@ def run_build(
                 typer.echo(str(archive.path))
         if to_publish is not None:
             publish_built(result.manifest, to_publish, reporter=reporter, console=console)
+
+
+def unpack_into(archive: Path, artifacts_dir: Path, reporter: Reporter) -> None:
+    """``--artifacts-dir``: the archive's files, unzipped, where SAM's makefile route wants them."""
+    from nativebuild.archive.unpack import unpack_archive
+
+    files = unpack_archive(archive, artifacts_dir)
+    reporter.detail(f"unpacked {archive.name} into {artifacts_dir} ({files} files)")
+
+
+def check_one_archive(settings: Settings) -> None:
+    """``--artifacts-dir`` unpacks one archive: one architecture, a function or a layer."""
+    from nativebuild.archive.layout import Kind
+
+    if len(settings.archs) != 1 or settings.kind is Kind.SPLIT or settings.functions:
+        msg = "--artifacts-dir unpacks one archive: build one --arch, and a function or a layer."
+        hint = "A SAM makefile target builds one resource: give it its own nativebuild build."
+        raise ConfigError(msg, hint=hint)
 
 
 def print_plan(planned: PlanResult) -> None:

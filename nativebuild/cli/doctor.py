@@ -32,10 +32,10 @@ def doctor(
         typer.Option(help="x86_64 or arm64; repeatable. [default: the configured ones]"),
     ] = None,
     build_image: Annotated[
-        str | None, typer.Option(help="Build image; {arch} is replaced by x86_64 or arm64.")
+        str | None, typer.Option(help="Build image; {arch} and {runtime} are filled in.")
     ] = None,
     runtime_image: Annotated[
-        str | None, typer.Option(help="Runtime image; {arch} is replaced by x86_64 or arm64.")
+        str | None, typer.Option(help="Runtime image; {arch} and {runtime} are filled in.")
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Wheel cache directory.")] = None,
     cache: Annotated[

@@ -34,10 +34,18 @@ OutputOpt = Annotated[
 NameOpt = Annotated[str | None, typer.Option(help="Archive base name. [default: function]")]
 CacheDirOpt = Annotated[Path | None, typer.Option(help="Wheel cache directory.")]
 BuildImageOpt = Annotated[
-    str | None, typer.Option(help="Build image; {arch} is replaced by x86_64 or arm64.")
+    str | None,
+    typer.Option(
+        help="Build image; {arch} is replaced by x86_64 or arm64, {runtime} by the runtime "
+        "(python3.12)."
+    ),
 ]
 RuntimeImageOpt = Annotated[
-    str | None, typer.Option(help="Runtime image; {arch} is replaced by x86_64 or arm64.")
+    str | None,
+    typer.Option(
+        help="Runtime image; {arch} is replaced by x86_64 or arm64, {runtime} by the runtime "
+        "(python3.12)."
+    ),
 ]
 GlibcOpt = Annotated[str | None, typer.Option(help="glibc ceiling of a custom image, e.g. 2.31.")]
 ExtraOpt = Annotated[

@@ -80,7 +80,7 @@ def verify(
         str | None, typer.Option(help="x86_64 or arm64. [default: from the archive name]")
     ] = None,
     runtime_image: Annotated[
-        str | None, typer.Option(help="Runtime image; {arch} is replaced by x86_64 or arm64.")
+        str | None, typer.Option(help="Runtime image; {arch} and {runtime} are filled in.")
     ] = None,
     handler: Annotated[
         str | None, typer.Option(help="Also call this handler (module.function), as Lambda does.")

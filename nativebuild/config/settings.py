@@ -116,8 +116,12 @@ class Settings:
                 runtime=runtime,
                 arch=arch,
                 glibc=self.glibc or runtime.glibc,
-                build_image=expand_image(self.build_image or runtime.build_image, arch),
-                runtime_image=expand_image(self.runtime_image or runtime.runtime_image, arch),
+                build_image=expand_image(
+                    self.build_image or runtime.build_image, arch, runtime.name
+                ),
+                runtime_image=expand_image(
+                    self.runtime_image or runtime.runtime_image, arch, runtime.name
+                ),
             )
             for arch in self.archs
         )

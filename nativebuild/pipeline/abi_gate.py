@@ -41,14 +41,14 @@ VERDICT_VERSION = "1"  # bump when the checks change, so kept verdicts are not t
 
 
 def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
-    """The runtime facts of ``target``, once per architecture and build."""
-    memo = context.runtime_facts
+    """The runtime facts of ``target``, once per runtime image and architecture and build."""
+    memo, key = context.runtime_facts, (target.runtime_image, target.arch)
     runtime_key = f"{target.runtime_image}|{target.arch.docker_platform}"
-    if target.arch not in memo:
+    if key not in memo:
         try:
             # A custom image is probed in a container of the target's architecture, once per
             # image id: the emulation check only when that container is about to start.
-            memo[target.arch] = facts_for_target(
+            memo[key] = facts_for_target(
                 target, runner=context.runner_for(target.arch), cache=context.cache,
                 reporter=context.reporter, verbose=context.verbose,
                 before_container=lambda: check_emulation(context, target, target.runtime_image),
@@ -65,8 +65,8 @@ def build_facts(context: BuildContext, target: Target) -> RuntimeFacts:
                 f"Cannot probe {target.runtime_image} (the Docker engine is not reachable): "
                 f"checking against {facts.description} instead."
             )
-            memo[target.arch] = facts
-    return memo[target.arch]
+            memo[key] = facts
+    return memo[key]
 
 
 def provided_libraries(context: BuildContext, target: Target) -> tuple[str, ...] | None:

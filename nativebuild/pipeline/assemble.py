@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nativebuild.archive.budget import (
@@ -43,6 +43,21 @@ PlanCheck = Callable[[Sequence[tuple[ArchivePlan, str]]], None]
 Planned = tuple[ArchiveSpec, ArchivePlan, tuple[Removal, ...]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class PreparedTarget:
+    """One target's archives, planned to the last file (stripped, slimmed, with bytecode) and
+    not yet written: what the budget and ABI checks look at before anything is."""
+
+    target: Target
+    plan: BuildPlan
+    wheels: Mapping[str, CachedFile]
+    archives: tuple[Planned, ...]
+    stripped: tuple[Stripped, ...] = ()
+
+    def planned(self, filename: str) -> ArchivePlan:
+        return next(plan for spec, plan, _ in self.archives if spec.filename == filename)
+
+
 def assemble_target(
     context: BuildContext,
     target: Target,
@@ -52,12 +67,31 @@ def assemble_target(
     check: PlanCheck | None = None,
 ) -> tuple[ArchiveRecord, ...]:
     """Write every archive of ``target`` (see :func:`nativebuild.archive.layout.archive_specs`)."""
-    settings, reporter = context.settings, context.reporter
+    settings = context.settings
     specs = archive_specs(
         kind=settings.kind, name=settings.name, src=settings.src, functions=settings.functions,
         layer_layout=settings.layer_layout, runtime=target.runtime.name,
         python=target.runtime.python, arch=target.arch.value,
     )  # fmt: skip
+    prepared = prepare_archives(context, target, plan, wheels, specs)
+    _check_budget(context, list(prepared.archives))  # an image's size is checked as it is written
+    if check is not None:
+        mounted = {spec.filename: (planned, spec.mount) for spec, planned, _ in prepared.archives}
+        for group in budget_groups([spec for spec, _, _ in prepared.archives]):
+            check([mounted[spec.filename] for spec in group])
+    return write_archives(context, prepared)
+
+
+def prepare_archives(
+    context: BuildContext,
+    target: Target,
+    plan: BuildPlan,
+    wheels: Mapping[str, CachedFile],
+    specs: Sequence[ArchiveSpec],
+) -> PreparedTarget:
+    """Plan the archives ``specs`` of ``target`` from its wheels: strip, slim, bytecode (the
+    containers those need run here); nothing is written."""
+    settings, reporter = context.settings, context.reporter
     image_ids: list[str] = []
 
     def job_target() -> Target:  # the target of a strip or bytecode container
@@ -86,22 +120,24 @@ def assemble_target(
     planned = _plan_all(context, target, specs, [wheels[i.pin.name].path for i in plan.items])
     if settings.compile:
         planned = _compile(context, target, planned, wheels, image_id, job_target)
-    _check_budget(context, planned)  # an image's size is checked as it is written
-    if check is not None:
-        mounted = {spec.filename: (archive_plan, spec.mount) for spec, archive_plan, _ in planned}
-        for group in budget_groups([spec for spec, _, _ in planned]):
-            check([mounted[spec.filename] for spec in group])
+    return PreparedTarget(
+        target=target, plan=plan, wheels=wheels, archives=tuple(planned), stripped=stripped
+    )
+
+
+def write_archives(context: BuildContext, prepared: PreparedTarget) -> tuple[ArchiveRecord, ...]:
+    """Write the archives of ``prepared``, once every check has passed."""
     records = []
-    for spec, archive_plan, removed in planned:
+    target, plan, wheels = prepared.target, prepared.plan, prepared.wheels
+    for spec, archive_plan, removed in prepared.archives:
         record = _write(context, target, spec, archive_plan, removed, plan, wheels)
-        records.append(
-            _with_build_facts(record, context, target, stripped if spec.dependencies else ())
-        )
+        stripped = prepared.stripped if spec.dependencies else ()
+        records.append(_with_build_facts(record, context, target, stripped))
     return tuple(records)
 
 
 def _plan_all(
-    context: BuildContext, target: Target, specs: tuple[ArchiveSpec, ...], wheel_paths: list[Path]
+    context: BuildContext, target: Target, specs: Sequence[ArchiveSpec], wheel_paths: list[Path]
 ) -> list[Planned]:
     settings = context.settings
     options = SlimOptions(
@@ -114,7 +150,8 @@ def _plan_all(
             wheel_paths if spec.dependencies else [], spec.src, python=target.runtime.python,
             site_prefix=spec.site_prefix, src_prefix=spec.src_prefix,
             # With --src ., the output and cache directories must not be packed.
-            skip_dirs=(settings.output, context.cache.root),
+            skip_dirs=(settings.output, context.cache.root, *spec.src_skip_dirs),
+            src_excludes=spec.src_excludes,
         )  # fmt: skip
         result = slim_plan(
             archive_plan, options, site_prefix=spec.site_prefix, runtime_provided=provided

@@ -71,17 +71,24 @@ class BuildContext:
     env: Mapping[str, str]
     # Each architecture's pool of engines (--builder), first to last; none: the runner's engine
     pools: Mapping[Architecture, tuple[Engine, ...]] = dataclasses.field(default_factory=dict)
-    # nativebuild's own build image per architecture, once ensured (resolver.with_build_image)
-    build_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
-    # The build image derived with build-packages and before-build (nativebuild.pipeline.derived_image)
-    derived_images: dict[Architecture, str] = dataclasses.field(default_factory=dict)
+    # What is learnt once per target is keyed by what it depends on, with the architecture, so
+    # that one context serves targets of several runtimes (nativebuild sam build).
+    # nativebuild's own build image per runtime and architecture, once ensured
+    # (nativebuild.pipeline.images.with_build_image)
+    build_images: dict[tuple[str, Architecture], str] = dataclasses.field(default_factory=dict)
+    # The image derived from a build image with build-packages and before-build
+    # (nativebuild.pipeline.derived_image), by base image and architecture
+    derived_images: dict[tuple[str, Architecture], str] = dataclasses.field(default_factory=dict)
     # The engine's machine per architecture whose containers are known to run
     # (nativebuild.pipeline.emulation): the target's own, or another one that emulates it
     engine_machines: dict[Architecture, str] = dataclasses.field(default_factory=dict)
     # What reading each cached wheel told (nativebuild.abi.wheel_facts), by path
     wheel_facts: dict[Path, WheelFacts] = dataclasses.field(default_factory=dict)
-    # What each architecture's runtime image provides, once known (nativebuild.pipeline.abi_gate)
-    runtime_facts: dict[Architecture, RuntimeFacts] = dataclasses.field(default_factory=dict)
+    # What each runtime image provides, by image and architecture, once known
+    # (nativebuild.pipeline.abi_gate)
+    runtime_facts: dict[tuple[str, Architecture], RuntimeFacts] = dataclasses.field(
+        default_factory=dict
+    )
     # The id of every image the build's output depends on, "ref|platform" -> id (uptodate)
     image_ids: dict[str, str] = dataclasses.field(default_factory=dict)
     # Cache keys of the wheels this build compiled, sha256s of the files it downloaded: where
@@ -210,6 +217,32 @@ def open_context(
     git: GitRunner | None = None,
 ) -> BuildContext:
     """Read the inputs and prepare the cache; nothing here needs a Docker engine."""
+    session = open_session(
+        settings, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv,
+        builders=builders,
+    )  # fmt: skip
+    return with_inputs(session, settings, git=git)
+
+
+# The inputs of a context that has read none yet (open_session), or of an archive built from
+# source alone (a SAM function without requirements).
+NO_INPUTS = Inputs(
+    kind="requirements", requirements=None, locked=(), fingerprint=hashlib.sha256(b"").hexdigest()
+)
+
+
+def open_session(
+    settings: Settings,
+    *,
+    runner: ContainerRunner,
+    env: Mapping[str, str],
+    reporter: Reporter,
+    verbose: bool = False,
+    uv: UvRunner | None = None,
+    builders: Mapping[Architecture, Sequence[Engine]] | None = None,
+) -> BuildContext:
+    """A build's cache, engines and host index, before any requirements are read (its inputs
+    are :data:`NO_INPUTS`): :func:`with_inputs` gives it some. Needs no Docker engine."""
     uv = uv if uv is not None else HostUv()
     # Local, a remote behind it (--cache), or a throwaway one (--no-cache); ready to use.
     cache = open_cache(
@@ -217,29 +250,10 @@ def open_context(
         endpoint_url=settings.cache_endpoint_url, readonly=settings.cache_readonly,
         no_cache=settings.no_cache, env=env, reporter=reporter,
     )  # fmt: skip
-    host_index = discover(env)
-    inputs = read_inputs(
-        settings, env=env, index=host_index, uv=uv, cache=cache, git=git, reporter=reporter
-    )
-    index = host_index
-    if inputs.requirements is not None:
-        requirements = inputs.requirements
-        index = host_index.with_overrides(
-            index_url=requirements.index_url,
-            extra_index_urls=requirements.extra_index_urls,
-            trusted_hosts=requirements.trusted_hosts,
-            find_links=requirements.find_links,
-            no_index=requirements.no_index,
-        )
-    if index.skipped:
-        reporter.detail(
-            f"not using the local folders of this machine's pip configuration "
-            f"({', '.join(index.skipped)}): a build depends on the project's files only; "
-            "name a folder in the requirements to use it (--find-links DIR, --index-url file://...)"
-        )
+    index = discover(env)
     return BuildContext(
         settings=settings,
-        inputs=inputs,
+        inputs=NO_INPUTS,
         index=index,
         cache=cache,
         runner=runner,
@@ -266,6 +280,37 @@ def engine_view(context: BuildContext, arch: Architecture, engine: Engine) -> Bu
             derived_images={}, engine_machines={}, engine_views={},
         )  # fmt: skip
     return context.engine_views[key]
+
+
+def with_inputs(
+    context: BuildContext, settings: Settings, *, git: GitRunner | None = None
+) -> BuildContext:
+    """``context`` for the requirements of ``settings``: the same cache, engines and what is
+    known of each target (those are shared, not copied), the inputs and index options read
+    from ``settings.requirements``. ``settings`` may differ from the context's in what one
+    archive is built from (requirements, runtime, architectures, source), not in how."""
+    host_index = discover(context.env)
+    inputs = read_inputs(
+        settings, env=context.env, index=host_index, uv=context.uv, cache=context.cache,
+        git=git, reporter=context.reporter,
+    )  # fmt: skip
+    index = host_index
+    if inputs.requirements is not None:
+        requirements = inputs.requirements
+        index = host_index.with_overrides(
+            index_url=requirements.index_url,
+            extra_index_urls=requirements.extra_index_urls,
+            trusted_hosts=requirements.trusted_hosts,
+            find_links=requirements.find_links,
+            no_index=requirements.no_index,
+        )
+    if index.skipped:
+        context.reporter.detail(
+            f"not using the local folders of this machine's pip configuration "
+            f"({', '.join(index.skipped)}): a build depends on the project's files only; "
+            "name a folder in the requirements to use it (--find-links DIR, --index-url file://...)"
+        )
+    return dataclasses.replace(context, settings=settings, inputs=inputs, index=index)
 
 
 # --- what reading each cached wheel told (abi.wheel_facts), kept by the file's identity ----------

@@ -97,9 +97,10 @@ def with_derived_image(context: BuildContext, target: Target) -> Target:
     settings = context.settings
     if not settings.build_packages and not settings.before_build:
         return target
-    if target.arch not in context.derived_images:
-        context.derived_images[target.arch] = _ensure(context, target)
-    return dataclasses.replace(target, build_image=context.derived_images[target.arch])
+    key = (target.build_image, target.arch)
+    if key not in context.derived_images:
+        context.derived_images[key] = _ensure(context, target)
+    return dataclasses.replace(target, build_image=context.derived_images[key])
 
 
 def _ensure(context: BuildContext, target: Target) -> str:

@@ -22,17 +22,17 @@ def with_build_image(context: BuildContext, target: Target) -> Target:
     when a container or a compile key needs it, so builds that need neither need no engine."""
     if context.settings.build_image is not None:
         return target
-    memo = context.build_images
-    if target.arch not in memo:
+    memo, key = context.build_images, (target.runtime.name, target.arch)
+    if key not in memo:
         runner = context.runner_for(target.arch)
         if not isinstance(runner, ImageRunner):
             msg = f"The engine for {target.arch} cannot build nativebuild's build image."
             raise ConfigError(msg, hint="Pass --build-image with an image that has a compiler.")
-        memo[target.arch] = ensure_build_image(
+        memo[key] = ensure_build_image(
             target, runner, context.reporter, index=context.index,
             emulated=known_emulated(context, target),
         )  # fmt: skip
-    return dataclasses.replace(target, build_image=memo[target.arch])
+    return dataclasses.replace(target, build_image=memo[key])
 
 
 def with_compile_image(context: BuildContext, target: Target) -> Target:

@@ -47,9 +47,7 @@ from nativebuild.targets import (
     Architecture,
     RuntimeLifecycle,
     Target,
-    get_runtime,
-    lifecycle,
-    utc_today,
+    deprecation_notices,
 )
 
 __all__ = [
@@ -166,11 +164,10 @@ def report_deprecation(
 ) -> tuple[RuntimeLifecycle, ...]:
     """Warn when the runtime is deprecated (or soon will be), with Lambda's dates; never fails.
     Returns the notice for the JSON output (none for a supported runtime)."""
-    notice = lifecycle(get_runtime(settings.runtime), today or utc_today())
-    if not notice.warns:
-        return ()
-    reporter.warning(notice.message)
-    return (notice,)
+    notices = deprecation_notices([settings.runtime], today)
+    for notice in notices:
+        reporter.warning(notice.message)
+    return notices
 
 
 def build(

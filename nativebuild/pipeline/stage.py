@@ -127,31 +127,49 @@ def plan_target(
 
 
 def acquire(
-    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
+    context: BuildContext,
+    stage: StagedTarget,
+    downloaded: Mapping[str, CachedFile],
+    *,
+    compiled: Mapping[str, CachedFile] | None = None,
 ) -> dict[str, CachedFile]:
     """Every wheel of the stage's plan as a verified file in the cache, keyed by distribution
-    name. ``downloaded`` holds what prefetch() fetched for all targets, by sha256."""
+    name. ``downloaded`` holds what prefetch() fetched for all targets, by sha256. The sdists
+    to compile are compiled here, unless ``compiled`` already holds their wheels (by compile
+    key: several stages compiled together, see :func:`pending_compiles`)."""
     target, plan, found = stage.target, stage.plan, stage.found
-    fetched = {
-        item.pin.name: downloaded[item.pin.sha256]
-        for item in plan.items
-        if item.action in (Action.DOWNLOAD, Action.COMPILE)
-    }
     wheels: dict[str, CachedFile] = {}
-    jobs = []
-    provided = provided_libraries(context, target) if plan.count(Action.COMPILE) else None
+    jobs = pending_compiles(context, stage, downloaded) if compiled is None else []
     for item in plan.items:
         pin = item.pin
         if item.action is Action.COMPILE:
-            job = CompileJob(
-                pin=pin, key=item.compile_key, sdist=fetched[pin.name].path, provided=provided,
-                key_fields=stage.key_fields[pin.name],
-            )  # fmt: skip
-            jobs.append(job)
+            if compiled is not None:
+                wheels[pin.name] = compiled[item.compile_key]
         elif item.action is Action.DOWNLOAD:
-            wheels[pin.name] = fetched[pin.name]
+            wheels[pin.name] = downloaded[pin.sha256]
         else:
             wheels[pin.name] = found[pin.name]
     if jobs:
         wheels.update(compile_jobs(context, target, jobs))
     return wheels
+
+
+def pending_compiles(
+    context: BuildContext, stage: StagedTarget, downloaded: Mapping[str, CachedFile]
+) -> list[CompileJob]:
+    """The compile jobs of the stage's plan, each sdist taken from ``downloaded``."""
+    plan = stage.plan
+    if not plan.count(Action.COMPILE):
+        return []
+    provided = provided_libraries(context, stage.target)
+    return [
+        CompileJob(
+            pin=item.pin,
+            key=item.compile_key,
+            sdist=downloaded[item.pin.sha256].path,
+            provided=provided,
+            key_fields=stage.key_fields[item.pin.name],
+        )
+        for item in plan.items
+        if item.action is Action.COMPILE
+    ]

@@ -58,6 +58,12 @@ def environment_digest(env: Mapping[str, str], referenced: Iterable[str] = ()) -
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
 
+def request_digest(request: Mapping[str, Any] | None) -> str:
+    """What a command adds to its settings (sam build: the template, its parameters)."""
+    document = json.dumps(dict(request or {}), sort_keys=True, default=str)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
 def settings_digest(settings: Settings) -> str:
     document = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).hexdigest()
@@ -107,6 +113,7 @@ def capture(
     images: Mapping[str, str],
     outputs: Iterable[Path],
     result: Mapping[str, Any],
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of a build that just succeeded (to write with :func:`write`)."""
     files: dict[str, dict[str, Any]] = {}
@@ -123,6 +130,7 @@ def capture(
         "format": FORMAT,
         "nativebuild": __version__,
         "settings": settings_digest(settings),
+        "request": request_digest(request),
         "env": environment_digest(env, referenced),
         "referenced_env": sorted(referenced),
         "files": files,
@@ -147,7 +155,11 @@ def forget(path: Path) -> None:
 
 
 def up_to_date(
-    settings: Settings, env: Mapping[str, str], *, image_ids: ImageIds
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    image_ids: ImageIds,
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The last build's answer when nothing it was made from changed, else None."""
     try:
@@ -160,6 +172,7 @@ def up_to_date(
         if (
             record["nativebuild"] != __version__
             or record["settings"] != settings_digest(settings)
+            or record.get("request", request_digest(None)) != request_digest(request)
             or record["env"] != environment_digest(env, record["referenced_env"])
         ):
             return None

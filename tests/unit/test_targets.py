@@ -134,6 +134,25 @@ def test_expand_image_fills_arch() -> None:
     assert expand_image("registry.example/build:fixed", X86) == "registry.example/build:fixed"
 
 
+def test_expand_image_fills_runtime() -> None:
+    template = "registry.example/build-{runtime}:{arch}"
+    assert expand_image(template, ARM, "python3.13") == "registry.example/build-python3.13:arm64"
+    with pytest.raises(ConfigError, match=r"names \{runtime\}"):
+        expand_image(template, ARM)
+
+
+def test_settings_fill_runtime_in_images() -> None:
+    from nativebuild.config.settings import Settings
+
+    settings = Settings(
+        runtime="python3.11", archs=(X86, ARM), build_image="b/{runtime}:{arch}",
+        runtime_image="r/{runtime}-{arch}",
+    )  # fmt: skip
+    assert [(t.build_image, t.runtime_image) for t in settings.targets()] == [
+        ("b/python3.11:x86_64", "r/python3.11-x86_64"), ("b/python3.11:arm64", "r/python3.11-arm64"),
+    ]  # fmt: skip
+
+
 def test_expand_image_pins_by_recorded_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     recorded = {"public.ecr.aws/lambda/python:3.12-arm64": DIGEST}
     monkeypatch.setattr(targets, "pinned_digests", lambda: recorded)
