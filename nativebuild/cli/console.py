@@ -258,13 +258,15 @@ class LiveReporter:
         """Remove the rows of finished tasks; stop (and erase) the display when none is left
         (under self._lock)."""
         removed = bool(self._done)
+        if self._live and set(self._rows) <= self._done:
+            # Erased with its rows still on it: rich before 15 leaves a blank line when the
+            # display it stops is empty.
+            self._progress.stop()
+            self._live = False
         for task_id in list(self._done):
             self._progress.remove_task(self._rows.pop(task_id))
         self._done.clear()
-        if self._live and not self._rows:
-            self._progress.stop()
-            self._live = False
-        elif self._live and removed:
+        if self._live and removed:
             self._progress.refresh()  # else the next line is printed above the rows just gone
 
 
