@@ -119,9 +119,10 @@ def _remember(
     made = result.made_from
     if made is None or made.volatile or "unconfirmed" in made.images.values():
         return  # an image could not be asked for its id: the next build must ask again
-    # Not the union of several functions' requirements: a file of this run only, made from
-    # theirs, which are among the files read.
-    files = [path for path in made.files if path != effective.requirements]
+    # Not the union of several functions' requirements (a file of this run only, made from
+    # theirs, which are among the files read); a single function's own file, of course.
+    generated = effective.requirements if effective.requirements != settings.requirements else None
+    files = [path for path in made.files if generated is None or path != generated.absolute()]
     home = Path(env.get("HOME", str(Path.home())))
     config_files = pip_config_files(env, home)
     try:

@@ -825,6 +825,11 @@ def test_an_unchanged_build_is_answered_before_the_pipeline_runs(
     assert [d["runtime"] for d in warm_result["deprecations"]] == ["python3.9"]
 
     monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: fake)
+    requirements = project / "requirements.txt"
+    requirements.write_text(requirements.read_text().replace("six==1.16.0", "six==1.16.0 "))
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert "Up to date" not in err, "the requirements file is an input"
     (project / "app" / "handler.py").write_text("def handler(event, context):\n    return 3\n")
     code, changed, err = run_build(project, tmp_path / "cache")
     assert code == 0, err

@@ -96,7 +96,7 @@ def cold(workspace: Path) -> tuple[Path, Path, Build]:
 def test_cold_build_of_both_architectures(cold: tuple[Path, Path, Build]) -> None:
     app, _, build = cold
     assert build.code == 0, build.stderr
-    assert set(build.output) == {"resources", "wheels", "containers_started"}
+    assert set(build.output) == {"resources", "wheels", "containers_started", "deprecations"}
     assert build.output["containers_started"] > 0  # simplejson compiled, runtime images probed
     build_dir = app / ".aws-sam" / "build"
     for logical_id, archive in ARCHIVES.items():
