@@ -200,13 +200,12 @@ def track(
         handle.finish(ok=ok)
 
 
-class TaskOutput:
-    """A Reporter that passes everything on to ``reporter`` and also shows each output line as
-    ``task``'s last line: for a container or an image build whose log is one task's."""
+class ForwardingReporter:
+    """A Reporter that passes everything on to ``reporter``: subclasses change only what
+    they must (usually ``output``)."""
 
-    def __init__(self, reporter: Reporter, task: TaskHandle) -> None:
+    def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
-        self._task = task
 
     def step(self, message: str) -> None:
         self._reporter.step(message)
@@ -218,7 +217,6 @@ class TaskOutput:
         self._reporter.command(argv)
 
     def output(self, line: str) -> None:
-        self._task.advance(line=line)
         self._reporter.output(line)
 
     def warning(self, message: str) -> None:
@@ -228,3 +226,16 @@ class TaskOutput:
         emit = getattr(self._reporter, "progress", None)
         if emit is not None:
             emit(event)
+
+
+class TaskOutput(ForwardingReporter):
+    """A Reporter that passes everything on to ``reporter`` and also shows each output line as
+    ``task``'s last line: for a container or an image build whose log is one task's."""
+
+    def __init__(self, reporter: Reporter, task: TaskHandle) -> None:
+        super().__init__(reporter)
+        self._task = task
+
+    def output(self, line: str) -> None:
+        self._task.advance(line=line)
+        self._reporter.output(line)

@@ -29,7 +29,13 @@ from nativebuild.pipeline.compiling import compiling_step, keep_compiled, logs_d
 from nativebuild.pipeline.context import BuildContext
 from nativebuild.pipeline.emulation import check_build_emulation
 from nativebuild.pipeline.images import image_identity, with_compile_image
-from nativebuild.reporting import NullReporter, ProgressEvent, Reporter, TaskKind, start_task
+from nativebuild.reporting import (
+    ForwardingReporter,
+    NullReporter,
+    Reporter,
+    TaskKind,
+    start_task,
+)
 from nativebuild.resolve.hashes import check_hashes
 from nativebuild.resolve.in_image import (
     REPORT_NAME,
@@ -225,11 +231,12 @@ class _Chooser:
             self.prefetch.start()
 
 
-class _MarkerListener:
+class _MarkerListener(ForwardingReporter):
     """A reporter that passes everything on and calls ``then`` once ``marker`` is printed."""
 
     def __init__(self, reporter: Reporter, marker: str, then: Callable[[], None]) -> None:
-        self._reporter, self._marker, self._then = reporter, marker, then
+        super().__init__(reporter)
+        self._marker, self._then = marker, then
         self._called = threading.Event()
 
     def output(self, line: str) -> None:
@@ -238,23 +245,6 @@ class _MarkerListener:
             self._then()
             return
         self._reporter.output(line)
-
-    def step(self, message: str) -> None:
-        self._reporter.step(message)
-
-    def detail(self, message: str) -> None:
-        self._reporter.detail(message)
-
-    def command(self, argv: list[str]) -> None:
-        self._reporter.command(argv)
-
-    def warning(self, message: str) -> None:
-        self._reporter.warning(message)
-
-    def progress(self, event: ProgressEvent) -> None:
-        emit = getattr(self._reporter, "progress", None)
-        if emit is not None:
-            emit(event)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

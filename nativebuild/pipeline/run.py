@@ -55,6 +55,7 @@ __all__ = [
     "dump_json", "plan",
 ]  # fmt: skip
 
+_S = TypeVar("_S")
 _T = TypeVar("_T")
 
 
@@ -309,16 +310,17 @@ def _jobs(settings: Settings) -> int:
 
 def run_all(
     context: BuildContext,
-    staged: Sequence[StagedTarget],
-    work: Callable[[StagedTarget], _T],
+    items: Sequence[_S],
+    work: Callable[[_S], _T],
     jobs: int,
 ) -> list[_T]:
-    """``work`` for every target, several at once; the first failure (in target order) is
-    raised after the others have stopped, and Ctrl-C removes every container still running."""
-    if len(staged) == 1 or jobs <= 1:
-        return [work(stage) for stage in staged]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(staged))) as pool:
-        futures = [pool.submit(work, stage) for stage in staged]
+    """``work`` for every item (a target, a dependency set...), several at once; the first
+    failure (in order) is raised after the others have stopped, and Ctrl-C removes every
+    container still running."""
+    if len(items) <= 1 or jobs <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
         try:
             wait(futures)
         except BaseException:

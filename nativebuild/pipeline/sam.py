@@ -19,10 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nativebuild.archive.budget import check_group as check_budget
 from nativebuild.archive.layout import FUNCTION_ROOT, LAYER_ROOT, Kind
@@ -39,7 +38,7 @@ from nativebuild.pipeline.abi_gate import verify_built
 from nativebuild.pipeline.assemble import PreparedTarget, prepare_archives, write_archives
 from nativebuild.pipeline.compiling import compile_jobs
 from nativebuild.pipeline.context import BuildContext, open_session, with_inputs
-from nativebuild.pipeline.run import made_from
+from nativebuild.pipeline.run import made_from, run_all
 from nativebuild.pipeline.sam_images import build_images
 from nativebuild.pipeline.stage import (
     StagedTarget,
@@ -72,9 +71,6 @@ from nativebuild.sam.resources import Buildable, LeftAlone, read_resources
 from nativebuild.sam.template import load_template
 from nativebuild.sdists.build import CompileJob
 from nativebuild.targets import Architecture, RuntimeLifecycle, Target, deprecation_notices
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -241,7 +237,7 @@ def _stage_sets(
 
     # Concurrently: a set that only the build image can resolve waits on a container.
     jobs = session.settings.jobs or os.cpu_count() or 1
-    return plan, _each(session, plan.sets, stage, jobs)
+    return plan, run_all(session, plan.sets, stage, jobs)
 
 
 def _index_key(context: BuildContext) -> str:
@@ -275,7 +271,7 @@ def _prepare(
         ]
         return prepare_archives(item.context, item.target, item.stage.plan, wheels, specs)
 
-    return _each(session, sets, prepare, jobs)
+    return run_all(session, sets, prepare, jobs)
 
 
 def _compile_all(
@@ -297,27 +293,9 @@ def _compile_all(
         return {job.key: by_name[job.pin.name] for job in group_jobs}
 
     compiled: dict[str, CachedFile] = {}
-    for result in _each(session, work, compile_group, jobs):
+    for result in run_all(session, work, compile_group, jobs):
         compiled.update(result)
     return compiled
-
-
-def _each(
-    session: BuildContext, items: Sequence[_T], work: Callable[[_T], _R], jobs: int
-) -> list[_R]:
-    """``work`` on every item, several at once; the first failure (in order) is raised once
-    the others have stopped, and Ctrl-C removes every container still running."""
-    if len(items) <= 1 or jobs <= 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
-        futures = [pool.submit(work, item) for item in items]
-        try:
-            wait(futures)
-        except BaseException:
-            for runner in session.all_runners:
-                runner.cancel()
-            raise
-    return [future.result() for future in futures]
 
 
 def _planned(
@@ -385,7 +363,7 @@ def _write(
         records = write_archives(item.context, ready)
         return {r.name: r for r in records}
 
-    return _each(session, pairs, write, jobs)
+    return run_all(session, pairs, write, jobs)
 
 
 def _verify(

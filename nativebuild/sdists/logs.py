@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from nativebuild.reporting import ProgressEvent, Reporter, TaskHandle, TaskKind, start_task
+from nativebuild.reporting import ForwardingReporter, Reporter, TaskHandle, TaskKind, start_task
 
 TAIL_LINES = 30  # of a failed package's log, in the error message
 
@@ -42,7 +42,7 @@ def split_line(line: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-class BuildLogs:
+class BuildLogs(ForwardingReporter):
     """A Reporter for one compile container (see the module's docstring); :meth:`close` it
     whatever happens, so that every task is finished and every file closed."""
 
@@ -52,7 +52,7 @@ class BuildLogs:
         """``workdir``: where the logs are written while the container runs (a scratch
         directory). The packages are learned from the driver's ``=== building`` lines (a
         container that resolves first decides what to build on the way)."""
-        self._reporter = reporter
+        super().__init__(reporter)
         self._verbose = verbose
         self._arch = arch
         self._emulated = emulated
@@ -64,23 +64,7 @@ class BuildLogs:
         self._tasks: dict[str, TaskHandle] = {}
         self._lock = threading.Lock()
 
-    # The Reporter protocol: everything but output goes straight through.
-    def step(self, message: str) -> None:
-        self._reporter.step(message)
-
-    def detail(self, message: str) -> None:
-        self._reporter.detail(message)
-
-    def command(self, argv: list[str]) -> None:
-        self._reporter.command(argv)
-
-    def warning(self, message: str) -> None:
-        self._reporter.warning(message)
-
-    def progress(self, event: ProgressEvent) -> None:
-        emit = getattr(self._reporter, "progress", None)
-        if emit is not None:
-            emit(event)
+    # The Reporter protocol: everything but output goes straight through (ForwardingReporter).
 
     def output(self, line: str) -> None:
         end = _END.match(line)
