@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from nativebuild.archive.image import (
     LayerPlan,
@@ -31,6 +31,7 @@ from nativebuild.archive.image import (
 from nativebuild.archive.plan import SourceFile, remove_abandoned_temps
 from nativebuild.archive.tarwriter import (
     GZIP_LEVEL,
+    HashingSink,
     LayerDigests,
     LayerWriter,
     TarFormatError,
@@ -141,19 +142,7 @@ def blob_of(data: bytes) -> Blob:
     return Blob(digest=f"sha256:{hashlib.sha256(data).hexdigest()}", size=len(data), data=data)
 
 
-class _Out:
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.digest.update(data)
-        self.size += len(data)
-        self.out.write(data)
-
-
-def _copy_blob(out: _Out, blob: Blob) -> None:
+def _copy_blob(out: HashingSink, blob: Blob) -> None:
     if blob.data is not None:
         out.write(blob.data)
         return
@@ -193,7 +182,7 @@ def write_image_archive(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            out = _Out(raw)
+            out = HashingSink(raw)
             directories = parent_dirs(list(members))
             for name in sorted([*members, *(f"{d}/" for d in directories)]):
                 if name.endswith("/"):

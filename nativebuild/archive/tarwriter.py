@@ -126,8 +126,9 @@ def end_of_archive() -> bytes:
     return b"\0" * (2 * BLOCK)
 
 
-class _Sink:
-    """Where tar bytes go: counted and hashed (the diff_id), then passed on."""
+class HashingSink:
+    """Where bytes go: counted and hashed (a layer's diff_id, an image tarball's digest), then
+    passed on."""
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
@@ -187,7 +188,7 @@ class LayerWriter:
 
     def __init__(self, out: BinaryIO, *, mtime: int, level: int = GZIP_LEVEL) -> None:
         self.gzip = GzipWriter(out, level=level)
-        self.tar = _Sink(self.gzip)  # type: ignore[arg-type]
+        self.tar = HashingSink(self.gzip)  # type: ignore[arg-type]
         self.mtime = mtime
         self.members = 0
 
