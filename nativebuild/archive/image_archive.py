@@ -18,7 +18,7 @@ import os
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,20 @@ def blob_of(data: bytes) -> Blob:
     return Blob(digest=f"sha256:{hashlib.sha256(data).hexdigest()}", size=len(data), data=data)
 
 
+def blob_chunks(blob: Blob) -> Iterator[bytes]:
+    """A blob's bytes as they are (the engine a load sends them to checks every layer against
+    the config's diff_ids, and the image id against the config's digest)."""
+    if blob.data is not None:
+        yield blob.data
+        return
+    if blob.path is None:  # pragma: no cover - a blob is bytes or a file
+        msg = f"blob {blob.digest} has no data"
+        raise ArchiveError(msg)
+    with blob.path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            yield chunk
+
+
 def _copy_blob(out: HashingSink, blob: Blob) -> None:
     if blob.data is not None:
         out.write(blob.data)
@@ -232,6 +246,10 @@ class ImageArchive:
             handle.seek(offset)
             return handle.read(size)
 
+    def sized(self, digest: str) -> tuple[int, Iterator[bytes]]:
+        """A :data:`BlobReader` over the tarball."""
+        return self.blob(digest)[1], self.stream(digest)
+
     def stream(self, digest: str) -> Iterator[bytes]:
         offset, size = self.blob(digest)
         with self.path.open("rb") as handle:
@@ -264,27 +282,36 @@ def open_image_archive(path: Path) -> ImageArchive:
     )  # fmt: skip
 
 
+BlobReader = Callable[[str], tuple[int, Iterable[bytes]]]  # digest -> (size, its bytes)
+
+
 def docker_archive_stream(
-    image: ImageArchive, *, repo_tags: Sequence[str], skip_layers: int
+    config: str,
+    layers: Sequence[str],
+    read: BlobReader,
+    *,
+    repo_tags: Sequence[str],
+    skip_layers: int,
 ) -> Iterator[bytes]:
-    """A docker-archive tar stream of ``image`` for ``docker load``, leaving out the data of its
-    first ``skip_layers`` layers: an engine that already holds those layers (as the chain of
-    another image) never opens their files, so only what it lacks crosses the socket."""
+    """A docker-archive tar stream of the image (``config`` and ``layers`` by digest, their
+    bytes from ``read``) for ``docker load``, leaving out the data of its first ``skip_layers``
+    layers: an engine that already holds those layers (as the chain of another image) never
+    opens their files, so only what it lacks crosses the socket."""
     manifest = canonical_json(
         [
             {
-                "Config": blob_path(image.config),
+                "Config": blob_path(config),
                 "RepoTags": list(repo_tags),
-                "Layers": [blob_path(d) for d in image.layers],
+                "Layers": [blob_path(d) for d in layers],
             }
         ]
     )
-    sent = {image.config, *image.layers[skip_layers:]}
+    sent = {config, *layers[skip_layers:]}
     yield member_header("manifest.json", mode=0o644, size=len(manifest), mtime=0, directory=False)
     yield manifest + b"\0" * (-len(manifest) % 512)
     for digest in sorted(sent):
-        _, size = image.blob(digest)
+        size, chunks = read(digest)
         yield member_header(blob_path(digest), mode=0o644, size=size, mtime=0, directory=False)
-        yield from image.stream(digest)
+        yield from chunks
         yield b"\0" * (-size % 512)
     yield end_of_archive()

@@ -26,7 +26,7 @@ from nativebuild.engine.api import (
     unreachable_error,
 )
 from nativebuild.engine.image_store import load_messages
-from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
+from nativebuild.engine.local_api import LocalEngineAPI, load_over_socket, quick_image_id
 from nativebuild.engine.orphans import OWNER_LABEL, orphaned, owner
 from nativebuild.engine.runner import (
     LOG_TAIL_LINES,
@@ -307,7 +307,12 @@ class DockerRunner:
         return EngineInfo.from_api(version, info, api_version=str(client.api.api_version))
 
     def local_image(self, image: str) -> ImageInfo | None:
-        """The local image ``image``, or None when there is none; never pulls."""
+        """The local image ``image``, or None when there is none; never pulls. A local engine
+        is asked over its socket (no SDK); should that fail, the SDK asks and explains."""
+        if self._local_api is not None:
+            with contextlib.suppress(OSError):
+                found = self._local_api.image(image)
+                return None if found is None else ImageInfo.from_attrs(found)
         import docker.errors
 
         client = self._client_for(platform=None)
@@ -335,7 +340,10 @@ class DockerRunner:
         return _guarded(lambda: client.api.get_image(image), guard)
 
     def load_image(self, data: Iterable[bytes]) -> tuple[str, ...]:
-        """``docker load`` of a docker-archive stream; the engine's messages."""
+        """``docker load`` of a docker-archive stream; the engine's messages. A local engine
+        gets the stream over its socket, without the SDK."""
+        if self._local_api is not None:
+            return load_over_socket(self._local_api, data, engine=self._engine)
         client = self._client_for(platform=None)
         with _DockerErrors("load an image", engine=self._engine):
             return load_messages(client.api.load_image(data))  # type: ignore[no-untyped-call]

@@ -1,11 +1,12 @@
-"""The few read-mostly questions a warm build asks a local engine, over its unix socket.
+"""The few questions a warm build asks a local engine, over its unix socket.
 
 A warm build starts no container; it only needs the build image's id (a cache key field) and,
-on first contact, to remove what killed nativebuilds left behind. Importing the docker SDK for
-that costs more than the rest of a warm build, so a local engine (``unix://`` socket, the
-default) is asked directly over HTTP with the standard library. Anything else (a remote engine,
-an image to pull, an unexpected answer) goes to :class:`nativebuild.engine.docker.DockerRunner`'s
-SDK path, which knows every case.
+on first contact, to remove what killed nativebuilds left behind; an image build also inspects
+images and loads the one it wrote (``docker load``). Importing the docker SDK for that costs
+more than the rest of a warm build, so a local engine (``unix://`` socket, the default) is asked
+directly over HTTP with the standard library. Anything else (a remote engine, an image to pull,
+an unexpected answer) goes to :class:`nativebuild.engine.docker.DockerRunner`'s SDK path, which
+knows every case.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from nativebuild.engine.api import api_error, unreachable_error
+from nativebuild.engine.image_store import load_messages
 from nativebuild.engine.orphans import OWNER_LABEL, orphaned
 from nativebuild.engine.runner import architecture_mismatch
 
@@ -25,16 +28,19 @@ if TYPE_CHECKING:
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _TIMEOUT_S = 5.0
+# A load answers once the engine has registered every layer sent: the runtime image's, the
+# first time, can take a while (the docker SDK's default timeout is 60 s; a slow disk, more).
+_LOAD_TIMEOUT_S = 600.0
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=_TIMEOUT_S)
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
         self._path = path
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(_TIMEOUT_S)
+        sock.settimeout(self.timeout)
         sock.connect(self._path)
         self.sock = sock
 
@@ -59,27 +65,40 @@ class LocalEngineAPI:
             return cls(host.removeprefix("unix://"))
         return None
 
-    def _request(self, method: str, path: str) -> tuple[int, Any]:
-        connection = _UnixConnection(self.socket_path)
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Iterable[bytes] | None = None,
+        timeout: float = _TIMEOUT_S,
+    ) -> tuple[int, bytes]:
+        """One request on a connection of its own (so any thread may ask); a ``body`` is
+        sent as it comes, chunked."""
+        connection = _UnixConnection(self.socket_path, timeout)
+        headers = {} if body is None else {"Content-Type": "application/x-tar"}
         try:
-            connection.request(method, path)
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
-            body = response.read()
+            return response.status, response.read()
         except (OSError, http.client.HTTPException) as err:
             raise OSError(str(err)) from err
         finally:
             connection.close()
+
+    def _json(self, method: str, path: str) -> tuple[int, Any]:
+        status, body = self._request(method, path)
         if not body:
-            return response.status, None
+            return status, None
         try:
-            return response.status, json.loads(body)
+            return status, json.loads(body)
         except ValueError as err:
             msg = f"unexpected answer from {self.socket_path}"
             raise OSError(msg) from err
 
     def image(self, ref: str) -> dict[str, Any] | None:
         """``docker image inspect`` of ``ref``, or None when the engine does not have it."""
-        status, document = self._request("GET", f"/images/{quote(ref, safe='')}/json")
+        status, document = self._json("GET", f"/images/{quote(ref, safe='')}/json")
         if status == 404:
             return None
         if status != 200 or not isinstance(document, dict):
@@ -93,7 +112,7 @@ class LocalEngineAPI:
         if self._reaped:
             return 0
         query = urlencode({"all": "1", "filters": json.dumps({"label": [OWNER_LABEL]})})
-        status, listed = self._request("GET", f"/containers/json?{query}")
+        status, listed = self._json("GET", f"/containers/json?{query}")
         if status != 200 or not isinstance(listed, list):
             msg = f"container list answered {status}"
             raise OSError(msg)
@@ -103,9 +122,38 @@ class LocalEngineAPI:
         ]
         names = orphaned(found, host=host)
         for name in names:
-            self._request("DELETE", f"/containers/{quote(name, safe='')}?force=1")
+            self._json("DELETE", f"/containers/{quote(name, safe='')}?force=1")
         self._reaped = True
         return len(names)
+
+    def load(self, data: Iterable[bytes]) -> tuple[int, list[dict[str, Any]]]:
+        """``docker load`` of a docker-archive stream, sent as it is read: the status and the
+        engine's messages (an error of the load itself comes inside a 200 answer). OSError
+        when the engine cannot be reached."""
+        status, body = self._request(
+            "POST", "/images/load?quiet=1", body=data, timeout=_LOAD_TIMEOUT_S
+        )
+        return status, json_messages(body)
+
+
+def json_messages(body: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of a streamed answer (one after another, newlines between); text that
+    is not JSON comes back as a message of its own, never lost."""
+    text = body.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    messages: list[dict[str, Any]] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return messages
+        try:
+            found, position = decoder.raw_decode(text, position)
+        except ValueError:
+            messages.append({"message": text[position:].strip()})
+            return messages
+        messages.append(found if isinstance(found, dict) else {"message": str(found)})
 
 
 def quick_image_id(
@@ -126,3 +174,17 @@ def quick_image_id(
     if removed and reporter is not None:
         reporter.detail(f"Removed {removed} container(s) left by a killed nativebuild")
     return str(found["Id"])
+
+
+def load_over_socket(api: LocalEngineAPI, data: Iterable[bytes], *, engine: str) -> tuple[str, ...]:
+    """``docker load`` through ``api``: the engine's messages, or the errors the SDK path
+    raises (unreachable, refused)."""
+    try:
+        status, replies = api.load(data)
+    except OSError as err:
+        raise unreachable_error(engine, "load an image", str(err)) from err
+    if status != 200:
+        detail = "; ".join(str(r.get("message", r)) for r in replies) or f"HTTP {status}"
+        action = "load an image"
+        raise api_error(action, "", detail, pulling=False, not_found=False)
+    return load_messages(replies)

@@ -30,7 +30,7 @@ from nativebuild.cache.keys import build_key
 from nativebuild.cache.local import CachedFile
 from nativebuild.pipeline.context import BuildContext, verified_wheels
 from nativebuild.pipeline.emulation import check_build_emulation
-from nativebuild.pipeline.image import image_store, load_image, write_image
+from nativebuild.pipeline.image import write_image
 from nativebuild.pipeline.images import image_identity, with_build_image
 from nativebuild.plan.distributions import BuildPlan
 from nativebuild.reporting import TaskKind, track
@@ -234,6 +234,7 @@ def _write(
             image = write_image(
                 context, target, archive_plan, name=spec.name, dest=dest,
                 wheel_hashes={w.path: w.sha256 for w in wheels.values()},
+                load=context.settings.load,
             )  # fmt: skip
         info = ArchiveInfo(
             path=image.path, sha256=image.sha256, size=image.size,
@@ -241,9 +242,6 @@ def _write(
         )  # fmt: skip
         packages = package_sizes(archive_plan, spec.filename)
         facts = image.facts
-        if context.settings.load:
-            load_image(image_store(context), image.path, facts, reporter=reporter)
-            facts = replace(facts, loaded=True)
     else:
         with track(
             reporter, TaskKind.ARCHIVE, spec.filename, arch=target.arch.value, total=total

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from nativebuild.archive.image_archive import (
     LAYER_FORMAT,
     Blob,
     BlobMismatchError,
+    BlobReader,
+    blob_chunks,
     blob_of,
     docker_archive_stream,
     layer_key,
@@ -216,9 +219,12 @@ def write_image(
     name: str,
     dest: Path,
     wheel_hashes: Mapping[Path, str],
+    load: bool = False,
 ) -> WrittenImage:
     """Write ``target``'s image tarball to ``dest``: checked against Lambda's size limit
-    before any layer is written."""
+    before any layer is written. With ``load``, the image goes into the engine meanwhile,
+    from the same blobs (the engine works while the tarball is written: neither waits for
+    the other); the facts then say ``loaded``."""
     reporter = context.reporter
     base = base_image(context, target)
     layers = split_layers(plan)
@@ -247,6 +253,10 @@ def write_image(
         manifest_descriptor = Descriptor(
             media_type=MANIFEST_MEDIA_TYPE, digest=manifest.digest, size=manifest.size
         )
+        facts = ImageFacts(
+            id=config.digest, manifest_digest=manifest.digest, repository=repository, tag=tag,
+            handler=context.settings.handler, base=base, layers=tuple(ours),
+        )  # fmt: skip
         local = context.cache.machine_local
         files = [
             *((layer.digest, layer.size, local.stored_file(_hex(layer.digest), BLOB_NAME))
@@ -268,17 +278,24 @@ def write_image(
                 config_descriptor, descriptors, [f"{repository}:{tag}"]
             ),
         }
-        try:
-            sha256, size = write_image_archive(dest, blobs, members, mtime=mtime)
-        except BlobMismatchError as err:
-            local.get_file(_hex(err.digest), BLOB_NAME)  # evicts it
-            raise
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nativebuild-load") as pool:
+            loading = None
+            if load:
+                by_digest = {blob.digest: blob for blob in blobs}
+                read = lambda digest: (by_digest[digest].size, blob_chunks(by_digest[digest]))
+                loading = pool.submit(
+                    _start_load(image_store(context), facts, read, reporter=reporter)
+                )
+            try:
+                sha256, size = write_image_archive(dest, blobs, members, mtime=mtime)
+            except BlobMismatchError as err:
+                local.get_file(_hex(err.digest), BLOB_NAME)  # evicts it
+                raise
+            if loading is not None:
+                loading.result()
+                facts = dataclasses.replace(facts, loaded=True)
         for key in unverified:  # hashed while written: the next build only copies them
             local.put_json(VERIFIED_KIND, key, {"ok": True})
-    facts = ImageFacts(
-        id=config.digest, manifest_digest=manifest.digest, repository=repository, tag=tag,
-        handler=context.settings.handler, base=base, layers=tuple(ours),
-    )  # fmt: skip
     _report(reporter, dest.name, facts, layers)
     return WrittenImage(path=dest, sha256=sha256, size=size, facts=facts)
 
@@ -319,29 +336,52 @@ def load_image(
     """Load the tarball into the engine as ``repo_tag`` (default ``NAME:RUNTIME-ARCH``),
     sending only the layers the engine lacks; returns the tag. The loaded image's id must
     be the one built."""
+    archive = open_image_archive(path)
+    return _start_load(store, facts, archive.sized, reporter=reporter, repo_tag=repo_tag)()
+
+
+def _start_load(
+    store: ImageStore,
+    facts: ImageFacts,
+    read: BlobReader,
+    *,
+    reporter: Reporter,
+    repo_tag: str | None = None,
+) -> Callable[[], str]:
+    """Ask the engine which layers it holds (and say what will be sent); the load itself is
+    the call returned, which any thread may make."""
     tag = repo_tag or f"{facts.repository}:{facts.tag}"
     ours = [layer.diff_id for layer in facts.base.layers] + [l.diff_id for l in facts.layers]
+    digests = [layer.digest for layer in facts.base.layers] + [l.blob.digest for l in facts.layers]
     held = 0
     for candidate in (facts.base.ref, tag):
         found = store.local_image(candidate)
         if found is not None:
             held = max(held, _common_prefix(ours, found.layers))
-    archive = open_image_archive(path)
     reporter.step(
         f"Loading {tag} into the engine ({len(ours) - held} of {len(ours)} layers to send)"
     )
-    try:
-        store.load_image(docker_archive_stream(archive, repo_tags=[tag], skip_layers=held))
-    except ContainerError:
-        if not held:
-            raise
-        # The engine dropped a layer since it was inspected: send everything.
-        store.load_image(docker_archive_stream(archive, repo_tags=[tag], skip_layers=0))
-    loaded = store.local_image(tag)
-    if loaded is None or loaded.id != facts.id:
-        msg = f"The engine loaded {tag} as {loaded.id if loaded else 'nothing'}, not {facts.id}."
-        raise ContainerError(msg, hint="Check `docker image inspect` and the engine's log.")
-    return tag
+
+    def send(skip: int) -> None:
+        store.load_image(
+            docker_archive_stream(facts.id, digests, read, repo_tags=[tag], skip_layers=skip)
+        )
+
+    def run() -> str:
+        try:
+            send(held)
+        except ContainerError:
+            if not held:
+                raise
+            send(0)  # the engine dropped a layer since it was inspected: send everything
+        loaded = store.local_image(tag)
+        if loaded is None or loaded.id != facts.id:
+            got = loaded.id if loaded else "nothing"
+            msg = f"The engine loaded {tag} as {got}, not {facts.id}."
+            raise ContainerError(msg, hint="Check `docker image inspect` and the engine's log.")
+        return tag
+
+    return run
 
 
 def _common_prefix(ours: Sequence[str], theirs: Sequence[str]) -> int:
