@@ -14,8 +14,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
+from nativebuild.engine.docker import DockerRunner
+from nativebuild.engine.local_api import (
+    LocalEngineAPI,
+    json_messages,
+    load_over_socket,
+    quick_image_id,
+)
 from nativebuild.engine.orphans import OWNER_LABEL, owner
+from nativebuild.errors import ContainerError, DockerUnavailableError
 from tests.fakes import RecordingReporter
 
 pytestmark = pytest.mark.local_api
@@ -28,6 +35,8 @@ class Engine:
         self.images: dict[str, dict[str, Any]] = {}
         self.containers: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.loaded: list[bytes] = []  # the bodies of /images/load, as received
+        self.load_answer: tuple[int, bytes] = (200, b'{"stream":"Loaded image: x:y\\n"}\r\n')
 
 
 def _handler(engine: Engine) -> type[http.server.BaseHTTPRequestHandler]:
@@ -58,6 +67,22 @@ def _handler(engine: Engine) -> type[http.server.BaseHTTPRequestHandler]:
                 self._answer(200, listed)
             else:
                 self._answer(500, {"message": "unexpected"})
+
+        def do_POST(self) -> None:
+            engine.requests.append(("POST", self.path))
+            assert self.headers["Transfer-Encoding"] == "chunked"
+            assert self.headers["Content-Type"] == "application/x-tar"
+            body = b""
+            while size := int(self.rfile.readline().strip(), 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+            engine.loaded.append(body)
+            status, answer = engine.load_answer
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
 
         def do_DELETE(self) -> None:
             engine.requests.append(("DELETE", self.path))
@@ -142,3 +167,72 @@ def test_first_contact_removes_what_killed_builds_left_once(
     assert quick_image_id(api, "img", None, reporter=reporter) == IMAGE_ID
     listings = [r for r in state.requests if r[1].startswith("/containers/json")]
     assert len(listings) == 1
+
+
+def test_a_load_streams_the_archive_as_it_comes_and_returns_the_engine_lines(
+    engine: tuple[Engine, LocalEngineAPI],
+) -> None:
+    state, api = engine
+    parts = [b"a" * 70000, b"", b"tail"]  # several chunks, an empty one among them
+    lines = load_over_socket(api, iter(parts), engine="test")
+    assert state.loaded == [b"".join(parts)]
+    assert state.requests == [("POST", "/images/load?quiet=1")]
+    assert lines == ("Loaded image: x:y",)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ((200, b'{"errorDetail":{"message":"no space left"},"error":"no space left"}'), "no space"),
+        ((500, b'{"message":"invalid tar header"}'), "invalid tar header"),
+        ((500, b"plain text"), "plain text"),
+    ],
+)
+def test_a_refused_load_is_a_container_error_with_the_engine_words(
+    engine: tuple[Engine, LocalEngineAPI], answer: tuple[int, bytes], expected: str
+) -> None:
+    state, api = engine
+    state.load_answer = answer
+    with pytest.raises(ContainerError, match=expected):
+        load_over_socket(api, iter([b"x"]), engine="test")
+
+
+def test_a_load_with_no_engine_at_the_socket_says_the_engine_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    api = LocalEngineAPI(str(tmp_path / "nothing.sock"))
+    with pytest.raises(DockerUnavailableError, match="load an image"):
+        load_over_socket(api, iter([b"x"]), engine="test")
+
+
+def test_streamed_json_answers_are_split_into_their_messages() -> None:
+    body = b'{"stream":"a"}\r\n{"stream":"b"}\n  {"status":"c"}'
+    assert json_messages(body) == [{"stream": "a"}, {"stream": "b"}, {"status": "c"}]
+    assert json_messages(b"") == []
+    assert json_messages(b'{"stream":"a"}\nnot json') == [{"stream": "a"}, {"message": "not json"}]
+    assert json_messages(b"[1]") == [{"message": "[1]"}]
+
+
+def test_a_runner_inspects_and_loads_over_the_socket_without_the_sdk(
+    engine: tuple[Engine, LocalEngineAPI],
+) -> None:
+    state, api = engine
+    layer = "sha256:" + "1" * 64
+    state.images["img:x"] = {"Id": IMAGE_ID, "RepoDigests": ["img@sha256:" + "2" * 64],
+                             "RootFS": {"Type": "layers", "Layers": [layer]}}  # fmt: skip
+
+    def no_sdk() -> Any:
+        msg = "the docker SDK was asked"
+        raise AssertionError(msg)
+
+    runner = DockerRunner(no_sdk, local_api=api)
+    found = runner.local_image("img:x")
+    assert found is not None
+    assert (found.id, found.layers, found.repo_digests) == (
+        IMAGE_ID,
+        (layer,),
+        ("img@sha256:" + "2" * 64,),
+    )
+    assert runner.local_image("other:x") is None
+    assert runner.load_image(iter([b"tar bytes"])) == ("Loaded image: x:y",)
+    assert state.loaded == [b"tar bytes"]
