@@ -15,12 +15,14 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nativebuild.archive.image import (
     LayerPlan,
@@ -31,7 +33,6 @@ from nativebuild.archive.image import (
 from nativebuild.archive.plan import SourceFile, remove_abandoned_temps
 from nativebuild.archive.tarwriter import (
     GZIP_LEVEL,
-    HashingSink,
     LayerDigests,
     LayerWriter,
     TarFormatError,
@@ -44,6 +45,7 @@ from nativebuild.errors import ArchiveError
 
 LAYER_FORMAT = "1"  # bump when the bytes of a layer for the same entries change
 _CHUNK = 1024 * 1024
+_QUEUED = 16  # chunks written but not yet hashed, at most
 
 
 def layer_key(
@@ -156,7 +158,42 @@ def blob_chunks(blob: Blob) -> Iterator[bytes]:
             yield chunk
 
 
-def _copy_blob(out: HashingSink, blob: Blob) -> None:
+class _BackgroundHash:
+    """A sink that writes at once and hashes on a thread of its own: sha256 of a large
+    tarball costs as much as writing it and syncing it to disk, and each of them lets go of
+    the interpreter, so the tarball costs the longest of the three, not their sum. At most
+    :data:`_QUEUED` chunks wait to be hashed, whatever the image's size."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+        self._thread = threading.Thread(target=self._hash, name="nativebuild-hash", daemon=True)
+
+    def __enter__(self) -> _BackgroundHash:  # noqa: PYI034 (typing.Self is 3.11+)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _hash(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.size += len(data)
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        """Once the context has closed: every byte written is hashed."""
+        return self._digest.hexdigest()
+
+
+def _copy_blob(out: _BackgroundHash, blob: Blob) -> None:
     if blob.data is not None:
         out.write(blob.data)
         return
@@ -195,8 +232,7 @@ def write_image_archive(
         raise ArchiveError(msg, hint="Choose an output path you can write to.") from err
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as raw:
-            out = HashingSink(raw)
+        with os.fdopen(fd, "wb") as raw, _BackgroundHash(raw) as out:
             directories = parent_dirs(list(members))
             for name in sorted([*members, *(f"{d}/" for d in directories)]):
                 if name.endswith("/"):
@@ -212,7 +248,7 @@ def write_image_archive(
                 out.write(b"\0" * (-size % 512))
             out.write(end_of_archive())
             raw.flush()
-            os.fsync(raw.fileno())
+            os.fsync(raw.fileno())  # while the hash catches up
         tmp.chmod(0o644)
         tmp.replace(dest)
     except BaseException as err:
@@ -221,7 +257,7 @@ def write_image_archive(
             msg = f"Cannot write {dest}: {err}."
             raise ArchiveError(msg, hint="Check free disk space.") from err
         raise
-    return out.digest.hexdigest(), out.size
+    return out.hexdigest(), out.size
 
 
 # --- reading the tarball back, for loading into an engine and pushing to a registry -----------

@@ -8,12 +8,14 @@ import gzip
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from nativebuild import cli
+from nativebuild.errors import ContainerError
 from tests.fakes import FakeIndex, FakeRunner
 from tests.functional.image_project import (
     RUNTIME_IMAGE,
@@ -182,6 +184,32 @@ def test_load_retries_in_full_when_the_engine_lost_a_layer(
     result = ok(build(project, tmp_path / "cache", "--load"))["archives"][0]
     assert fake.images["orders:python3.9-x86_64"].id == result["image_id"]
     assert fake.loads[-1]["layers_sent"] == 3
+
+
+def test_a_refused_load_fails_the_build_and_the_tarball_is_still_whole(
+    tmp_path: Path, fake: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load runs while the tarball is written, from the same blobs: its failure is the
+    build's, and the tarball it leaves is the one a build without --load writes."""
+    project = make_project(tmp_path / "project")
+    streams: list[bytes] = []
+
+    def refuse(data: Iterable[bytes]) -> tuple[str, ...]:
+        streams.append(b"".join(data))
+        msg = "The engine refused to load the image: no space left on device"
+        raise ContainerError(msg)
+
+    loads = fake.load_image
+    monkeypatch.setattr(fake, "load_image", refuse)
+    failed = build(project, tmp_path / "cache", "--load")
+    assert failed.exit_code == ContainerError.exit_code, failed.output
+    assert "no space left on device" in failed.output
+    assert len(streams) == 2  # the runtime image's layer was held: retried in full
+    tarball = project / "dist" / "orders-python3.9-x86_64.tar"
+    written = tarball.read_bytes()
+    monkeypatch.setattr(fake, "load_image", loads)
+    ok(build(project, tmp_path / "cache"))
+    assert tarball.read_bytes() == written
 
 
 def test_manifest_records_the_image(tmp_path: Path, fake: FakeRunner) -> None:
