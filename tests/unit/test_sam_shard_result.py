@@ -3,16 +3,21 @@ shape (``resources``, empty, where ``build`` has ``archives``), so a CI step rea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nativebuild.config.settings import Settings
 from nativebuild.errors import ConfigError
 from nativebuild.pipeline.compiling import BuilderRecord
 from nativebuild.pipeline.run import BuildResult
+from nativebuild.pipeline.sam import SamRequest, build_template
 from nativebuild.pipeline.sam_shard import SamShardResult, check_shard_settings
 from nativebuild.pipeline.stage import WheelRecord
 from nativebuild.plan.shards import Shard, ShardJob
+from nativebuild.reporting import NullReporter
 from nativebuild.targets import deprecation_notices
+from tests.fakes import FakeIndex, FakeRunner
 
 SHARD = Shard(index=2, count=3)
 WHEEL = WheelRecord(
@@ -47,3 +52,14 @@ def test_a_template_shard_needs_a_shard_and_compiles() -> None:
     with pytest.raises(ConfigError, match="--cache-only forbids that") as cache_only:
         check_shard_settings(Settings(shard=SHARD, cache_only=True))
     assert missing.value.exit_code == cache_only.value.exit_code == 2
+
+
+def test_the_whole_template_build_leaves_a_shard_to_its_own_run(tmp_path: Path) -> None:
+    """A library caller with a shard in its settings gets an error, not a build directory."""
+    request = SamRequest(template=tmp_path / "template.yaml", build_dir=tmp_path / "build")
+    with pytest.raises(ConfigError, match="writes no build directory: run build_template_shard"):
+        build_template(
+            request, Settings(shard=SHARD), runner=FakeRunner(FakeIndex(tmp_path / "index")),
+            env={}, reporter=NullReporter(),
+        )  # fmt: skip
+    assert not (tmp_path / "build").exists()
