@@ -143,6 +143,7 @@ class TieredCache(LocalCache):
         self._push = remote is not None and not readonly
         self._state = threading.Lock()
         self._asked: set[tuple[str, str]] = set()  # each remote lookup once per build
+        self._asking: dict[tuple[str, str], threading.Lock] = {}  # ... and one at a time
         self._warned: set[str] = set()
         self._told = False
         self.stats = BuildStats(local.root / STATS_DIR if record else None, remote=self.remote_url)
@@ -170,14 +171,20 @@ class TieredCache(LocalCache):
         hit = self.local.get_file(sha256, filename)
         if hit is not None:
             return self._used("file", sha256, "local", hit)
-        remote = self._reader("file", sha256)
-        if remote is not None:
-            with self.local.scratch_dir() as work:
-                got = self._call(lambda: remote.fetch_file(sha256, filename, work), write=False)
-                if isinstance(got, Path):
-                    entry = self.local.put_file(got, sha256=sha256, filename=filename, move=True)
-                    return self._used("file", sha256, "remote", entry)
-                self._reject(remote, got, "it will be downloaded again")
+        with self._reader("file", sha256) as remote:
+            if remote is None:  # asked already, maybe while this lookup waited
+                hit = self.local.get_file(sha256, filename)
+                if hit is not None:
+                    return self._used("file", sha256, "local", hit)
+            else:
+                with self.local.scratch_dir() as work:
+                    got = self._call(lambda: remote.fetch_file(sha256, filename, work), write=False)
+                    if isinstance(got, Path):
+                        entry = self.local.put_file(
+                            got, sha256=sha256, filename=filename, move=True
+                        )
+                        return self._used("file", sha256, "remote", entry)
+                    self._reject(remote, got, "it will be downloaded again")
         self.stats.record("file", sha256, "miss")
         return None
 
@@ -197,14 +204,18 @@ class TieredCache(LocalCache):
         hit = self.local.get_built(key)
         if hit is not None:
             return self._used("built", key, "local", hit)
-        remote = self._reader("built", key)
-        if remote is not None:
-            with self.local.scratch_dir() as work:
-                got = self._call(lambda: remote.fetch_built(key, work), write=False)
-                if isinstance(got, tuple):
-                    entry = self.local.put_built(key, got[0], got[1], move=True)
-                    return self._used("built", key, "remote", entry)
-                self._reject(remote, got, "the wheel will be rebuilt")
+        with self._reader("built", key) as remote:
+            if remote is None:  # asked already, maybe while this lookup waited
+                hit = self.local.get_built(key)
+                if hit is not None:
+                    return self._used("built", key, "local", hit)
+            else:
+                with self.local.scratch_dir() as work:
+                    got = self._call(lambda: remote.fetch_built(key, work), write=False)
+                    if isinstance(got, tuple):
+                        entry = self.local.put_built(key, got[0], got[1], move=True)
+                        return self._used("built", key, "remote", entry)
+                    self._reject(remote, got, "the wheel will be rebuilt")
         self.stats.record("built", key, "miss")
         return None
 
@@ -223,13 +234,17 @@ class TieredCache(LocalCache):
             return hit
         if hit is not None:
             return self._used("json", f"{kind}-{key}", "local", hit)
-        remote = self._reader("json", f"{kind}-{key}")
-        if remote is not None:
-            got = self._call(lambda: remote.fetch_json(kind, key), write=False)
-            if isinstance(got, dict):
-                self.local.put_json(kind, key, got)
-                return self._used("json", f"{kind}-{key}", "remote", got)
-            self._reject(remote, got, "it will be recomputed")
+        with self._reader("json", f"{kind}-{key}") as remote:
+            if remote is None:  # asked already, maybe while this lookup waited
+                hit = self.local.get_json(kind, key)
+                if hit is not None:
+                    return self._used("json", f"{kind}-{key}", "local", hit)
+            else:
+                got = self._call(lambda: remote.fetch_json(kind, key), write=False)
+                if isinstance(got, dict):
+                    self.local.put_json(kind, key, got)
+                    return self._used("json", f"{kind}-{key}", "remote", got)
+                self._reject(remote, got, "it will be recomputed")
         self.stats.record("json", f"{kind}-{key}", "miss")
         return None
 
@@ -247,12 +262,18 @@ class TieredCache(LocalCache):
         self.local.replace_json(kind, key, document)  # mutable, machine-local facts
 
     # The remote, and what to do when it fails.
-    def _reader(self, kind: str, key: str) -> RemoteCache | None:
+    @contextlib.contextmanager
+    def _reader(self, kind: str, key: str) -> Iterator[RemoteCache | None]:
+        """The remote to ask for an entry: once per build (None after that, or without a
+        remote). A lookup of an entry being fetched waits for that fetch, then finds the
+        entry locally (two dependency sets built at once often share a wheel)."""
         with self._state:
-            if self.remote is None or (kind, key) in self._asked:
-                return None
-            self._asked.add((kind, key))
-            return self.remote
+            asking = self._asking.setdefault((kind, key), threading.Lock())
+        with asking:
+            with self._state:
+                remote = None if (kind, key) in self._asked else self.remote
+                self._asked.add((kind, key))
+            yield remote
 
     def _call(self, op: Callable[[], _T], *, write: bool) -> _T | None:
         try:

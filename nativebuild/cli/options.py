@@ -76,7 +76,7 @@ ShardOpt = Annotated[
         "--shard",
         metavar="K/N",
         help="Compile only shard K of N of the sdists (by cache key) into the cache, and write "
-        "no archive; a later build --cache-only assembles.",
+        "no archive or build directory; a later run with --cache-only assembles.",
     ),
 ]
 JobsOpt = Annotated[

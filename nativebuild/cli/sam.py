@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,11 +41,16 @@ from nativebuild.cli.options import (
     QuietOpt,
     RepairOpt,
     RuntimeImageOpt,
+    ShardOpt,
     SlimOpt,
     VerboseOpt,
     VerifyFlagOpt,
 )
 from nativebuild.targets import deprecation_notices
+
+if TYPE_CHECKING:
+    from nativebuild.config.settings import Settings
+    from nativebuild.reporting import Reporter
 
 sam_app = typer.Typer(
     help="SAM templates: build every Python function and layer of template.yaml, for sam "
@@ -111,6 +116,7 @@ def sam_build(
     cache_readonly: CacheReadonlyOpt = None,
     jobs: JobsOpt = None,
     builder: BuilderOpt = None,
+    shard: ShardOpt = None,
     layer_layout: LayerLayoutOpt = None,
     compile_: CompileOpt = None,
     slim: SlimOpt = None,
@@ -143,55 +149,116 @@ def sam_build(
                 "cache-dir": cache_dir, "build-image": build_image, "runtime-image": runtime_image,
                 "glibc": glibc, "jobs": jobs, "builders": builder, "cache": cache,
                 "cache-only": cache_only, "no-cache": no_cache, "cache-readonly": cache_readonly,
-                "layer-layout": layer_layout, "compile": compile_, "slim": slim, "include": include,
-                "exclude": exclude, "check": check, "repair": repair, "verify": verify_,
-                "build-packages": build_package, "before-build": before_build,
+                "shard": shard, "layer-layout": layer_layout, "compile": compile_, "slim": slim,
+                "include": include, "exclude": exclude, "check": check, "repair": repair,
+                "verify": verify_, "build-packages": build_package, "before-build": before_build,
             }  # fmt: skip
             settings = settings_from_flags(cli, project or template_path.parent, env)
             overrides = parse_parameter_overrides(parameter_overrides or [])
             target_dir = (build_dir or DEFAULT_BUILD_DIR).absolute()
-            # The warm no-op: before the pipeline (or docker) is even imported.
-            from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
-
-            fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
-            done = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
-            if done is not None:
-                reporter.step(
-                    f"Up to date: nothing changed since the build that wrote {target_dir}"
-                )
-                # Built resources' runtimes (those left to SAM may be any language's).
-                built = [r for r in done["resources"] if r.get("status") != "skipped"]
-                notices = deprecation_notices(
-                    r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
-                )
-                for notice in notices:
-                    reporter.warning(notice.message)
-                done["deprecations"] = [notice.to_json() for notice in notices]
-            else:
-                from nativebuild.engine.builders import make_builders
-                from nativebuild.engine.docker import DockerRunner
-                from nativebuild.pipeline.sam import SamRequest, build_template
-
-                request = SamRequest(
-                    template=template_path, build_dir=target_dir, parameter_overrides=overrides,
-                    unzipped_layers=unzipped_layers,
-                )  # fmt: skip
-                runner = DockerRunner.from_env(env, reporter=reporter)
-                done = build_template(
-                    request,
-                    settings,
-                    runner=runner,
-                    env=env,
-                    reporter=reporter,
-                    verbose=verbose,
-                    builders=make_builders(settings.builders, env, reporter),
-                ).to_json()
+            done = _build(
+                settings, template_path, target_dir, overrides, env=env, reporter=reporter,
+                verbose=verbose, unzipped_layers=unzipped_layers,
+            )  # fmt: skip
         if json_output:
             typer.echo(json.dumps(done, indent=2, sort_keys=True))
+            return
+        if "shard" in done:  # no build directory: nothing on stdout
+            if not quiet:
+                print_shard_summary(done, console)
             return
         if not quiet:
             print_summary(done, target_dir, console)
         typer.echo(str(target_dir / "template.yaml"))
+
+
+def _build(
+    settings: Settings,
+    template_path: Path,
+    target_dir: Path,
+    overrides: Mapping[str, str],
+    *,
+    env: dict[str, str],
+    reporter: Reporter,
+    verbose: bool,
+    unzipped_layers: bool,
+) -> dict[str, Any]:
+    """The whole template into ``target_dir`` (or the last build's answer, when nothing it was
+    made from changed), or with ``--shard`` that shard's compiles, into the cache only."""
+    if settings.shard is None:  # a shard writes no build directory: nothing is up to date
+        done = _up_to_date(settings, template_path, target_dir, overrides, env=env,
+                           reporter=reporter, unzipped_layers=unzipped_layers)  # fmt: skip
+        if done is not None:
+            return done
+    from nativebuild.engine.builders import make_builders
+    from nativebuild.engine.docker import DockerRunner
+    from nativebuild.pipeline.sam_sets import SamRequest
+
+    request = SamRequest(
+        template=template_path, build_dir=target_dir, parameter_overrides=overrides,
+        unzipped_layers=unzipped_layers,
+    )  # fmt: skip
+    runner = DockerRunner.from_env(env, reporter=reporter)
+    builders = make_builders(settings.builders, env, reporter)
+    if settings.shard is not None:
+        from nativebuild.pipeline.sam_shard import build_template_shard
+
+        return build_template_shard(
+            request, settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+            builders=builders,
+        ).to_json()  # fmt: skip
+    from nativebuild.pipeline.sam import build_template
+
+    return build_template(
+        request, settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
+        builders=builders,
+    ).to_json()  # fmt: skip
+
+
+def _up_to_date(
+    settings: Settings,
+    template_path: Path,
+    target_dir: Path,
+    overrides: Mapping[str, str],
+    *,
+    env: dict[str, str],
+    reporter: Reporter,
+    unzipped_layers: bool,
+) -> dict[str, Any] | None:
+    """The warm no-op: the last build's answer when nothing it was made from changed, before
+    the pipeline (or docker) is even imported."""
+    from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
+
+    fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
+    done = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+    if done is None:
+        return None
+    reporter.step(f"Up to date: nothing changed since the build that wrote {target_dir}")
+    # Built resources' runtimes (those left to SAM may be any language's).
+    built = [r for r in done["resources"] if r.get("status") != "skipped"]
+    notices = deprecation_notices(
+        r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
+    )
+    for notice in notices:
+        reporter.warning(notice.message)
+    done["deprecations"] = [notice.to_json() for notice in notices]
+    return done
+
+
+def print_shard_summary(done: Mapping[str, Any], console: Console) -> None:
+    """A shard's part: its wheels (compiled here, or found in the cache) and what it left."""
+    by_source: dict[str, list[str]] = {}
+    for wheel in done["wheels"]:
+        by_source.setdefault(wheel["source"], []).append(f"{wheel['name']} ({wheel['arch']})")
+    parts = [f"{source}: {', '.join(names)}" for source, names in sorted(by_source.items())]
+    left = len(done["left_to_other_shards"])
+    console.print(
+        escape(
+            f"shard {done['shard']}: {'; '.join(parts) or 'no sdist of its own'}; {left} left to "
+            f"the other shards ({done['containers_started']} containers started)"
+        ),
+        highlight=False,
+    )
 
 
 def print_summary(done: Mapping[str, Any], build_dir: Path, console: Console) -> None:

@@ -2,7 +2,9 @@
 
 The template is read as SAM reads it (:mod:`nativebuild.sam`); the resources to build are
 grouped into dependency sets (:mod:`nativebuild.sam.plan`), and the sets go through the stages of
-:mod:`nativebuild.pipeline.run` together, so that what they share is done once:
+:mod:`nativebuild.pipeline.run` together (:mod:`nativebuild.pipeline.sam_sets`, which one CI
+shard of the template, :mod:`nativebuild.pipeline.sam_shard`, shares), so that what they share
+is done once:
 
 1. each set is resolved and planned (identical requirements: one resolution);
 2. every file any set needs is downloaded once;
@@ -17,40 +19,38 @@ grouped into dependency sets (:mod:`nativebuild.sam.plan`), and the sets go thro
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nativebuild.archive.budget import check_group as check_budget
-from nativebuild.archive.layout import FUNCTION_ROOT, LAYER_ROOT, Kind
+from nativebuild.archive.layout import FUNCTION_ROOT, LAYER_ROOT
 from nativebuild.archive.manifest import ArchiveRecord, manifest_document
 from nativebuild.archive.plan import ArchivePlan
 from nativebuild.archive.unpack import unpack_archive
-from nativebuild.cache.local import CachedFile
 from nativebuild.config.settings import Settings
 from nativebuild.engine.runner import ContainerRunner, Engine
+from nativebuild.errors import ConfigError
 from nativebuild.index.uv import UvRunner
 from nativebuild.pipeline import sam_uptodate
 from nativebuild.pipeline.abi_gate import check_group as check_abi
 from nativebuild.pipeline.abi_gate import verify_built
 from nativebuild.pipeline.assemble import PreparedTarget, prepare_archives, write_archives
-from nativebuild.pipeline.compiling import compile_jobs
-from nativebuild.pipeline.context import BuildContext, open_session, with_inputs
+from nativebuild.pipeline.context import BuildContext, open_session
 from nativebuild.pipeline.run import made_from, run_all
 from nativebuild.pipeline.sam_images import build_images
-from nativebuild.pipeline.stage import (
-    StagedTarget,
-    WheelRecord,
-    acquire,
-    pending_compiles,
-    prefetch,
-    stage_target,
+from nativebuild.pipeline.sam_sets import (
+    SamRequest,
+    SetStage,
+    fetch_and_compile,
+    jobs_of,
+    read_template,
+    stage_sets,
+    template_base,
 )
+from nativebuild.pipeline.stage import WheelRecord, acquire
 from nativebuild.plan.distributions import Action, BuildPlan, check_cache_only
 from nativebuild.reporting import Reporter
-from nativebuild.sam.intrinsics import Resolver
 from nativebuild.sam.output import (
     ResourceOutcome,
     built_template,
@@ -59,28 +59,11 @@ from nativebuild.sam.output import (
     write_built_template,
     write_sam_manifest,
 )
-from nativebuild.sam.plan import (
-    DependencySet,
-    SamPlan,
-    archive_name,
-    archive_spec,
-    find_requirements,
-    plan_sets,
-)
-from nativebuild.sam.resources import Buildable, LeftAlone, read_resources
-from nativebuild.sam.template import load_template
-from nativebuild.sdists.build import CompileJob
-from nativebuild.targets import Architecture, RuntimeLifecycle, Target, deprecation_notices
+from nativebuild.sam.plan import DependencySet, SamPlan, archive_name, archive_spec
+from nativebuild.sam.resources import Buildable, LeftAlone
+from nativebuild.targets import Architecture, RuntimeLifecycle
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SamRequest:
-    template: Path
-    build_dir: Path
-    parameter_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Layers also unpacked, the template pointing at the folders: `sam local invoke` copies a
-    # layer's ContentUri into its image as it is, and does not unzip an archive there.
-    unzipped_layers: bool = False
+__all__ = ["SamBuildResult", "SamRequest", "build_template"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -101,19 +84,6 @@ class SamBuildResult:
         }
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _Set:
-    """One dependency set on its way through the stages."""
-
-    members: DependencySet
-    context: BuildContext
-    stage: StagedTarget
-
-    @property
-    def target(self) -> Target:
-        return self.stage.target
-
-
 def build_template(
     request: SamRequest,
     settings: Settings,
@@ -126,24 +96,19 @@ def build_template(
     builders: Mapping[Architecture, Sequence[Engine]] | None = None,
 ) -> SamBuildResult:
     """Build every Python function and layer of ``request.template`` into
-    ``request.build_dir``, as ``sam build --use-container`` would (see the module's doc)."""
-    document = load_template(request.template)
-    template_dir = request.template.parent.resolve()
-    resolver = Resolver.for_template(document, request.parameter_overrides)
-    for name in sorted(set(request.parameter_overrides) - set(resolver.parameters)):
-        reporter.warning(f"--parameter-overrides {name}: the template has no such parameter.")
-    inventory = read_resources(document, template_dir=template_dir, resolver=resolver)
-    for left in inventory.left:
-        reporter.detail(f"{left.logical_id}: {left.reason}")
-    deprecations = deprecation_notices(r.runtime for r in inventory.build)
-    for notice in deprecations:
-        reporter.warning(notice.message)
+    ``request.build_dir``, as ``sam build --use-container`` would (see the module's doc).
+    A CI shard (``settings.shard``) is :func:`nativebuild.pipeline.sam_shard.build_template_shard`."""
+    if settings.shard is not None:
+        msg = f"--shard {settings.shard} writes no build directory: run build_template_shard."
+        raise ConfigError(msg)
+    read = read_template(request, reporter)
+    document, template_dir, inventory = read.document, read.template_dir, read.inventory
+    deprecations = read.deprecations
     request_record = sam_uptodate.request_fields(
         request.template, request.parameter_overrides, unzipped_layers=request.unzipped_layers
     )
     sam_uptodate.forget(settings, env, build_dir=request.build_dir)
-    # What a build is made of comes from the template; how, from the settings.
-    base = dataclasses.replace(settings, kind=Kind.FUNCTION, functions=(), src=None, with_layers=())
+    base = template_base(settings)
     session = open_session(
         base, runner=runner, env=env, reporter=reporter, verbose=verbose, uv=uv, builders=builders
     )
@@ -152,7 +117,7 @@ def build_template(
         base = dataclasses.replace(base, output=stage_dir)
         session = dataclasses.replace(session, settings=base)
         zips = [r for r in inventory.build if not r.is_image]
-        plan, sets = _stage_sets(session, zips, base)
+        plan, sets = stage_sets(session, zips, base)
         if base.cache_only:  # before any download or compile container
             check_cache_only((s.target, s.stage.plan) for s in sets)
         skip = (request.build_dir, work_dir(request.build_dir))
@@ -205,60 +170,14 @@ def build_template(
     return result
 
 
-def _stage_sets(
-    session: BuildContext, resources: Sequence[Buildable], base: Settings
-) -> tuple[SamPlan, list[_Set]]:
-    """Read each requirements file once, group the resources into dependency sets, and
-    resolve and plan each set once."""
-    requirements = {r.logical_id: find_requirements(r.code_dir) for r in resources}
-    contexts: dict[Path, BuildContext] = {}
-    fingerprints: dict[Path, str] = {}
-    for path in dict.fromkeys(p for p in requirements.values() if p is not None):
-        context = with_inputs(session, dataclasses.replace(base, requirements=path))
-        contexts[path] = context
-        index = json.dumps(context.index.fingerprint_fields(), sort_keys=True)
-        fingerprints[path] = f"{context.inputs.kind}:{context.inputs.fingerprint}:{index}"
-    plan = plan_sets(resources, requirements, fingerprints)
-
-    def stage(members: DependencySet) -> _Set:
-        settings = dataclasses.replace(
-            base, runtime=members.runtime, archs=(members.arch,),
-            requirements=members.requirements or base.requirements,
-        )  # fmt: skip
-        (target,) = settings.targets()
-        if members.requirements is None:
-            context = dataclasses.replace(session, settings=settings)
-            staged = StagedTarget(target=target, plan=BuildPlan(items=()), found={})
-        else:
-            context = dataclasses.replace(contexts[members.requirements], settings=settings)
-            session.reporter.detail(f"dependency set {members.describe()}")
-            staged = stage_target(context, target)
-        return _Set(members=members, context=context, stage=staged)
-
-    # Concurrently: a set that only the build image can resolve waits on a container.
-    jobs = session.settings.jobs or os.cpu_count() or 1
-    return plan, run_all(session, plan.sets, stage, jobs)
-
-
-def _index_key(context: BuildContext) -> str:
-    return json.dumps(context.index.fingerprint_fields(), sort_keys=True)
-
-
 def _prepare(
-    session: BuildContext, plan: SamPlan, sets: Sequence[_Set], *, skip_dirs: Sequence[Path]
+    session: BuildContext, plan: SamPlan, sets: Sequence[SetStage], *, skip_dirs: Sequence[Path]
 ) -> list[PreparedTarget]:
     """Download (each file once), compile (each sdist once per runtime and architecture),
     then plan every archive."""
-    jobs = session.settings.jobs or os.cpu_count() or 1
-    downloaded: dict[str, CachedFile] = {}
-    by_index: dict[str, list[_Set]] = {}
-    for item in sets:
-        by_index.setdefault(_index_key(item.context), []).append(item)
-    for members in by_index.values():  # the index's own credentials and options for its files
-        downloaded.update(prefetch(members[0].context, [m.stage for m in members]))
-    compiled = _compile_all(session, sets, downloaded, jobs)
+    downloaded, compiled = fetch_and_compile(session, sets)
 
-    def prepare(item: _Set) -> PreparedTarget:
+    def prepare(item: SetStage) -> PreparedTarget:
         wheels = acquire(item.context, item.stage, downloaded, compiled=compiled)
         specs = [
             archive_spec(
@@ -271,36 +190,12 @@ def _prepare(
         ]
         return prepare_archives(item.context, item.target, item.stage.plan, wheels, specs)
 
-    return run_all(session, sets, prepare, jobs)
-
-
-def _compile_all(
-    session: BuildContext, sets: Sequence[_Set], downloaded: Mapping[str, CachedFile], jobs: int
-) -> dict[str, CachedFile]:
-    """Every sdist any set compiles, once per compile key, in one container per runtime,
-    architecture and index; those groups run concurrently."""
-    groups: dict[tuple[str, Architecture, str], tuple[_Set, dict[str, CompileJob]]] = {}
-    for item in sets:
-        key = (item.target.runtime.name, item.target.arch, _index_key(item.context))
-        _, pending = groups.setdefault(key, (item, {}))
-        for job in pending_compiles(item.context, item.stage, downloaded):
-            pending.setdefault(job.key, job)
-    work = [(first, list(pending.values())) for first, pending in groups.values() if pending]
-
-    def compile_group(group: tuple[_Set, list[CompileJob]]) -> dict[str, CachedFile]:
-        first, group_jobs = group
-        by_name = compile_jobs(first.context, first.target, group_jobs)
-        return {job.key: by_name[job.pin.name] for job in group_jobs}
-
-    compiled: dict[str, CachedFile] = {}
-    for result in run_all(session, work, compile_group, jobs):
-        compiled.update(result)
-    return compiled
+    return run_all(session, sets, prepare, jobs_of(session.settings))
 
 
 def _planned(
-    sets: Sequence[_Set], prepared: Sequence[PreparedTarget]
-) -> dict[str, tuple[_Set, ArchivePlan]]:
+    sets: Sequence[SetStage], prepared: Sequence[PreparedTarget]
+) -> dict[str, tuple[SetStage, ArchivePlan]]:
     """Each resource's planned archive, and its set, by logical id."""
     found = {}
     for item, ready in zip(sets, prepared, strict=True):
@@ -309,7 +204,9 @@ def _planned(
     return found
 
 
-def _check_pairs(plan: SamPlan, sets: Sequence[_Set], prepared: Sequence[PreparedTarget]) -> None:
+def _check_pairs(
+    plan: SamPlan, sets: Sequence[SetStage], prepared: Sequence[PreparedTarget]
+) -> None:
     """Before anything is written: each function with the layers of this template it uses
     (unzipped size and layer count, then ABI against the function's runtime), each layer
     alone against its own."""
@@ -352,22 +249,21 @@ def _has_extensions(archive: ArchivePlan) -> bool:
 
 
 def _write(
-    session: BuildContext, sets: Sequence[_Set], prepared: Sequence[PreparedTarget]
+    session: BuildContext, sets: Sequence[SetStage], prepared: Sequence[PreparedTarget]
 ) -> list[dict[str, ArchiveRecord]]:
     """Write every archive; per set, each resource's record by logical id."""
-    jobs = session.settings.jobs or os.cpu_count() or 1
     pairs = list(zip(sets, prepared, strict=True))
 
-    def write(pair: tuple[_Set, PreparedTarget]) -> dict[str, ArchiveRecord]:
+    def write(pair: tuple[SetStage, PreparedTarget]) -> dict[str, ArchiveRecord]:
         item, ready = pair
         records = write_archives(item.context, ready)
         return {r.name: r for r in records}
 
-    return run_all(session, pairs, write, jobs)
+    return run_all(session, pairs, write, jobs_of(session.settings))
 
 
 def _verify(
-    plan: SamPlan, sets: Sequence[_Set], records: Sequence[dict[str, ArchiveRecord]]
+    plan: SamPlan, sets: Sequence[SetStage], records: Sequence[dict[str, ArchiveRecord]]
 ) -> None:
     """``--verify``: each function imported with its layers in its runtime image; a layer no
     function of the template uses, on its own."""
@@ -388,7 +284,7 @@ def _counts(stage_plan: BuildPlan) -> tuple[int, int, int]:
 
 
 def _outcomes(
-    sets: Sequence[_Set],
+    sets: Sequence[SetStage],
     records: Sequence[dict[str, ArchiveRecord]],
     images: Sequence[ResourceOutcome],
     left: Iterable[LeftAlone],
@@ -444,7 +340,9 @@ def _manifest_entry(outcome: ResourceOutcome, build_dir: Path) -> dict[str, Any]
     return entry
 
 
-def _wheels(sets: Sequence[_Set], prepared: Sequence[PreparedTarget]) -> tuple[WheelRecord, ...]:
+def _wheels(
+    sets: Sequence[SetStage], prepared: Sequence[PreparedTarget]
+) -> tuple[WheelRecord, ...]:
     found: dict[WheelRecord, None] = {}
     for item, ready in zip(sets, prepared, strict=True):
         for plan_item in item.stage.plan.items:

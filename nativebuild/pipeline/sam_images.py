@@ -25,6 +25,16 @@ def image_tag(resource: Buildable) -> str:
     return f"{resource.logical_id.lower()}:{resource.image_tag or 'latest'}"
 
 
+def image_requirements(resource: Buildable) -> Path:
+    """The requirements (or lock) file of an image function: an image needs one."""
+    requirements = find_requirements(resource.code_dir)
+    if requirements is None:
+        msg = f"{resource.logical_id} (nativebuild-image): no requirements file in {resource.code_dir}."
+        hint = "Put a requirements.txt (or a lock file) beside the image's code."
+        raise TemplateError(msg, hint=hint)
+    return requirements
+
+
 def build_images(
     images: Sequence[Buildable],
     base: Settings,
@@ -40,11 +50,7 @@ def build_images(
     """Build and load every image function; what each outcome says, and the image."""
     built = []
     for resource in images:
-        requirements = find_requirements(resource.code_dir)
-        if requirements is None:
-            msg = f"{resource.logical_id} (nativebuild-image): no requirements file in {resource.code_dir}."
-            hint = "Put a requirements.txt (or a lock file) beside the image's code."
-            raise TemplateError(msg, hint=hint)
+        requirements = image_requirements(resource)
         settings = dataclasses.replace(
             base, runtime=resource.runtime, archs=(resource.arch,), requirements=requirements,
             src=resource.code_dir, output=stage_dir / resource.logical_id,
