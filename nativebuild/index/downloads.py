@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import netrc
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,10 +28,25 @@ ATTEMPTS = 3
 TIMEOUT_S = 60
 
 
+# One TLS context per CA bundle (by path and identity): loading a bundle costs some 50 ms of
+# CPU, once per process rather than once per file; a context serves any number of threads.
+_contexts: dict[tuple[str | None, int, int], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
 def ssl_context(settings: IndexSettings) -> ssl.SSLContext:
-    if settings.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(settings.ca_bundle))
-    return ssl.create_default_context()
+    cafile = None if settings.ca_bundle is None else str(settings.ca_bundle)
+    key: tuple[str | None, int, int] = (cafile, 0, 0)
+    if cafile is not None:
+        with contextlib.suppress(OSError):  # a missing bundle fails in create_default_context
+            stat = Path(cafile).stat()
+            key = (cafile, stat.st_mtime_ns, stat.st_size)
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(cafile=cafile)
+            _contexts[key] = context
+        return context
 
 
 def credentials_for(url: str, settings: IndexSettings) -> tuple[str, str] | None:
@@ -128,16 +144,23 @@ def fetch_pin(
     raise DownloadError(msg, hint=hint) from last_error
 
 
+# Files fetched at once: each is mostly waiting on the network (a connection and its TLS
+# handshake per file), so a set of small wheels takes about as long as its largest one.
+WORKERS = 16
+
+
 def fetch_all(
     pins: list[Pin],
     *,
     cache: LocalCache,
     settings: IndexSettings,
     reporter: Reporter,
-    workers: int = 4,
+    workers: int = WORKERS,
+    then: Callable[[CachedFile], object] | None = None,
 ) -> dict[str, CachedFile]:
     """Fetch several pins at once (bounded), keyed by sha256 (names repeat across targets:
-    one wheel per architecture)."""
+    one wheel per architecture). ``then`` runs on each verified file in the worker that
+    fetched it, while the others still download."""
     if not pins:
         return {}
 
@@ -152,6 +175,8 @@ def fetch_all(
         reporter.detail(
             f"downloaded {pin.filename} ({_size(cached.size)}, {time.monotonic() - started:.1f}s)"
         )
+        if then is not None:
+            then(cached)
         return pin.sha256, cached
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pins)))) as pool:

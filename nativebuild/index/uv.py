@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +70,17 @@ class HostUv:
         except (OSError, subprocess.TimeoutExpired) as err:
             return UvResult(returncode=126, stdout="", stderr=str(err))
         return UvResult(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+def host_python() -> str | None:
+    """The interpreter running nativebuild, for uv's ``--python``: uv then asks that one file
+    instead of searching PATH for the target's version (which a resolution for another
+    Python never finds, and which costs a second or so behind pyenv's shims). uv only reads
+    its version and tags: with ``--python-version``, ``--python-platform`` and
+    ``--no-build`` nothing runs in it. None when frozen into an executable of its own."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return None
+    return sys.executable
 
 
 def uv_environment(

@@ -15,7 +15,7 @@ from nativebuild.index.downloads import fetch_all
 from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
 from nativebuild.pipeline.compiling import compile_jobs
-from nativebuild.pipeline.context import BuildContext
+from nativebuild.pipeline.context import BuildContext, wheel_facts
 from nativebuild.pipeline.images import image_identity
 from nativebuild.pipeline.resolution import resolve
 from nativebuild.pipeline.resolve_then_compile import (
@@ -73,7 +73,8 @@ def stage_target(
 
 def prefetch(context: BuildContext, staged: Sequence[StagedTarget]) -> dict[str, CachedFile]:
     """Download what every target needs, once per file, before any compile starts; the
-    files by sha256."""
+    files by sha256. Each wheel is read (CRCs, binaries: :func:`wheel_facts`) as soon as it
+    is in, while the others download, instead of after the last one."""
     wanted: dict[str, Pin] = {}
     for stage in staged:
         for item in stage.plan.items:
@@ -87,8 +88,14 @@ def prefetch(context: BuildContext, staged: Sequence[StagedTarget]) -> dict[str,
         cache=context.cache,
         settings=context.index,
         reporter=context.reporter,
+        then=lambda cached: _read_wheel(context, cached),
     )
     return {cached.sha256: cached for cached in by_name.values()}
+
+
+def _read_wheel(context: BuildContext, cached: CachedFile) -> None:
+    if cached.path.name.endswith(".whl"):
+        wheel_facts(context, cached.path)
 
 
 def plan_target(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nativebuild.errors import ResolutionError
 from nativebuild.index.pip_config import IndexSettings
-from nativebuild.index.uv import UvRunner, index_arguments, uv_environment
+from nativebuild.index.uv import UvRunner, host_python, index_arguments, uv_environment
 from nativebuild.inputs.locked import LockedPackage, read_pylock
 from nativebuild.inputs.requirement_line import RequirementLine
 from nativebuild.inputs.requirements import RequirementSet
@@ -52,8 +52,10 @@ def compile_arguments(
     constraints: Path | None,
     output: Path,
     index: IndexSettings,
+    python: str | None = None,
 ) -> list[str]:
-    """The ``uv pip compile`` command line (pure)."""
+    """The ``uv pip compile`` command line (pure). ``python``: the interpreter uv should
+    take as the host's (see :func:`~nativebuild.index.uv.host_python`) rather than search."""
     platform = target.uv_platform()
     if platform is None:
         msg = f"uv has no manylinux platform at or below glibc {target.glibc}"
@@ -69,6 +71,8 @@ def compile_arguments(
     ]  # fmt: skip
     if constraints is not None:
         args += ["--constraints", str(constraints)]
+    if python is not None:
+        args += ["--python", python]
     return args
 
 
@@ -98,8 +102,9 @@ def resolve_on_host(
         constraints.write_text(constraints_text, encoding="utf-8")
     output = workdir / "pylock.toml"
     args = compile_arguments(
-        target, requirements=req_file, constraints=constraints, output=output, index=index
-    )
+        target, requirements=req_file, constraints=constraints, output=output, index=index,
+        python=host_python(),
+    )  # fmt: skip
     done = uv.run(args, cwd=workdir, env=uv_environment(env, index, uv_cache))
     if done.returncode != 0:
         message = _clean(done.stderr)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -728,6 +729,28 @@ def test_cached_wheels_are_read_once_and_later_archives_copy_them_unchecked(
     code, _, err = run_build(project, tmp_path / "cache")
     assert code == 0, err
     assert read == []
+
+
+def test_downloaded_wheels_are_read_while_the_others_download(
+    project: Path, tmp_path: Path, fake: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each downloaded wheel is read (CRCs, binaries) once, by the worker that fetched it,
+    not after the last download."""
+    (project / "requirements.txt").write_text("six==1.16.0\nrequests==2.31.0\n")
+    fake.engine_down = True
+    readers: dict[str, list[str]] = {}
+    original = wheel_facts.inspect_wheel
+
+    def recording(path: Path) -> Any:
+        readers.setdefault(path.name.split("-")[0], []).append(threading.current_thread().name)
+        return original(path)
+
+    monkeypatch.setattr("nativebuild.pipeline.context.inspect_wheel", recording)
+    code, _, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert sorted(readers) == ["idna", "requests", "six"]
+    main = threading.main_thread().name
+    assert all(threads != [main] and len(threads) == 1 for threads in readers.values()), readers
 
 
 def _no_inflating(self: object) -> None:

@@ -4,15 +4,18 @@ sees the file: the cache's own check on the way in is a second line, not the onl
 from __future__ import annotations
 
 import hashlib
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from nativebuild.cache.local import CachedFile, LocalCache
 from nativebuild.errors import DownloadError
-from nativebuild.index.downloads import fetch_pin
+from nativebuild.index.downloads import fetch_all, fetch_pin, ssl_context
 from nativebuild.index.pip_config import IndexSettings
 from nativebuild.pins import Pin
+from nativebuild.reporting import NullReporter
 
 WHEEL = "six-1.16.0-py3-none-any.whl"
 
@@ -76,3 +79,51 @@ def test_the_real_cache_keeps_the_verified_download(tmp_path: Path) -> None:
     assert cached.path.read_bytes() == b"the right bytes"
     (tmp_path / "index" / WHEEL).unlink()  # the second time comes from the cache
     assert fetch_pin(pin_of(url, sha256), cache=cache, settings=IndexSettings()) == cached
+
+
+def test_one_tls_context_per_ca_bundle_until_the_bundle_changes(tmp_path: Path) -> None:
+    """Loading a CA bundle costs tens of milliseconds: once per process, not once per file."""
+    import certifi
+
+    bundle = tmp_path / "ca.pem"
+    shutil.copyfile(certifi.where(), bundle)
+    settings = IndexSettings(ca_bundle=bundle)
+    first = ssl_context(settings)
+    assert ssl_context(IndexSettings(ca_bundle=bundle)) is first
+    assert ssl_context(IndexSettings()) is not first, "the system store is another context"
+    bundle.write_text(bundle.read_text() + "\n")  # a bundle edited in place is loaded again
+    assert ssl_context(settings) is not first
+    with pytest.raises(FileNotFoundError):
+        ssl_context(IndexSettings(ca_bundle=tmp_path / "missing.pem"))
+
+
+def test_each_file_is_handed_on_by_the_worker_that_fetched_it(tmp_path: Path) -> None:
+    """``then`` runs on every verified file in its download worker (the wheels are read while
+    the other files still download), and its failure is the fetch's failure."""
+    pins = []
+    for n in range(6):
+        data = f"wheel {n}".encode()
+        path = tmp_path / "index" / f"pkg{n}-1.0-py3-none-any.whl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        pins.append(
+            Pin(name=f"pkg{n}", version="1.0", filename=path.name, url=path.as_uri(),
+                sha256=hashlib.sha256(data).hexdigest())
+        )  # fmt: skip
+    handed: list[tuple[str, str]] = []
+
+    def then(cached: CachedFile) -> None:
+        handed.append((cached.path.read_text(), threading.current_thread().name))
+
+    cache = LocalCache(tmp_path / "cache")
+    got = fetch_all(pins, cache=cache, settings=IndexSettings(), reporter=NullReporter(), then=then)
+    assert sorted(text for text, _ in handed) == [f"wheel {n}" for n in range(6)]
+    assert all(thread != threading.main_thread().name for _, thread in handed)
+    assert set(got) == {pin.sha256 for pin in pins}
+
+    def refuse(cached: CachedFile) -> None:
+        msg = f"cannot read {cached.path.name}"
+        raise DownloadError(msg)
+
+    with pytest.raises(DownloadError, match="cannot read"):
+        fetch_all(pins, cache=cache, settings=IndexSettings(), reporter=NullReporter(), then=refuse)

@@ -9,7 +9,7 @@ import pytest
 
 from nativebuild.errors import ResolutionError
 from nativebuild.index.pip_config import IndexSettings
-from nativebuild.index.uv import UvResult, uv_environment
+from nativebuild.index.uv import UvResult, host_python, uv_environment
 from nativebuild.inputs.requirements import parse_requirements_text
 from nativebuild.resolve.host import HostResolutionUnavailable, compile_arguments, resolve_on_host
 from nativebuild.targets import Architecture, GlibcVersion, Target, get_runtime
@@ -62,6 +62,40 @@ def test_compile_arguments_aim_at_the_target_and_never_build(tmp_path: Path) -> 
     assert args[args.index("--extra-index-url") + 1] == "https://x/simple"
     assert args[args.index("--allow-insecure-host") + 1] == "x"
     assert args[args.index("--constraints") + 1] == str(tmp_path / "c.txt")
+
+
+def test_uv_is_told_which_interpreter_to_read_instead_of_searching(tmp_path: Path) -> None:
+    """Without --python, uv searches PATH for the target's version (pyenv's shims run one by
+    one) before it resolves anything; with it, uv reads that one interpreter."""
+    args = compile_arguments(
+        target(), requirements=tmp_path / "r.txt", constraints=None,
+        output=tmp_path / "pylock.toml", index=IndexSettings(), python="/opt/py/bin/python3",
+    )  # fmt: skip
+    assert args[args.index("--python") + 1] == "/opt/py/bin/python3"
+    assert args[args.index("--python-version") + 1] == "3.9", "the target's version still rules"
+    plain = compile_arguments(
+        target(), requirements=tmp_path / "r.txt", constraints=None,
+        output=tmp_path / "pylock.toml", index=IndexSettings(),
+    )  # fmt: skip
+    assert "--python" not in plain
+
+
+def test_the_interpreter_is_the_one_running_nativebuild_unless_frozen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("sys.executable", "/opt/py/bin/python3")
+    assert host_python() == "/opt/py/bin/python3"
+    uv = ScriptedUv(UvResult(returncode=0, stdout="", stderr=""), PYLOCK)
+    resolve_on_host(
+        requirements(), target(), uv=uv, index=IndexSettings(), env={}, workdir=tmp_path,
+        uv_cache=tmp_path,
+    )  # fmt: skip
+    assert uv.args[uv.args.index("--python") + 1] == "/opt/py/bin/python3"
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    assert host_python() is None
+    monkeypatch.setattr("sys.frozen", False)
+    monkeypatch.setattr("sys.executable", "")
+    assert host_python() is None
 
 
 def test_uv_environment_is_clean_and_carries_the_ca_bundle(tmp_path: Path) -> None:
