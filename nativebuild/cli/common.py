@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nativebuild.cli import quick
 from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.config.settings import Settings, load_tool_table, resolve
+from nativebuild.config.values import note_path, recording_paths
 from nativebuild.errors import ConfigError, NativebuildError
 from nativebuild.targets import deprecation_notices
 
@@ -54,6 +56,7 @@ def handle_errors(console: Console) -> Iterator[None]:
 def settings_from_flags(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
     cwd = Path.cwd()
     project_dir = (project or cwd).resolve()
+    note_path(cwd / (project or cwd), project_dir)
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in cli.items()}
     return resolve(
         cli={k: (v or None) if isinstance(v, list) else v for k, v in given.items()},
@@ -83,30 +86,41 @@ def run_build(
     )
     # The reporter closes (the live display erased) before an error is printed.
     with handle_errors(console), reporting as reporter:
-        settings = settings_from_flags(cli, project, env)
+        with recording_paths() as links:
+            settings = settings_from_flags(cli, project, env)
         if artifacts_dir is not None:
             check_one_archive(settings)
         if not dry_run and to_publish is None:
             from nativebuild.pipeline.uptodate import up_to_date_result
 
             # The warm no-op: before the pipeline (or docker) is even imported.
-            done = up_to_date_result(settings, env)
-            if done is not None:
-                reporter.step(
-                    f"Up to date: nothing changed since the build that wrote {settings.output}"
-                )
-                # Lambda's dates move on while the inputs stay: say it as a real build would.
-                notices = deprecation_notices([settings.runtime])
-                for notice in notices:
-                    reporter.warning(notice.message)
+            found = up_to_date_result(settings, env)
+            if found is not None:
+                done = found.result
+                with console.capture() as captured:
+                    reporter.step(
+                        f"Up to date: nothing changed since the build that wrote {settings.output}"
+                    )
+                    # Lambda's dates move on while the inputs stay: say it as a real build would.
+                    notices = deprecation_notices([settings.runtime])
+                    for notice in notices:
+                        reporter.warning(notice.message)
                 done["deprecations"] = [notice.to_json() for notice in notices]
+                steps = captured.get()
+                quick.emit([("stderr", steps)])
                 if artifacts_dir is not None:  # a fresh $(ARTIFACTS_DIR) wants the files again
                     unpack_into(Path(done["archives"][0]["path"]), artifacts_dir, reporter)
                 if json_output:
-                    typer.echo(json.dumps(done, indent=2, sort_keys=True))
+                    printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
                 else:
-                    for archive in done["archives"]:
-                        typer.echo(str(archive["path"]))
+                    printed = "".join(f"{archive['path']}\n" for archive in done["archives"])
+                quick.emit([("stdout", printed)])
+                if artifacts_dir is None:  # unpacking is work a quick answer would not do
+                    quick.keep(
+                        [("stderr", steps), ("stdout", printed)], found=found,
+                        config=[(project or Path.cwd()).resolve() / "pyproject.toml"],
+                        links=links,
+                    )  # fmt: skip
                 return
         from nativebuild.engine.builders import make_builders
         from nativebuild.engine.docker import DockerRunner

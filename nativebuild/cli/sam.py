@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nativebuild.cli import quick
 from nativebuild.cli.common import handle_errors, settings_from_flags
 from nativebuild.cli.console import open_reporter, stderr_console
 from nativebuild.cli.options import (
@@ -45,6 +46,7 @@ from nativebuild.cli.options import (
     VerboseOpt,
     VerifyFlagOpt,
 )
+from nativebuild.config.values import recording_paths
 from nativebuild.targets import deprecation_notices
 
 sam_app = typer.Typer(
@@ -135,8 +137,13 @@ def sam_build(
     )
     # The reporter closes (the live display erased) before an error or the summary is printed.
     with handle_errors(console):
-        with reporting as reporter:
-            from nativebuild.sam.request import find_template, parse_parameter_overrides
+        steps = None  # what an up-to-date answer printed (kept for a quick answer)
+        with reporting as reporter, recording_paths() as links:
+            from nativebuild.sam.request import (
+                TEMPLATE_NAMES,
+                find_template,
+                parse_parameter_overrides,
+            )
 
             template_path = (template or find_template(Path.cwd())).absolute()
             cli = {
@@ -154,19 +161,22 @@ def sam_build(
             from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
 
             fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
-            done = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
-            if done is not None:
-                reporter.step(
-                    f"Up to date: nothing changed since the build that wrote {target_dir}"
-                )
-                # Built resources' runtimes (those left to SAM may be any language's).
-                built = [r for r in done["resources"] if r.get("status") != "skipped"]
-                notices = deprecation_notices(
-                    r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
-                )
-                for notice in notices:
-                    reporter.warning(notice.message)
+            found = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+            if found is not None:
+                done = found.result
+                with console.capture() as captured:
+                    reporter.step(
+                        f"Up to date: nothing changed since the build that wrote {target_dir}"
+                    )
+                    # Built resources' runtimes (those left to SAM may be any language's).
+                    built = [r for r in done["resources"] if r.get("status") != "skipped"]
+                    notices = deprecation_notices(
+                        r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
+                    )
+                    for notice in notices:
+                        reporter.warning(notice.message)
                 done["deprecations"] = [notice.to_json() for notice in notices]
+                steps = captured.get()
             else:
                 from nativebuild.engine.builders import make_builders
                 from nativebuild.engine.docker import DockerRunner
@@ -187,11 +197,26 @@ def sam_build(
                     builders=make_builders(settings.builders, env, reporter),
                 ).to_json()
         if json_output:
-            typer.echo(json.dumps(done, indent=2, sort_keys=True))
+            printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
+        else:
+            printed = f"{target_dir / 'template.yaml'}\n"
+            if not quiet and steps is None:
+                print_summary(done, target_dir, console)
+            elif not quiet and steps is not None:
+                with console.capture() as captured:
+                    print_summary(done, target_dir, console)
+                steps += captured.get()
+        if steps is None or found is None:
+            quick.emit([("stdout", printed)])
             return
-        if not quiet:
-            print_summary(done, target_dir, console)
-        typer.echo(str(target_dir / "template.yaml"))
+        output = [("stderr", steps), ("stdout", printed)]
+        quick.emit(output)
+        settings_dir = (project or template_path.parent).resolve()
+        looked_for = [] if template else [Path.cwd() / name for name in TEMPLATE_NAMES]
+        quick.keep(
+            output, found=found, config=[settings_dir / "pyproject.toml", *looked_for],
+            links=links,
+        )  # fmt: skip
 
 
 def print_summary(done: Mapping[str, Any], build_dir: Path, console: Console) -> None:
