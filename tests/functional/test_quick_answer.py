@@ -68,7 +68,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     cold build on (the environment is part of what is checked). A short path: unix sockets
     have a length limit."""
     with tempfile.TemporaryDirectory(prefix="nb-") as folder:
-        path = os.path.join(folder, "engine.sock")
+        path = str(Path(folder, "engine.sock"))
         with serve_engine(path) as state:
             monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
             monkeypatch.setenv("SOURCE_DATE_EPOCH", "")
