@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from nativebuild.cli import quick
 from nativebuild.cli.common import handle_errors, settings_from_flags
-from nativebuild.cli.console import open_reporter, stderr_console
+from nativebuild.cli.console import ConsoleReporter, open_reporter, stderr_console
 from nativebuild.cli.options import (
     BeforeBuildOpt,
     BuilderOpt,
@@ -48,6 +48,10 @@ from nativebuild.cli.options import (
 )
 from nativebuild.config.values import recording_paths
 from nativebuild.targets import deprecation_notices
+
+if TYPE_CHECKING:
+    from nativebuild.pipeline.quick import Output
+    from nativebuild.pipeline.uptodate import UpToDate
 
 sam_app = typer.Typer(
     help="SAM templates: build every Python function and layer of template.yaml, for sam "
@@ -136,8 +140,8 @@ def sam_build(
         console, verbose=verbose, quiet=quiet, json_output=json_output, env=env
     )
     # The reporter closes (the live display erased) before an error or the summary is printed.
+    done: dict[str, Any] = {}  # a real build's answer
     with handle_errors(console):
-        steps = None  # what an up-to-date answer printed (kept for a quick answer)
         with reporting as reporter, recording_paths() as links:
             from nativebuild.sam.request import (
                 TEMPLATE_NAMES,
@@ -162,22 +166,7 @@ def sam_build(
 
             fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
             found = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
-            if found is not None:
-                done = found.result
-                with console.capture() as captured:
-                    reporter.step(
-                        f"Up to date: nothing changed since the build that wrote {target_dir}"
-                    )
-                    # Built resources' runtimes (those left to SAM may be any language's).
-                    built = [r for r in done["resources"] if r.get("status") != "skipped"]
-                    notices = deprecation_notices(
-                        r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
-                    )
-                    for notice in notices:
-                        reporter.warning(notice.message)
-                done["deprecations"] = [notice.to_json() for notice in notices]
-                steps = captured.get()
-            else:
+            if found is None:
                 from nativebuild.engine.builders import make_builders
                 from nativebuild.engine.docker import DockerRunner
                 from nativebuild.pipeline.sam import SamRequest, build_template
@@ -196,27 +185,60 @@ def sam_build(
                     verbose=verbose,
                     builders=make_builders(settings.builders, env, reporter),
                 ).to_json()
-        if json_output:
-            printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
-        else:
-            printed = f"{target_dir / 'template.yaml'}\n"
-            if not quiet and steps is None:
-                print_summary(done, target_dir, console)
-            elif not quiet and steps is not None:
-                with console.capture() as captured:
-                    print_summary(done, target_dir, console)
-                steps += captured.get()
-        if steps is None or found is None:
-            quick.emit([("stdout", printed)])
-            return
-        output = [("stderr", steps), ("stdout", printed)]
-        quick.emit(output)
-        settings_dir = (project or template_path.parent).resolve()
         looked_for = [] if template else [Path.cwd() / name for name in TEMPLATE_NAMES]
-        quick.keep(
-            output, found=found, config=[settings_dir / "pyproject.toml", *looked_for],
-            links=links,
-        )  # fmt: skip
+        config = [(project or template_path.parent).resolve() / "pyproject.toml", *looked_for]
+        shown = {"verbose": verbose, "quiet": quiet, "json_output": json_output}
+        if found is not None:
+            output = up_to_date_output(found, target_dir, console, **shown)
+            quick.emit(output)
+            quick.keep(output, found=found, config=config, links=links)
+            return
+        if json_output:
+            typer.echo(json.dumps(done, indent=2, sort_keys=True))
+        else:
+            if not quiet:
+                print_summary(done, target_dir, console)
+            typer.echo(str(target_dir / "template.yaml"))
+        if quick.current is not None:
+            # The next identical invocation is up to date: keep its answer now, so that even
+            # the first unchanged build after this one is answered quickly.
+            found = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+            if found is not None:
+                output = up_to_date_output(found, target_dir, console, **shown)
+                quick.keep(output, found=found, config=config, links=links)
+
+
+def up_to_date_output(
+    found: UpToDate,
+    build_dir: Path,
+    console: Console,
+    *,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+) -> Output:
+    """What ``sam build`` prints when ``found`` says nothing changed: the step, the deprecation
+    warnings of the built resources' runtimes and the summary on stderr (as ``console`` renders
+    them), the result on stdout."""
+    done = found.result
+    reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+    with console.capture() as captured:
+        reporter.step(f"Up to date: nothing changed since the build that wrote {build_dir}")
+        # Built resources' runtimes (those left to SAM may be any language's).
+        built = [r for r in done["resources"] if r.get("status") != "skipped"]
+        notices = deprecation_notices(
+            r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
+        )
+        for notice in notices:
+            reporter.warning(notice.message)
+        done["deprecations"] = [notice.to_json() for notice in notices]
+        if not json_output and not quiet:
+            print_summary(done, build_dir, console)
+    if json_output:
+        printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
+    else:
+        printed = f"{build_dir / 'template.yaml'}\n"
+    return [("stderr", captured.get()), ("stdout", printed)]
 
 
 def print_summary(done: Mapping[str, Any], build_dir: Path, console: Console) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from tests.wheelfactory import make_tree
 IMAGE = "example/build:{arch}"
 ENTRY = "from nativebuild.cli import main; main()"
 QUICK_ONLY = "import sys; sys.modules['typer'] = None; from nativebuild.cli import main; main()"
+# The real entry with fake containers and index, in a process of its own.
+DRIVER = Path(__file__).resolve().parents[1] / "reliability" / "fake_build.py"
 FELL_THROUGH = b"import of typer halted"
 DEPRECATED = b"python3.9 is deprecated since 2025-12-15"
 TEMPLATE = """\
@@ -108,6 +111,18 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-c", code, *args],
+        cwd=cwd, env=env, capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def real_build(
+    index: FakeIndex, args: list[str], *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
+    """A build through the real entry, with fake containers and index (fake_build.py)."""
+    pickled = index.root.parent / "index.pickle"
+    pickled.write_bytes(pickle.dumps(index))
+    return subprocess.run(
+        [sys.executable, str(DRIVER), str(pickled), *args],
         cwd=cwd, env=env, capture_output=True, check=False, timeout=300,
     )  # fmt: skip
 
@@ -233,6 +248,21 @@ def test_any_change_goes_to_the_full_command_line(built: Project, change: str) -
     assert not answered(built.run(code=QUICK_ONLY)), change
 
 
+@pytest.mark.parametrize("flags", [[], ["--json"]], ids=["human", "json"])
+def test_a_real_build_keeps_the_answer_of_the_next_unchanged_one(
+    built: Project, index: FakeIndex, flags: list[str]
+) -> None:
+    _edit(Path("app/handler.py"), "def handler(event, context):\n    return 2\n")(built)
+    args = [*build_args(built.project, built.cache), *flags]
+    made = real_build(index, args, cwd=built.cwd, env=built.env)
+    assert made.returncode == 0, made.stderr.decode()
+    assert b"Up to date" not in made.stderr
+    quick = built.run(*flags, code=QUICK_ONLY)  # the very next run: no full check in between
+    assert answered(quick)
+    full = built.run(*flags)
+    assert (quick.returncode, quick.stdout, quick.stderr) == (0, full.stdout, full.stderr)
+
+
 def test_no_answer_is_kept_for_a_build_that_is_not_up_to_date(built: Project) -> None:
     _edit(Path("app/handler.py"), "def handler(event, context):\n    return 2\n")(built)
     quick = built.run(code=QUICK_ONLY)
@@ -281,6 +311,21 @@ def test_an_unchanged_sam_build_is_answered_quickly_with_the_same_bytes(
     if not flags:  # the summary table too
         assert b"OrdersFunction" in quick.stderr
         assert b"cached" in quick.stderr
+
+
+def test_a_real_sam_build_keeps_the_answer_of_the_next_unchanged_one(
+    sam_app: tuple[Path, list[str]], index: FakeIndex
+) -> None:
+    app, args = sam_app
+    env = dict(os.environ)
+    (app / "orders" / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    made = real_build(index, args, cwd=app, env=env)
+    assert made.returncode == 0, made.stderr.decode()
+    assert b"Up to date" not in made.stderr
+    quick = run(args, cwd=app, env=env, code=QUICK_ONLY)
+    assert answered(quick)
+    full = run(args, cwd=app, env=env)
+    assert (quick.returncode, quick.stdout, quick.stderr) == (0, full.stdout, full.stderr)
 
 
 def test_a_sam_template_edit_or_a_new_template_file_goes_to_the_full_command_line(
