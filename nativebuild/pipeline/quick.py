@@ -45,6 +45,9 @@ _ENV_NAMES = frozenset(
     }
 )  # fmt: skip
 _CHUNK = 1 << 20
+# Variables a shell changes on its own, which nothing nativebuild runs reads: the command last
+# run (bash sets _ to the program's path) and the previous directory.
+_SHELL_NOISE = frozenset({"_", "OLDPWD"})
 STREAMS = ("stdout", "stderr")
 
 StrPath = str | os.PathLike[str]
@@ -174,8 +177,9 @@ class Invocation:
     def key(self) -> str:
         """Everything else the answer depends on, as one digest (values never stored)."""
         document = json.dumps(
-            [FORMAT, __version__, self.argv, self.cwd, sorted(self.env.items()), self.mode,
-             self.day]
+            [FORMAT, __version__, self.argv, self.cwd,
+             sorted(item for item in self.env.items() if item[0] not in _SHELL_NOISE),
+             self.mode, self.day]
         )  # fmt: skip
         return hashlib.sha256(document.encode()).hexdigest()
 

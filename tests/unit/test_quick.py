@@ -125,6 +125,11 @@ def test_any_change_sends_the_invocation_to_the_full_command_line(
     assert world.answer() is None, why
 
 
+def test_what_a_shell_changes_on_its_own_is_not_a_change(world: World) -> None:
+    world.env.update({"_": "/usr/bin/env", "OLDPWD": "/elsewhere"})
+    assert world.answer() == OUTPUT
+
+
 def test_a_malformed_or_foreign_entry_is_no_answer(world: World) -> None:
     path = world.invocation().index_path()
     assert path is not None
