@@ -142,17 +142,18 @@ def run_build(
                 typer.echo(str(archive.path))
         if to_publish is not None:
             publish_built(result.manifest, to_publish, reporter=reporter, console=console)
-        elif artifacts_dir is None and quick.current is not None and not settings.shard:
-            # The next identical invocation is up to date: keep its answer now, so that even
-            # the first unchanged build after this one is answered quickly.
-            from nativebuild.pipeline.uptodate import up_to_date_result
+            return
+    if artifacts_dir is None and quick.current is not None and not settings.shard:
+        # The next identical invocation is up to date: keep its answer now (the reporter
+        # closed), so that even the first unchanged build after this one is answered quickly.
+        from nativebuild.pipeline.uptodate import up_to_date_result
 
-            found = up_to_date_result(settings, env)
-            if found is not None:
-                output = up_to_date_output(
-                    found, settings, console, verbose=verbose, quiet=quiet, json_output=json_output
-                )
-                keep_answer(output, found, project=project, links=links)
+        found = up_to_date_result(settings, env)
+        if found is not None:
+            output = up_to_date_output(
+                found, settings, console, verbose=verbose, quiet=quiet, json_output=json_output
+            )
+            keep_answer(output, found, project=project, links=links)
 
 
 def up_to_date_output(
