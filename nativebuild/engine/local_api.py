@@ -3,14 +3,16 @@
 A warm build starts no container; it only needs the build image's id (a cache key field) and,
 on first contact, to remove what killed nativebuilds left behind. Importing the docker SDK for
 that costs more than the rest of a warm build, so a local engine (``unix://`` socket, the
-default) is asked directly over HTTP with the standard library. Anything else (a remote engine,
+default) is asked directly over HTTP with the standard library: one HTTP/1.0 request per
+connection, read to its end (the engine then sends no chunked body), on a plain socket (not
+http.client, whose import with ssl and email would cost more than a quick answer's checks).
+Anything else (a remote engine,
 an image to pull, an unexpected answer) goes to :class:`nativebuild.engine.docker.DockerRunner`'s
 SDK path, which knows every case.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 from collections.abc import Mapping
@@ -25,18 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _TIMEOUT_S = 5.0
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=_TIMEOUT_S)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(_TIMEOUT_S)
-        sock.connect(self._path)
-        self.sock = sock
+_READ_SIZE = 1 << 16
 
 
 class LocalEngineAPI:
@@ -60,19 +51,30 @@ class LocalEngineAPI:
         return None
 
     def _request(self, method: str, path: str) -> tuple[int, Any]:
-        connection = _UnixConnection(self.socket_path)
         try:
-            connection.request(method, path)
-            response = connection.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException) as err:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(_TIMEOUT_S)
+                sock.connect(self.socket_path)
+                sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+                chunks = []
+                while chunk := sock.recv(_READ_SIZE):
+                    chunks.append(chunk)
+        except OSError as err:
             raise OSError(str(err)) from err
-        finally:
-            connection.close()
-        if not body:
-            return response.status, None
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
+            msg = f"unexpected answer from {self.socket_path}"
+            raise OSError(msg)
         try:
-            return response.status, json.loads(body)
+            status = int(status_line[1])
+        except ValueError as err:
+            msg = f"unexpected answer from {self.socket_path}"
+            raise OSError(msg) from err
+        if not body:
+            return status, None
+        try:
+            return status, json.loads(body)
         except ValueError as err:
             msg = f"unexpected answer from {self.socket_path}"
             raise OSError(msg) from err
