@@ -30,6 +30,9 @@ from tests.wheelfactory import make_tree
 
 IMAGE = "example/build:{arch}"
 ENTRY = "from nativebuild.cli import main; main()"
+# The full command line alone (the typer app, no quick answer tried): what the quick answer must
+# print again.
+FULL = "from nativebuild.cli import app; app()"
 QUICK_ONLY = "import sys; sys.modules['typer'] = None; from nativebuild.cli import main; main()"
 # The real entry with fake containers and index, in a process of its own.
 DRIVER = Path(__file__).resolve().parents[1] / "reliability" / "fake_build.py"
@@ -171,13 +174,16 @@ def test_an_unchanged_build_is_answered_quickly_with_the_same_bytes(
     quick = built.run(*flags, code=QUICK_ONLY)
     assert answered(quick)
     assert (quick.returncode, quick.stdout, quick.stderr) == (0, full.stdout, full.stderr)
+    alone = built.run(*flags, code=FULL)  # the full check once more, with an answer kept
+    assert (alone.returncode, alone.stdout, alone.stderr) == (0, full.stdout, full.stderr)
     assert DEPRECATED in quick.stderr  # the deprecation warning, -q or not
     assert (b"Up to date" in quick.stderr) is ("-q" not in flags)
     assert str(built.archive).encode() in quick.stdout
 
 
 def test_python_dash_m_takes_the_same_quick_answer(built: Project) -> None:
-    full = built.run("--json")
+    built.run("--json")  # keeps the answer
+    full = built.run("--json", code=FULL)
     module = built.run("--json", code="import runpy; runpy.run_module('nativebuild', run_name='__main__')")  # fmt: skip
     quick = built.run(
         "--json",
@@ -259,7 +265,7 @@ def test_a_real_build_keeps_the_answer_of_the_next_unchanged_one(
     assert b"Up to date" not in made.stderr
     quick = built.run(*flags, code=QUICK_ONLY)  # the very next run: no full check in between
     assert answered(quick)
-    full = built.run(*flags)
+    full = built.run(*flags, code=FULL)
     assert (quick.returncode, quick.stdout, quick.stderr) == (0, full.stdout, full.stderr)
 
 
@@ -324,7 +330,7 @@ def test_a_real_sam_build_keeps_the_answer_of_the_next_unchanged_one(
     assert b"Up to date" not in made.stderr
     quick = run(args, cwd=app, env=env, code=QUICK_ONLY)
     assert answered(quick)
-    full = run(args, cwd=app, env=env)
+    full = run(args, cwd=app, env=env, code=FULL)
     assert (quick.returncode, quick.stdout, quick.stderr) == (0, full.stdout, full.stderr)
 
 
