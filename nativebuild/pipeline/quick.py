@@ -10,10 +10,10 @@ mode of the standard streams, the day (Lambda's deprecation notices depend on it
 nativebuild's version form its key; it names the record it was answered from (and that
 record's digest), the configuration files the settings were read from (and those that were
 looked for and absent), every path setting as written and where it led, and the exact text the
-answer printed on stdout and stderr. The next identical invocation checks all of that, then the
-record's inputs exactly as :func:`nativebuild.pipeline.uptodate.up_to_date` does, and prints the
-same text. Anything unknown, changed or unreadable returns None: the full command line then
-answers. Only the standard library is imported here (and, for image ids, the engine's socket
+answer printed on stdout and stderr. For the next identical invocation, :func:`lookup` checks
+all of that, then the record's inputs exactly as :func:`nativebuild.pipeline.uptodate.up_to_date`
+does, and returns that text (nativebuild.cli.quick prints it). Anything unknown, changed or
+unreadable returns None: the full command line then answers. Only the standard library is imported here (and, for image ids, the engine's socket
 client, which is standard library only too); not even pathlib (with urllib.parse and ipaddress
 it would cost more than the checks), so paths are strings and ``os.path`` here.
 """
