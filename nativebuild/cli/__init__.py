@@ -1,68 +1,39 @@
-"""The command line: the typer app, its commands (one module each) and ``main``.
+"""The command line: ``main`` (the console script and ``python -m nativebuild``) and the typer
+app (:mod:`nativebuild.cli.typer_app`, loaded when first asked for as ``nativebuild.cli.app``).
 
-Commands print and exit; nothing else in nativebuild does. Every flag defaults to None so that
-pyproject.toml and NATIVEBUILD_* variables can supply the value (flags win when given). Shared
-options live in :mod:`nativebuild.cli.options`, shared behaviour in :mod:`nativebuild.cli.common`.
+``main`` first tries the quick answer of :mod:`nativebuild.cli.quick`: an unchanged ``build`` or
+``sam build`` is answered from the standard library alone, before typer, rich or the settings
+are imported. Anything else goes to the typer app.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from nativebuild import __version__
-from nativebuild.cli.build import build
-from nativebuild.cli.cache import cache_app
-from nativebuild.cli.doctor import doctor
-from nativebuild.cli.images import images_app
-from nativebuild.cli.plan import plan
-from nativebuild.cli.publish import publish
-from nativebuild.cli.sam import sam_app
-from nativebuild.cli.verify import verify
-
-app = typer.Typer(
-    name="nativebuild",
-    help="Build AWS Lambda Python archives: native dependencies compiled once, in Lambda-like "
-    "containers, cached, and packed into byte-reproducible zips.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-
-def version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"nativebuild {__version__}")
-        raise typer.Exit
-
-
-@app.callback()
-def main_options(
-    version: Annotated[
-        bool | None,
-        typer.Option(
-            "--version", callback=version_callback, is_eager=True, help="Print the version."
-        ),
-    ] = None,
-) -> None:
-    """nativebuild: Lambda archives with native dependencies."""
-
-
-app.command()(build)
-app.command()(plan)
-app.add_typer(images_app, name="images")
-app.add_typer(cache_app, name="cache")
-app.command()(doctor)
-app.command()(verify)
-app.command()(publish)
-app.add_typer(sam_app, name="sam")
+    app: typer.Typer
 
 
 def main() -> None:
     """Console-script entry point."""
+    from nativebuild.cli import quick
+
+    invocation = quick.this_invocation()
+    if quick.answer(invocation):
+        return
+    quick.current = invocation
+    from nativebuild.cli.typer_app import app
+
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the typer app, imported when asked for
+        from nativebuild.cli.typer_app import app
+
+        globals()["app"] = app
+        return app
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

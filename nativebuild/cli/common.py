@@ -21,14 +21,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nativebuild.cli.console import open_reporter, stderr_console
+from nativebuild.cli import quick
+from nativebuild.cli.console import ConsoleReporter, open_reporter, stderr_console
 from nativebuild.config.settings import Settings, load_tool_table, resolve
+from nativebuild.config.values import note_path, recording_paths
 from nativebuild.errors import ConfigError, NativebuildError
 from nativebuild.targets import deprecation_notices
 
 if TYPE_CHECKING:
     from nativebuild.aws.publish_plan import PublishResult
+    from nativebuild.pipeline.quick import Output
     from nativebuild.pipeline.run import PlanResult
+    from nativebuild.pipeline.uptodate import UpToDate
     from nativebuild.reporting import Reporter
 
 INTERRUPTED = 130
@@ -54,6 +58,7 @@ def handle_errors(console: Console) -> Iterator[None]:
 def settings_from_flags(cli: dict[str, Any], project: Path | None, env: dict[str, str]) -> Settings:
     cwd = Path.cwd()
     project_dir = (project or cwd).resolve()
+    note_path(cwd / (project or cwd), project_dir)
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in cli.items()}
     return resolve(
         cli={k: (v or None) if isinstance(v, list) else v for k, v in given.items()},
@@ -83,30 +88,25 @@ def run_build(
     )
     # The reporter closes (the live display erased) before an error is printed.
     with handle_errors(console), reporting as reporter:
-        settings = settings_from_flags(cli, project, env)
+        with recording_paths() as links:
+            settings = settings_from_flags(cli, project, env)
         if artifacts_dir is not None:
             check_one_archive(settings)
         if not dry_run and to_publish is None:
             from nativebuild.pipeline.uptodate import up_to_date_result
 
             # The warm no-op: before the pipeline (or docker) is even imported.
-            done = up_to_date_result(settings, env)
-            if done is not None:
-                reporter.step(
-                    f"Up to date: nothing changed since the build that wrote {settings.output}"
+            found = up_to_date_result(settings, env)
+            if found is not None:
+                output = up_to_date_output(
+                    found, settings, console, verbose=verbose, quiet=quiet, json_output=json_output
                 )
-                # Lambda's dates move on while the inputs stay: say it as a real build would.
-                notices = deprecation_notices([settings.runtime])
-                for notice in notices:
-                    reporter.warning(notice.message)
-                done["deprecations"] = [notice.to_json() for notice in notices]
+                quick.emit(output[:1])
                 if artifacts_dir is not None:  # a fresh $(ARTIFACTS_DIR) wants the files again
-                    unpack_into(Path(done["archives"][0]["path"]), artifacts_dir, reporter)
-                if json_output:
-                    typer.echo(json.dumps(done, indent=2, sort_keys=True))
-                else:
-                    for archive in done["archives"]:
-                        typer.echo(str(archive["path"]))
+                    unpack_into(Path(found.result["archives"][0]["path"]), artifacts_dir, reporter)
+                quick.emit(output[1:])
+                if artifacts_dir is None:  # unpacking is work a quick answer would not do
+                    keep_answer(output, found, project=project, links=links)
                 return
         from nativebuild.engine.builders import make_builders
         from nativebuild.engine.docker import DockerRunner
@@ -142,6 +142,53 @@ def run_build(
                 typer.echo(str(archive.path))
         if to_publish is not None:
             publish_built(result.manifest, to_publish, reporter=reporter, console=console)
+            return
+    if artifacts_dir is None and quick.current is not None and not settings.shard:
+        # The next identical invocation is up to date: keep its answer now (the reporter
+        # closed), so that even the first unchanged build after this one is answered quickly.
+        from nativebuild.pipeline.uptodate import up_to_date_result
+
+        found = up_to_date_result(settings, env)
+        if found is not None:
+            output = up_to_date_output(
+                found, settings, console, verbose=verbose, quiet=quiet, json_output=json_output
+            )
+            keep_answer(output, found, project=project, links=links)
+
+
+def up_to_date_output(
+    found: UpToDate,
+    settings: Settings,
+    console: Console,
+    *,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+) -> Output:
+    """What ``build`` prints when ``found`` says nothing changed: the step and the runtime's
+    deprecation warnings on stderr (as ``console`` renders them), the result on stdout."""
+    done = found.result
+    reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+    with console.capture() as captured:
+        reporter.step(f"Up to date: nothing changed since the build that wrote {settings.output}")
+        # Lambda's dates move on while the inputs stay: say it as a real build would.
+        notices = deprecation_notices([settings.runtime])
+        for notice in notices:
+            reporter.warning(notice.message)
+    done["deprecations"] = [notice.to_json() for notice in notices]
+    if json_output:
+        printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
+    else:
+        printed = "".join(f"{archive['path']}\n" for archive in done["archives"])
+    return [("stderr", captured.get()), ("stdout", printed)]
+
+
+def keep_answer(
+    output: Output, found: UpToDate, *, project: Path | None, links: Mapping[str, str]
+) -> None:
+    """Keep ``output`` as this invocation's quick answer (see nativebuild.cli.quick)."""
+    config = (project or Path.cwd()).resolve() / "pyproject.toml"
+    quick.keep(output, found=found, config=[config], links=links)
 
 
 def unpack_into(archive: Path, artifacts_dir: Path, reporter: Reporter) -> None:

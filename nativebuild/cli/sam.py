@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nativebuild.cli import quick
 from nativebuild.cli.common import handle_errors, settings_from_flags
-from nativebuild.cli.console import open_reporter, stderr_console
+from nativebuild.cli.console import ConsoleReporter, open_reporter, stderr_console
 from nativebuild.cli.options import (
     BeforeBuildOpt,
     BuilderOpt,
@@ -46,10 +47,13 @@ from nativebuild.cli.options import (
     VerboseOpt,
     VerifyFlagOpt,
 )
+from nativebuild.config.values import recording_paths
 from nativebuild.targets import deprecation_notices
 
 if TYPE_CHECKING:
     from nativebuild.config.settings import Settings
+    from nativebuild.pipeline.quick import Output
+    from nativebuild.pipeline.uptodate import UpToDate
     from nativebuild.reporting import Reporter
 
 sam_app = typer.Typer(
@@ -140,9 +144,15 @@ def sam_build(
         console, verbose=verbose, quiet=quiet, json_output=json_output, env=env
     )
     # The reporter closes (the live display erased) before an error or the summary is printed.
+    done: dict[str, Any] = {}  # a real build's answer
+    found: UpToDate | None = None  # the last build's answer, when nothing changed
     with handle_errors(console):
-        with reporting as reporter:
-            from nativebuild.sam.request import find_template, parse_parameter_overrides
+        with reporting as reporter, recording_paths() as links:
+            from nativebuild.sam.request import (
+                TEMPLATE_NAMES,
+                find_template,
+                parse_parameter_overrides,
+            )
 
             template_path = (template or find_template(Path.cwd())).absolute()
             cli = {
@@ -156,20 +166,44 @@ def sam_build(
             settings = settings_from_flags(cli, project or template_path.parent, env)
             overrides = parse_parameter_overrides(parameter_overrides or [])
             target_dir = (build_dir or DEFAULT_BUILD_DIR).absolute()
-            done = _build(
-                settings, template_path, target_dir, overrides, env=env, reporter=reporter,
-                verbose=verbose, unzipped_layers=unzipped_layers,
-            )  # fmt: skip
-        if json_output:
-            typer.echo(json.dumps(done, indent=2, sort_keys=True))
-            return
+            # The warm no-op: before the pipeline (or docker) is even imported.
+            from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
+
+            fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
+            if settings.shard is None:  # a shard writes no build directory: nothing is up to date
+                found = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+            if found is None:
+                done = _build(
+                    settings, template_path, target_dir, overrides, env=env, reporter=reporter,
+                    verbose=verbose, unzipped_layers=unzipped_layers,
+                )  # fmt: skip
         if "shard" in done:  # no build directory: nothing on stdout
-            if not quiet:
+            if json_output:
+                typer.echo(json.dumps(done, indent=2, sort_keys=True))
+            elif not quiet:
                 print_shard_summary(done, console)
             return
-        if not quiet:
-            print_summary(done, target_dir, console)
-        typer.echo(str(target_dir / "template.yaml"))
+        looked_for = [] if template else [Path.cwd() / name for name in TEMPLATE_NAMES]
+        config = [(project or template_path.parent).resolve() / "pyproject.toml", *looked_for]
+        shown = {"verbose": verbose, "quiet": quiet, "json_output": json_output}
+        if found is not None:
+            output = up_to_date_output(found, target_dir, console, **shown)
+            quick.emit(output)
+            quick.keep(output, found=found, config=config, links=links)
+            return
+        if json_output:
+            typer.echo(json.dumps(done, indent=2, sort_keys=True))
+        else:
+            if not quiet:
+                print_summary(done, target_dir, console)
+            typer.echo(str(target_dir / "template.yaml"))
+        if quick.current is not None:
+            # The next identical invocation is up to date: keep its answer now, so that even
+            # the first unchanged build after this one is answered quickly.
+            found = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
+            if found is not None:
+                output = up_to_date_output(found, target_dir, console, **shown)
+                quick.keep(output, found=found, config=config, links=links)
 
 
 def _build(
@@ -183,13 +217,8 @@ def _build(
     verbose: bool,
     unzipped_layers: bool,
 ) -> dict[str, Any]:
-    """The whole template into ``target_dir`` (or the last build's answer, when nothing it was
-    made from changed), or with ``--shard`` that shard's compiles, into the cache only."""
-    if settings.shard is None:  # a shard writes no build directory: nothing is up to date
-        done = _up_to_date(settings, template_path, target_dir, overrides, env=env,
-                           reporter=reporter, unzipped_layers=unzipped_layers)  # fmt: skip
-        if done is not None:
-            return done
+    """The whole template into ``target_dir``, or with ``--shard`` that shard's compiles, into
+    the cache only."""
     from nativebuild.engine.builders import make_builders
     from nativebuild.engine.docker import DockerRunner
     from nativebuild.pipeline.sam_sets import SamRequest
@@ -215,36 +244,6 @@ def _build(
     ).to_json()  # fmt: skip
 
 
-def _up_to_date(
-    settings: Settings,
-    template_path: Path,
-    target_dir: Path,
-    overrides: Mapping[str, str],
-    *,
-    env: dict[str, str],
-    reporter: Reporter,
-    unzipped_layers: bool,
-) -> dict[str, Any] | None:
-    """The warm no-op: the last build's answer when nothing it was made from changed, before
-    the pipeline (or docker) is even imported."""
-    from nativebuild.pipeline.sam_uptodate import request_fields, sam_up_to_date
-
-    fields = request_fields(template_path, overrides, unzipped_layers=unzipped_layers)
-    done = sam_up_to_date(settings, env, build_dir=target_dir, request=fields)
-    if done is None:
-        return None
-    reporter.step(f"Up to date: nothing changed since the build that wrote {target_dir}")
-    # Built resources' runtimes (those left to SAM may be any language's).
-    built = [r for r in done["resources"] if r.get("status") != "skipped"]
-    notices = deprecation_notices(
-        r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
-    )
-    for notice in notices:
-        reporter.warning(notice.message)
-    done["deprecations"] = [notice.to_json() for notice in notices]
-    return done
-
-
 def print_shard_summary(done: Mapping[str, Any], console: Console) -> None:
     """A shard's part: its wheels (compiled here, or found in the cache) and what it left."""
     by_source: dict[str, list[str]] = {}
@@ -259,6 +258,39 @@ def print_shard_summary(done: Mapping[str, Any], console: Console) -> None:
         ),
         highlight=False,
     )
+
+
+def up_to_date_output(
+    found: UpToDate,
+    build_dir: Path,
+    console: Console,
+    *,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+) -> Output:
+    """What ``sam build`` prints when ``found`` says nothing changed: the step, the deprecation
+    warnings of the built resources' runtimes and the summary on stderr (as ``console`` renders
+    them), the result on stdout."""
+    done = found.result
+    reporter = ConsoleReporter(console, verbose=verbose, quiet=quiet)
+    with console.capture() as captured:
+        reporter.step(f"Up to date: nothing changed since the build that wrote {build_dir}")
+        # Built resources' runtimes (those left to SAM may be any language's).
+        built = [r for r in done["resources"] if r.get("status") != "skipped"]
+        notices = deprecation_notices(
+            r["runtime"] for r in built if str(r.get("runtime")).startswith("python")
+        )
+        for notice in notices:
+            reporter.warning(notice.message)
+        done["deprecations"] = [notice.to_json() for notice in notices]
+        if not json_output and not quiet:
+            print_summary(done, build_dir, console)
+    if json_output:
+        printed = json.dumps(done, indent=2, sort_keys=True) + "\n"
+    else:
+        printed = f"{build_dir / 'template.yaml'}\n"
+    return [("stderr", captured.get()), ("stdout", printed)]
 
 
 def print_summary(done: Mapping[str, Any], build_dir: Path, console: Console) -> None:

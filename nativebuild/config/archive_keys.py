@@ -18,7 +18,7 @@ from typing import Any
 from nativebuild.archive.image import parse_handler
 from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.archive.slim import compile_glob, parse_rules
-from nativebuild.config.values import as_flag
+from nativebuild.config.values import as_flag, as_path
 from nativebuild.errors import ConfigError
 
 KEYS = (
@@ -52,7 +52,7 @@ def _strings(value: Any, key: str, origin: str) -> tuple[str, ...]:
 
 
 def _path(value: Any, key: str, origin: str, base: Path) -> Path:
-    return (base / Path(_text(value, key, origin)).expanduser()).resolve()
+    return as_path(_text(value, key, origin), base)
 
 
 def _functions(value: Any, origin: str, base: Path) -> tuple[FunctionSpec, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from nativebuild.archive.layout import FunctionSpec, Kind, LayerLayout
 from nativebuild.config import abi_keys, archive_keys
-from nativebuild.config.values import as_flag
+from nativebuild.config.values import as_flag, as_path
 from nativebuild.engine.runner import Builder
 from nativebuild.errors import ConfigError
 from nativebuild.plan.shards import Shard
@@ -323,7 +323,7 @@ def _convert(key: str, raw: Any, origin: str, base: Path) -> Any:
         return GlibcVersion.parse(_as_str(raw, key, origin))
     text = _as_str(raw, key, origin)
     if key in PATH_KEYS:
-        return (base / Path(text).expanduser()).resolve()
+        return as_path(text, base)
     if key == "runtime":
         return get_runtime(text).name
     return text

@@ -4,14 +4,16 @@ A warm build starts no container; it only needs the build image's id (a cache ke
 on first contact, to remove what killed nativebuilds left behind; an image build also inspects
 images and loads the one it wrote (``docker load``). Importing the docker SDK for that costs
 more than the rest of a warm build, so a local engine (``unix://`` socket, the default) is asked
-directly over HTTP with the standard library. Anything else (a remote engine, an image to pull,
-an unexpected answer) goes to :class:`nativebuild.engine.docker.DockerRunner`'s SDK path, which
-knows every case.
+directly over HTTP with the standard library. The small questions go as one HTTP/1.0 request per
+connection, read to its end (the engine then sends no chunked body), on a plain socket: importing
+http.client (with ssl and email) would cost more than a quick answer's checks. Only a load,
+whose body is streamed chunked, takes http.client. Anything else (a remote engine, an image to
+pull, an unexpected answer) goes to :class:`nativebuild.engine.docker.DockerRunner`'s SDK path,
+which knows every case.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 from collections.abc import Iterable, Mapping
@@ -31,18 +33,7 @@ _TIMEOUT_S = 5.0
 # A load answers once the engine has registered every layer sent: the runtime image's, the
 # first time, can take a while (the docker SDK's default timeout is 60 s; a slow disk, more).
 _LOAD_TIMEOUT_S = 600.0
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+_READ_SIZE = 1 << 16
 
 
 class LocalEngineAPI:
@@ -65,29 +56,29 @@ class LocalEngineAPI:
             return cls(host.removeprefix("unix://"))
         return None
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Iterable[bytes] | None = None,
-        timeout: float = _TIMEOUT_S,
-    ) -> tuple[int, bytes]:
-        """One request on a connection of its own (so any thread may ask); a ``body`` is
-        sent as it comes, chunked."""
-        connection = _UnixConnection(self.socket_path, timeout)
-        headers = {} if body is None else {"Content-Type": "application/x-tar"}
+    def _request(self, method: str, path: str) -> tuple[int, Any]:
+        """One small request on a connection of its own (so any thread may ask): the status
+        and the decoded JSON body (None when empty)."""
         try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException) as err:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(_TIMEOUT_S)
+                sock.connect(self.socket_path)
+                sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+                chunks = []
+                while chunk := sock.recv(_READ_SIZE):
+                    chunks.append(chunk)
+        except OSError as err:
             raise OSError(str(err)) from err
-        finally:
-            connection.close()
-
-    def _json(self, method: str, path: str) -> tuple[int, Any]:
-        status, body = self._request(method, path)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
+            msg = f"unexpected answer from {self.socket_path}"
+            raise OSError(msg)
+        try:
+            status = int(status_line[1])
+        except ValueError as err:
+            msg = f"unexpected answer from {self.socket_path}"
+            raise OSError(msg) from err
         if not body:
             return status, None
         try:
@@ -98,7 +89,7 @@ class LocalEngineAPI:
 
     def image(self, ref: str) -> dict[str, Any] | None:
         """``docker image inspect`` of ``ref``, or None when the engine does not have it."""
-        status, document = self._json("GET", f"/images/{quote(ref, safe='')}/json")
+        status, document = self._request("GET", f"/images/{quote(ref, safe='')}/json")
         if status == 404:
             return None
         if status != 200 or not isinstance(document, dict):
@@ -112,7 +103,7 @@ class LocalEngineAPI:
         if self._reaped:
             return 0
         query = urlencode({"all": "1", "filters": json.dumps({"label": [OWNER_LABEL]})})
-        status, listed = self._json("GET", f"/containers/json?{query}")
+        status, listed = self._request("GET", f"/containers/json?{query}")
         if status != 200 or not isinstance(listed, list):
             msg = f"container list answered {status}"
             raise OSError(msg)
@@ -122,7 +113,7 @@ class LocalEngineAPI:
         ]
         names = orphaned(found, host=host)
         for name in names:
-            self._json("DELETE", f"/containers/{quote(name, safe='')}?force=1")
+            self._request("DELETE", f"/containers/{quote(name, safe='')}?force=1")
         self._reaped = True
         return len(names)
 
@@ -130,9 +121,31 @@ class LocalEngineAPI:
         """``docker load`` of a docker-archive stream, sent as it is read: the status and the
         engine's messages (an error of the load itself comes inside a 200 answer). OSError
         when the engine cannot be reached."""
-        status, body = self._request(
-            "POST", "/images/load?quiet=1", body=data, timeout=_LOAD_TIMEOUT_S
-        )
+        import http.client  # only a load streams a body (chunked): the quick path never loads
+
+        class UnixConnection(http.client.HTTPConnection):
+            def __init__(self, path: str) -> None:
+                super().__init__("localhost", timeout=_LOAD_TIMEOUT_S)
+                self._path = path
+
+            def connect(self) -> None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(self._path)
+                self.sock = sock
+
+        connection = UnixConnection(self.socket_path)
+        try:
+            connection.request(
+                "POST", "/images/load?quiet=1", body=data,
+                headers={"Content-Type": "application/x-tar"},
+            )  # fmt: skip
+            response = connection.getresponse()
+            status, body = response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise OSError(str(err)) from err
+        finally:
+            connection.close()
         return status, json_messages(body)
 
 

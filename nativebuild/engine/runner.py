@@ -14,10 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from nativebuild.targets import Architecture
-
 if TYPE_CHECKING:
     from nativebuild.reporting import Reporter
+    from nativebuild.targets import Architecture
 
 LOG_TAIL_LINES = 60
 # Image "Architecture" values that mean the same machine.

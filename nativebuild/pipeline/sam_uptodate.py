@@ -18,6 +18,7 @@ from typing import Any
 from nativebuild.config.settings import Settings
 from nativebuild.index.pip_config import pip_config_files
 from nativebuild.pipeline import uptodate
+from nativebuild.pipeline.quick import tree_files
 
 
 def request_fields(
@@ -38,22 +39,23 @@ def _keyed(settings: Settings, build_dir: Path) -> Settings:
 
 def sam_up_to_date(
     settings: Settings, env: Mapping[str, str], *, build_dir: Path, request: Mapping[str, Any]
-) -> dict[str, Any] | None:
+) -> uptodate.UpToDate | None:
     """The last build's ``--json`` answer when nothing it was made from changed, else None;
     every resource it built is now ``cached`` and no container started."""
     if settings.verify or settings.no_cache:
         return None  # each asks for work that outlives the build directory
-    done = uptodate.up_to_date(
+    found = uptodate.check(
         _keyed(settings, build_dir), env, image_ids=uptodate.engine_image_ids(env),
         request=request,
     )  # fmt: skip
-    if done is None:
+    if found is None:
         return None
+    done = found.result
     done["resources"] = [
         {**r, "status": "cached"} if r.get("status") == "built" else r
         for r in done.get("resources", [])
     ]
-    return done
+    return found
 
 
 def forget(settings: Settings, env: Mapping[str, str], *, build_dir: Path) -> None:
@@ -84,7 +86,7 @@ def remember(
             input_trees=list(dict.fromkeys(trees)),
             absent_files=[p for p in config_files if not p.exists()],
             images=images,
-            outputs=uptodate.tree_files(build_dir),
+            outputs=[Path(p) for p in tree_files(build_dir)],
             result=result,
             request=request,
         )  # fmt: skip

@@ -19,30 +19,35 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nativebuild import __version__
 from nativebuild.cache.local import default_cache_dir
 from nativebuild.config.settings import Settings
-from nativebuild.engine.local_api import LocalEngineAPI, quick_image_id
+from nativebuild.pipeline import quick
+from nativebuild.pipeline.quick import (
+    ImageIds,
+    environment_digest,
+    file_record,
+    inputs_unchanged,
+    tree_files,
+)
 
 STATE_DIR = "builds"  # in the local cache: records are machine-local (absolute paths)
 FORMAT = 1
-# Environment variables that steer what a build makes (their values are kept as digests).
-_ENV_PREFIXES = ("PIP_", "UV_", "NATIVEBUILD_", "DOCKER_", "AWS_")
-_ENV_NAMES = frozenset(
-    {
-        "SOURCE_DATE_EPOCH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-        "https_proxy", "no_proxy", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NETRC", "HOME",
-        "XDG_CONFIG_HOME", "VIRTUAL_ENV",
-    }
-)  # fmt: skip
 _ENV_REFERENCE = re.compile(rb"\$\{([A-Z0-9_]+)\}")  # pip expands ${NAME} in requirements
-_CHUNK = 1 << 20
 
-ImageIds = Callable[[str, str | None], str | None]  # (ref, platform) -> the engine's id
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UpToDate:
+    """The last build's answer, and the record it came from (its path and digest, for the
+    quick index of :mod:`nativebuild.pipeline.quick`)."""
+
+    result: dict[str, Any]
+    record: Path
+    record_sha256: str
 
 
 def state_path(settings: Settings, env: Mapping[str, str]) -> Path:
@@ -50,12 +55,6 @@ def state_path(settings: Settings, env: Mapping[str, str]) -> Path:
     root = settings.cache_dir or default_cache_dir(env)
     name = hashlib.sha256(str(settings.output.absolute()).encode()).hexdigest()
     return root / STATE_DIR / f"{name}.json"
-
-
-def environment_digest(env: Mapping[str, str], referenced: Iterable[str] = ()) -> str:
-    names = {n for n in env if n.startswith(_ENV_PREFIXES) or n in _ENV_NAMES} | set(referenced)
-    pairs = sorted((name, env.get(name)) for name in names)
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
 
 def request_digest(request: Mapping[str, Any] | None) -> str:
@@ -67,40 +66,6 @@ def request_digest(request: Mapping[str, Any] | None) -> str:
 def settings_digest(settings: Settings) -> str:
     document = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_record(path: Path) -> dict[str, Any]:
-    info = path.stat()
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": _file_sha256(path)}
-
-
-def tree_files(root: Path) -> list[Path]:
-    """Every file under ``root``, links followed as the archive writer follows them."""
-    found = []
-    for directory, dirs, names in os.walk(root, followlinks=True):
-        dirs.sort()
-        found += [Path(directory, name) for name in sorted(names)]
-    return found
-
-
-def _same_file(path: Path, recorded: Mapping[str, Any]) -> bool:
-    try:
-        info = path.stat()
-        if info.st_size != recorded["size"]:
-            return False
-        if info.st_mtime_ns == recorded["mtime_ns"]:
-            return True
-        return bool(_file_sha256(path) == recorded["sha256"])  # touched: compare the content
-    except (OSError, KeyError, TypeError):
-        return False
 
 
 def capture(
@@ -124,8 +89,8 @@ def capture(
         referenced |= {m.decode() for m in _ENV_REFERENCE.findall(path.read_bytes())}
     for tree in input_trees:
         members = tree_files(tree)
-        trees[str(tree.absolute())] = [str(p) for p in members]
-        files.update({str(p.absolute()): file_record(p) for p in members})
+        trees[str(tree.absolute())] = members
+        files.update({str(Path(p).absolute()): file_record(p) for p in members})
     return {
         "format": FORMAT,
         "nativebuild": __version__,
@@ -154,16 +119,18 @@ def forget(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def up_to_date(
+def check(
     settings: Settings,
     env: Mapping[str, str],
     *,
     image_ids: ImageIds,
     request: Mapping[str, Any] | None = None,
-) -> dict[str, Any] | None:
+) -> UpToDate | None:
     """The last build's answer when nothing it was made from changed, else None."""
+    path = state_path(settings, env)
     try:
-        record = json.loads(state_path(settings, env).read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        record = json.loads(data)
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -173,45 +140,39 @@ def up_to_date(
             record["nativebuild"] != __version__
             or record["settings"] != settings_digest(settings)
             or record.get("request", request_digest(None)) != request_digest(request)
-            or record["env"] != environment_digest(env, record["referenced_env"])
+            or not inputs_unchanged(record, env, image_ids)
         ):
             return None
-        if any(Path(p).exists() for p in record["absent"]):
-            return None  # a configuration file appeared
-        for tree, members in record["trees"].items():
-            if [str(p) for p in tree_files(Path(tree))] != members:
-                return None  # a file came or went
-        for group in ("files", "outputs"):
-            if not all(_same_file(Path(p), r) for p, r in record[group].items()):
-                return None
-        for key, recorded in record["images"].items():
-            ref, _, platform = key.partition("|")
-            if recorded != ref and image_ids(ref, platform or None) != recorded:
-                return None  # the image was rebuilt under the same name (or is gone)
         result = dict(record["result"])
     except (KeyError, TypeError, AttributeError, ValueError):
         return None
     # What this run did: nothing but read the record; every wheel was already built.
     result["containers_started"] = 0
     result["wheels"] = [{**wheel, "source": "cache"} for wheel in result.get("wheels", [])]
-    return result
+    return UpToDate(result=result, record=path, record_sha256=hashlib.sha256(data).hexdigest())
 
 
-def up_to_date_result(settings: Settings, env: Mapping[str, str]) -> dict[str, Any] | None:
+def up_to_date(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    image_ids: ImageIds,
+    request: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The last build's answer when nothing it was made from changed, else None."""
+    found = check(settings, env, image_ids=image_ids, request=request)
+    return None if found is None else found.result
+
+
+def up_to_date_result(settings: Settings, env: Mapping[str, str]) -> UpToDate | None:
     """The last build's answer, when nothing it was made from changed (see pipeline.uptodate);
     images are asked of a local engine over its socket, and anything else means a build."""
     if settings.verify or settings.no_cache or settings.load:
         return None  # each asks for work that outlives the archives (an engine's state)
-    return up_to_date(settings, env, image_ids=engine_image_ids(env))
+    return check(settings, env, image_ids=engine_image_ids(env))
 
 
 def engine_image_ids(env: Mapping[str, str]) -> ImageIds:
-    """Image ids from a local engine, over its socket (no SDK); None for anything else."""
-    api = LocalEngineAPI.from_env(env)
-
-    def image_id(ref: str, platform: str | None) -> str | None:
-        if api is None:
-            return None
-        return quick_image_id(api, ref, platform, reporter=None)
-
-    return image_id
+    """Image ids from a local engine, over its socket (see pipeline.quick); the seam a test
+    replaces with its fake engine's ids."""
+    return quick.engine_image_ids(env)

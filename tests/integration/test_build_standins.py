@@ -52,13 +52,8 @@ def nativebuild(
     env: dict[str, str] | None = None,
     standin: Standin = STANDIN,
 ) -> Build:
-    args = [
-        sys.executable, "-m", "nativebuild", "build",
-        "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        *standin.build_args("x86_64"), "--cache-dir", str(cache), "-o", str(project / "dist"), "--json", *extra,
-    ]  # fmt: skip
     completed = subprocess.run(
-        args,
+        [sys.executable, "-m", "nativebuild", *build_argv(project, cache, *extra, standin=standin)],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -67,6 +62,14 @@ def nativebuild(
     )
     result = json.loads(completed.stdout) if completed.returncode == 0 else {}
     return Build(completed.returncode, result, completed.stderr)
+
+
+def build_argv(project: Path, cache: Path, *extra: str, standin: Standin = STANDIN) -> list[str]:
+    return [
+        "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+        *standin.build_args("x86_64"), "--cache-dir", str(cache), "-o", str(project / "dist"),
+        "--json", *extra,
+    ]  # fmt: skip
 
 
 def make_project(root: Path) -> Path:
@@ -158,6 +161,28 @@ def test_warm_rebuild_starts_no_container_and_gives_the_same_bytes(
     assert again.result["containers_started"] == 0
     assert {w["source"] for w in again.result["wheels"]} == {"cache"}  # type: ignore[attr-defined]
     assert again.result["archives"][0]["sha256"] == first.result["archives"][0]["sha256"]  # type: ignore[index]
+
+
+def test_an_unchanged_build_is_answered_before_typer_loads_asking_the_engine_its_ids(
+    cold: tuple[Path, Path, Build],
+) -> None:
+    """The quick answer (nativebuild.cli.quick) on the real engine: the record's image ids are
+    asked over its socket, and the answer is the full check's, byte for byte."""
+    project, cache, _ = cold
+    argv = build_argv(project, cache)
+
+    def run(code: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, env=dict(os.environ),
+            check=False, timeout=600,
+        )  # fmt: skip
+
+    run("from nativebuild.cli import main; main()")  # up to date: keeps the answer
+    quick = run("import sys; sys.modules['typer'] = None; from nativebuild.cli import main; main()")
+    assert quick.returncode == 0, quick.stderr.decode()
+    full = run("from nativebuild.cli import app; app()")
+    assert (quick.stdout, quick.stderr) == (full.stdout, full.stderr)
+    assert json.loads(quick.stdout)["containers_started"] == 0
 
 
 def test_same_inputs_elsewhere_with_an_empty_cache_give_the_same_bytes(

@@ -3,14 +3,9 @@ server plays the engine's answers (the integration tier asks the real engine).""
 
 from __future__ import annotations
 
-import http.server
-import json
-import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -23,6 +18,7 @@ from nativebuild.engine.local_api import (
 )
 from nativebuild.engine.orphans import OWNER_LABEL, owner
 from nativebuild.errors import ContainerError, DockerUnavailableError
+from tests.engine_socket import Engine, serve_engine
 from tests.fakes import RecordingReporter
 
 pytestmark = pytest.mark.local_api
@@ -30,81 +26,11 @@ pytestmark = pytest.mark.local_api
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
-class Engine:
-    def __init__(self) -> None:
-        self.images: dict[str, dict[str, Any]] = {}
-        self.containers: list[dict[str, Any]] = []
-        self.requests: list[tuple[str, str]] = []
-        self.loaded: list[bytes] = []  # the bodies of /images/load, as received
-        self.load_answer: tuple[int, bytes] = (200, b'{"stream":"Loaded image: x:y\\n"}\r\n')
-
-
-def _handler(engine: Engine) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def address_string(self) -> str:
-            return "unix"
-
-        def _answer(self, status: int, document: object) -> None:
-            body = b"" if document is None else json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            engine.requests.append(("GET", self.path))
-            parts = urlsplit(self.path)
-            if parts.path.startswith("/images/") and parts.path.endswith("/json"):
-                ref = unquote(parts.path[len("/images/") : -len("/json")])
-                found = engine.images.get(ref)
-                self._answer(200 if found else 404, found or {"message": "No such image"})
-            elif parts.path == "/containers/json":
-                wanted = json.loads(parse_qs(parts.query)["filters"][0])["label"]
-                listed = [c for c in engine.containers if set(wanted) <= set(c["Labels"])]
-                self._answer(200, listed)
-            else:
-                self._answer(500, {"message": "unexpected"})
-
-        def do_POST(self) -> None:
-            engine.requests.append(("POST", self.path))
-            assert self.headers["Transfer-Encoding"] == "chunked"
-            assert self.headers["Content-Type"] == "application/x-tar"
-            body = b""
-            while size := int(self.rfile.readline().strip(), 16):
-                body += self.rfile.read(size)
-                self.rfile.readline()
-            self.rfile.readline()
-            engine.loaded.append(body)
-            status, answer = engine.load_answer
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def do_DELETE(self) -> None:
-            engine.requests.append(("DELETE", self.path))
-            name = unquote(urlsplit(self.path).path.removeprefix("/containers/"))
-            engine.containers = [c for c in engine.containers if c["Names"] != [f"/{name}"]]
-            self._answer(204, None)
-
-    return Handler
-
-
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[tuple[Engine, LocalEngineAPI]]:
-    state = Engine()
     path = str(tmp_path / "engine.sock")
-    server = socketserver.ThreadingUnixStreamServer(path, _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_engine(path) as state:
         yield state, LocalEngineAPI(path)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_from_env_takes_local_sockets_only() -> None:
