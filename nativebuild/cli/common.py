@@ -128,6 +128,11 @@ def run_build(
         if to_publish is not None and settings.shard is not None:
             msg = f"--shard {settings.shard} writes no archive, so there is nothing to publish."
             raise ConfigError(msg, hint="Publish from the assembly (build --cache-only) instead.")
+        if artifacts_dir is not None and settings.shard is not None:
+            msg = f"--shard {settings.shard} writes no archive, so there is nothing to unpack."
+            raise ConfigError(
+                msg, hint="Give --artifacts-dir to the assembly (build --cache-only) instead."
+            )
         result = build_project(
             settings, runner=runner, env=env, reporter=reporter, verbose=verbose,
             builders=builders,

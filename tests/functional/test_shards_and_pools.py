@@ -139,7 +139,7 @@ def test_a_shard_reports_what_it_found_cached_and_compiles_nothing_twice(
     assert fake.containers_started == started
 
 
-def test_a_shard_with_cache_only_or_publish_is_refused(
+def test_a_shard_with_cache_only_publish_or_artifacts_dir_is_refused(
     project: Path, tmp_path: Path, fake: FakeRunner
 ) -> None:
     code, _, err = invoke("build", project, tmp_path / "c", "--shard", "1/2", "--cache-only")
@@ -148,6 +148,13 @@ def test_a_shard_with_cache_only_or_publish_is_refused(
     code, _, err = invoke("build", project, tmp_path / "c", "--shard", "1/2", "--publish")
     assert code == 2
     assert "nothing to publish" in err
+    artifacts = tmp_path / "artifacts"
+    code, _, err = invoke(
+        "build", project, tmp_path / "c", "--shard", "1/2", "--artifacts-dir", str(artifacts)
+    )
+    assert code == 2
+    assert "nothing to unpack" in err
+    assert not artifacts.exists()
     code, _, err = invoke("build", project, tmp_path / "c", "--shard", "3/2")
     assert code == 2
     assert "between 1 and N" in err
