@@ -133,6 +133,7 @@ def _remember(
             absent_files=[p for p in config_files if not p.exists()],
             images=made.images,
             outputs=[*(a.path for a in result.archives), *([result.manifest] if result.manifest else [])],
+            written={a.path: (a.size, a.sha256) for a in result.archives},
             result=result.to_json(),
         )  # fmt: skip
         uptodate.write(uptodate.state_path(settings, env), record)

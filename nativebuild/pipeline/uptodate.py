@@ -79,8 +79,11 @@ def capture(
     outputs: Iterable[Path],
     result: Mapping[str, Any],
     request: Mapping[str, Any] | None = None,
+    written: Mapping[Path, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
-    """The record of a build that just succeeded (to write with :func:`write`)."""
+    """The record of a build that just succeeded (to write with :func:`write`). ``written``:
+    the size and sha256 of outputs the build hashed as it wrote them (not read again: an
+    image tarball is as big as its base image)."""
     files: dict[str, dict[str, Any]] = {}
     trees: dict[str, list[str]] = {}
     referenced: set[str] = set()
@@ -102,9 +105,20 @@ def capture(
         "trees": trees,
         "absent": sorted(str(p.absolute()) for p in absent_files),  # pip config files to be
         "images": dict(images),
-        "outputs": {str(p.absolute()): file_record(p) for p in outputs},
+        "outputs": {str(p.absolute()): _output_record(p, written or {}) for p in outputs},
         "result": dict(result),
     }
+
+
+def _output_record(path: Path, written: Mapping[Path, tuple[int, str]]) -> dict[str, Any]:
+    known = written.get(path)
+    if known is None:
+        return file_record(path)
+    info = path.stat()
+    size, sha256 = known
+    if info.st_size != size:
+        return file_record(path)  # not the file the build wrote: hash what is there
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": sha256}
 
 
 def write(path: Path, record: Mapping[str, Any]) -> None:

@@ -135,3 +135,20 @@ def test_no_secret_reaches_the_record(world: World) -> None:
     text = uptodate.state_path(world.settings, world.env).read_text()
     assert "very-secret-value" not in text
     assert "tok-secret-1" not in text  # ${TOKEN}'s value is digested, never kept
+
+
+def test_an_output_hashed_while_written_is_not_read_again(world: World) -> None:
+    archive = world.root / "dist" / "function.zip"
+    size = archive.stat().st_size
+    written_sha = "f" * 64  # what the writer computed (not the file's real hash: proves no read)
+    record = uptodate.capture(
+        world.settings, world.env, input_files=[], input_trees=[], images={},
+        outputs=[archive], result={}, written={archive: (size, written_sha)},
+    )  # fmt: skip
+    assert record["outputs"][str(archive)]["sha256"] == written_sha
+    # A file of another size is not the one the build wrote: its own bytes are hashed.
+    record = uptodate.capture(
+        world.settings, world.env, input_files=[], input_trees=[], images={},
+        outputs=[archive], result={}, written={archive: (size + 1, written_sha)},
+    )  # fmt: skip
+    assert record["outputs"][str(archive)] == uptodate.file_record(archive)
