@@ -173,3 +173,16 @@ def _no_docker_outside_docker_tests(
     monkeypatch.setattr(
         "nativebuild.pipeline.uptodate.engine_image_ids", lambda env: lambda ref, platform: None
     )
+    # The index pages a cold build reads before resolving in the image (known sdists): none
+    # here, so the build resolves as it would without them; a test that wants them gives its
+    # FakeIndex's (FakeIndex.simple_index).
+    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", _NoIndexPages)
+
+
+class _NoIndexPages:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def files(self, name: str) -> list[object]:
+        msg = f"no index pages in this test ({name})"
+        raise OSError(msg)
