@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -183,13 +183,16 @@ def _compile_first(
     def files(name: str) -> tuple[str, list[IndexFile]]:
         return name, simple.files(name)
 
-    try:
-        with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(lines))) as pool:
-            pages = dict(pool.map(files, sorted({line.name for line in lines})))
-    except (NativebuildError, OSError):
-        return []
-    pins = known_sdists(lines, pages, target)
-    wanted = _uncached(context, target, image_id, pins)
+    names = sorted({line.name for line in lines})
+    with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(names)) + 1) as pool:
+        # The compile settings (a probe of the runtime image, with repair) while pages come.
+        settings = pool.submit(compile_settings, context, target)
+        try:
+            pages = dict(pool.map(files, names))
+        except (NativebuildError, OSError):
+            pages = {}
+        pins = known_sdists(lines, pages, target)
+        wanted = _uncached(context, target, image_id, pins, settings.result()) if pins else []
     if not wanted:
         return []
     jobs = _fetched_jobs(context, target, wanted, go)
@@ -201,12 +204,17 @@ def _compile_first(
 
 
 def _uncached(
-    context: BuildContext, target: Target, image_id: str, pins: Sequence[Pin]
+    context: BuildContext,
+    target: Target,
+    image_id: str,
+    pins: Sequence[Pin],
+    settings: Mapping[str, str] | None = None,
 ) -> list[tuple[Pin, str, dict[str, str]]]:
-    """Each of ``pins`` whose compiled wheel is not in the cache, with its key and its fields."""
+    """Each of ``pins`` whose compiled wheel is not in the cache, with its key and its fields
+    (``settings``: :func:`compile_settings`, when already known)."""
     if not pins:
         return []
-    settings = compile_settings(context, target)
+    settings = compile_settings(context, target) if settings is None else settings
     wanted = []
     for pin in pins:
         fields = compile_key_fields(pin, target, image_id=image_id, settings=settings)
@@ -281,6 +289,8 @@ class _Chooser:
         sdists = [pin for pin in resolution.pins if not pin.is_wheel and pin.name not in done]
         wanted = _uncached(context, target, self.image_id, sdists)
         if not wanted:
+            if self.first:  # while the container that compiled them ends
+                self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
             return []
         jobs = _fetched_jobs(context, target, wanted, self.go)
         document = jobs_document(jobs, sdist_dir=GO_DIR)
