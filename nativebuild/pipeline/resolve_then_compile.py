@@ -140,8 +140,8 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
             if chooser.failure is not None:
                 raise chooser.failure
             jobs = [*chooser.first, *chooser.jobs]
-            if result.exit_code != 0 and not chooser.jobs and chooser.resolution is None:
-                if first:  # the sdists compiled first come before the resolution
+            if result.exit_code != 0 and not chooser.jobs:
+                if first and chooser.resolution is None:  # compiled first, before resolving
                     failed = read_outcome(first, target, out_dir=out_dir, result=result, logs=logs)
                     if failed.error is not None:
                         _keep(context, target, failed)
@@ -176,7 +176,8 @@ def _compile_first(
     assert requirements is not None  # noqa: S101
     index = context.index
     lines = candidates(requirements, target)
-    if not lines or index.no_index or index.find_links or index.local_index_urls:
+    links = index.find_links or requirements.find_links
+    if not lines or index.no_index or links or index.local_index_urls:
         return []
     simple = SimpleIndex(index.index_urls, settings=index)
 
