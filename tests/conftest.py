@@ -176,13 +176,6 @@ def _no_docker_outside_docker_tests(
     # The index pages a cold build reads before resolving in the image (known sdists): none
     # here, so the build resolves as it would without them; a test that wants them gives its
     # FakeIndex's (FakeIndex.simple_index).
-    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", _NoIndexPages)
+    from tests.fakes import NoIndexPages
 
-
-class _NoIndexPages:
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def files(self, name: str) -> list[object]:
-        msg = f"no index pages in this test ({name})"
-        raise OSError(msg)
+    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", NoIndexPages)

@@ -78,6 +78,18 @@ def folder_entries(paths: list[Path]) -> dict[str, IndexFile]:
     return {canonicalize_name(entry.name): entry for entry in map(file_entry, sorted(paths))}
 
 
+class NoIndexPages:
+    """Stands in for index.simple_api.SimpleIndex where a test gives no index pages: a cold
+    build then reads no sdist as known before resolving, and resolves as it would without."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def files(self, name: str) -> list[simple_api.IndexFile]:
+        msg = f"no index pages in this test ({name})"
+        raise OSError(msg)
+
+
 class FakeIndex:
     """Real wheel and sdist files in a directory, served through file:// URLs."""
 

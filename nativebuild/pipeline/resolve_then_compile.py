@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -185,15 +185,13 @@ def _compile_first(
         return name, simple.files(name)
 
     names = sorted({line.name for line in lines})
-    with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(names)) + 1) as pool:
-        # The compile settings (a probe of the runtime image, with repair) while pages come.
-        settings = pool.submit(compile_settings, context, target)
-        try:
+    try:
+        with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(names))) as pool:
             pages = dict(pool.map(files, names))
-        except (NativebuildError, OSError):
-            pages = {}
-        pins = known_sdists(lines, pages, target)
-        wanted = _uncached(context, target, image_id, pins, settings.result()) if pins else []
+    except (NativebuildError, OSError):
+        return []
+    # The compile settings may probe the runtime image: only once an sdist is known.
+    wanted = _uncached(context, target, image_id, known_sdists(lines, pages, target))
     if not wanted:
         return []
     jobs = _fetched_jobs(context, target, wanted, go)
@@ -205,17 +203,12 @@ def _compile_first(
 
 
 def _uncached(
-    context: BuildContext,
-    target: Target,
-    image_id: str,
-    pins: Sequence[Pin],
-    settings: Mapping[str, str] | None = None,
+    context: BuildContext, target: Target, image_id: str, pins: Sequence[Pin]
 ) -> list[tuple[Pin, str, dict[str, str]]]:
-    """Each of ``pins`` whose compiled wheel is not in the cache, with its key and its fields
-    (``settings``: :func:`compile_settings`, when already known)."""
+    """Each of ``pins`` whose compiled wheel is not in the cache, with its key and its fields."""
     if not pins:
         return []
-    settings = compile_settings(context, target) if settings is None else settings
+    settings = compile_settings(context, target)
     wanted = []
     for pin in pins:
         fields = compile_key_fields(pin, target, image_id=image_id, settings=settings)
