@@ -176,6 +176,9 @@ def _no_docker_outside_docker_tests(
     # The index pages a cold build reads before resolving in the image (known sdists): none
     # here, so the build resolves as it would without them; a test that wants them gives its
     # FakeIndex's (FakeIndex.simple_index).
-    from tests.fakes import NoIndexPages
+    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", _no_index_pages)
 
-    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", NoIndexPages)
+
+def _no_index_pages(*args: object, **kwargs: object) -> None:
+    msg = "no index pages in this test"
+    raise OSError(msg)

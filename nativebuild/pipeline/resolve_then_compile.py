@@ -179,15 +179,13 @@ def _compile_first(
     links = index.find_links or requirements.find_links
     if not lines or index.no_index or links or index.local_index_urls:
         return []
-    simple = SimpleIndex(index.index_urls, settings=index)
-
-    def files(name: str) -> tuple[str, list[IndexFile]]:
-        return name, simple.files(name)
-
     names = sorted({line.name for line in lines})
     try:
+        simple = SimpleIndex(index.index_urls, settings=index)
         with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(names))) as pool:
-            pages = dict(pool.map(files, names))
+            pages: dict[str, list[IndexFile]] = dict(
+                pool.map(lambda name: (name, simple.files(name)), names)
+            )
     except (NativebuildError, OSError):
         return []
     # The compile settings may probe the runtime image: only once an sdist is known.
