@@ -173,3 +173,12 @@ def _no_docker_outside_docker_tests(
     monkeypatch.setattr(
         "nativebuild.pipeline.uptodate.engine_image_ids", lambda env: lambda ref, platform: None
     )
+    # The index pages a cold build reads before resolving in the image (known sdists): none
+    # here, so the build resolves as it would without them; a test that wants them gives its
+    # FakeIndex's (FakeIndex.simple_index).
+    monkeypatch.setattr("nativebuild.pipeline.resolve_then_compile.SimpleIndex", _no_index_pages)
+
+
+def _no_index_pages(*args: object, **kwargs: object) -> None:
+    msg = "no index pages in this test"
+    raise OSError(msg)

@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from nativebuild.abi.runtime_facts import PROBE_IN_CONTAINER
 from nativebuild.abi.verify import DRIVER_IN_CONTAINER as VERIFY_IN_CONTAINER
 from nativebuild.engine.runner import ContainerResult, ContainerSpec, ImageInfo
+from nativebuild.index import simple_api
 from nativebuild.index.containers import is_distribution
 from nativebuild.index.uv import UvResult
 from nativebuild.pipeline.resolve_then_compile import RESOLVED_MARKER
@@ -77,6 +78,18 @@ def folder_entries(paths: list[Path]) -> dict[str, IndexFile]:
     return {canonicalize_name(entry.name): entry for entry in map(file_entry, sorted(paths))}
 
 
+class NoIndexPages:
+    """Stands in for index.simple_api.SimpleIndex where a test gives no index pages: a cold
+    build then reads no sdist as known before resolving, and resolves as it would without."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def files(self, name: str) -> list[simple_api.IndexFile]:
+        msg = f"no index pages in this test ({name})"
+        raise OSError(msg)
+
+
 class FakeIndex:
     """Real wheel and sdist files in a directory, served through file:// URLs."""
 
@@ -85,6 +98,7 @@ class FakeIndex:
         root.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, IndexFile] = {}
         self.sdists: dict[str, IndexFile] = {}  # an sdist beside a wheel of the same version
+        self.page_reads = 0  # SimpleIndex objects made by simple_index()
 
     def resolve(
         self,
@@ -117,6 +131,31 @@ class FakeIndex:
                 chosen[name] = entry
                 wanted.extend(Requirement(d) for d in entry.dependencies)
         return chosen, None
+
+    def simple_index(self) -> Callable[..., object]:
+        """A stand-in for index.simple_api.SimpleIndex over this index's files: what the
+        index lists of each name (its wheel or sdist, and an sdist beside a wheel)."""
+        index = self
+
+        class Pages:
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                index.page_reads += 1
+
+            def files(self, name: str) -> list[simple_api.IndexFile]:
+                key = canonicalize_name(name)
+                entries = [e for e in (index.files.get(key), index.sdists.get(key)) if e]
+                return [
+                    simple_api.IndexFile(
+                        filename=e.path.name,
+                        url=e.url,
+                        sha256=e.sha256,
+                        requires_python=None,
+                        yanked=False,
+                    )
+                    for e in entries
+                ]
+
+        return Pages
 
     def add_both(self, name: str, version: str) -> IndexFile:
         """A wheel and an sdist of one version (the usual case on PyPI)."""
@@ -178,6 +217,7 @@ class FakeRunner:
         self.cancelled = False
         self.verify_requests: list[dict[str, object]] = []
         self.resolved_then_compiled = 0  # resolution containers that went on to compile
+        self.compiled_first: list[str] = []  # jobs built before resolving, in that container
         self.compiled_jobs = 0  # sdists built, in either kind of container
         self.images: dict[str, ImageInfo] = {}  # what `docker image inspect` knows, by name
         self.held: set[tuple[str, ...]] = set()  # layer chains the engine's store holds
@@ -336,7 +376,9 @@ class FakeRunner:
         (mounts["/nativebuild/out"] / "facts.json").write_text(json.dumps(document))
         return ContainerResult(exit_code=0, log_tail=(), duration_s=0.1)
 
-    def _resolve(self, spec: ContainerSpec, mounts: dict[str, Path]) -> ContainerResult:
+    def _resolve(
+        self, spec: ContainerSpec, mounts: dict[str, Path], find_links: Sequence[str] = ()
+    ) -> ContainerResult:
         """pip --dry-run --report: the index, the find-links folders of PIP_FIND_LINKS (the
         files mounted in them) and the local files named on lines; the report names what it
         took by container URL, as pip does."""
@@ -351,6 +393,10 @@ class FakeRunner:
             for target, source in mounts.items()
             if any(target.startswith(folder + "/") for folder in folders)
         }
+        for folder in find_links:  # --find-links on pip's command line: a folder's wheels
+            on_host = _on_host(mounts, folder)
+            for wheel in sorted(on_host.glob("*.whl")) if on_host is not None else []:
+                inside[f"{folder}/{wheel.name}"] = wheel
         links = {
             name: dataclasses.replace(entry, path=Path(target))
             for target, source in inside.items()
@@ -396,7 +442,18 @@ class FakeRunner:
     ) -> ContainerResult:
         """drivers/build_wheels.py --resolve-first: the report, the marker (the host chooses on
         the log thread, as it reads this line), then the builds the host put in go/."""
-        resolved = self._resolve(spec, mounts)
+        plan = json.loads((mounts["/nativebuild/in"] / "plan.json").read_text())
+        results: list[dict[str, object]] = []
+        if "first" in plan:  # the known sdists, built before resolving; a failure stops it
+            first = _on_host(mounts, plan["first"])
+            assert first is not None, "the first jobs must be in the container"
+            built = self._compile(mounts, machine, jobs_file=first, results=results)
+            self.compiled_first += [str(job["name"]) for job in json.loads(first.read_text())]
+            if built.exit_code != 0:
+                return built
+        command = plan["resolve"]
+        links = [command[i + 1] for i, arg in enumerate(command) if arg == "--find-links"]
+        resolved = self._resolve(spec, mounts, find_links=links)
         if resolved.exit_code != 0:
             return resolved
         self.resolved_then_compiled += 1
@@ -404,14 +461,21 @@ class FakeRunner:
         go = mounts["/nativebuild/in"] / "go"
         if json.loads((go / "ready").read_text())["abort"]:
             return resolved
-        return self._compile(mounts, machine, jobs_file=go / "jobs.json")
+        return self._compile(mounts, machine, jobs_file=go / "jobs.json", results=results)
 
     def _compile(
-        self, mounts: dict[str, Path], machine: str, *, jobs_file: Path | None = None
+        self,
+        mounts: dict[str, Path],
+        machine: str,
+        *,
+        jobs_file: Path | None = None,
+        results: list[dict[str, object]] | None = None,
     ) -> ContainerResult:
+        """The jobs' wheels; their results join ``results`` (the jobs built before, in the
+        same container), all written to results.json as the driver does."""
         jobs = json.loads((jobs_file or mounts["/nativebuild/in"] / "jobs.json").read_text())
         out_root = mounts["/nativebuild/out"]
-        results = []
+        results = [] if results is None else results
         for job in jobs:
             sdist = _on_host(mounts, job["sdist"])
             assert sdist is not None, "the sdist must be mounted into the container"

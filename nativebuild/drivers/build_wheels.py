@@ -10,7 +10,9 @@ what did build can be cached.
 command of PLAN (pip's dry run, which writes its report), says RESOLVED_MARKER, and waits for
 the host to read the report, fetch and verify the sdists that must be compiled, and put their
 jobs in PLAN's ``jobs`` file (then ``ready``); pip's cache, with the build dependencies the
-resolution already fetched, serves the builds.
+resolution already fetched, serves the builds. PLAN's ``first`` jobs, the sdists the host knew
+before resolving, are built before the resolution, which finds their wheels (``--find-links``)
+instead of preparing their metadata.
 """
 
 from __future__ import annotations
@@ -151,10 +153,12 @@ def repair(job: dict[str, Any], wheel: str, tail: deque[str]) -> dict[str, objec
     return done
 
 
-def main(jobs_file: str, results_file: str) -> int:
+def main(jobs_file: str, results_file: str, results: list[dict[str, object]] | None = None) -> int:
+    """Build the jobs of ``jobs_file``; their results join ``results`` (those of the jobs
+    built before, in the same file)."""
     with open(jobs_file) as handle:
         jobs = json.load(handle)
-    results: list[dict[str, object]] = []
+    results = [] if results is None else results
     lock = threading.Lock()
 
     def run(job: dict[str, Any]) -> None:
@@ -182,6 +186,9 @@ def main(jobs_file: str, results_file: str) -> int:
 def resolve_first(plan_file: str, results_file: str) -> int:
     with open(plan_file) as handle:
         plan = json.load(handle)
+    results: list[dict[str, object]] = []
+    if plan.get("first") and main(plan["first"], results_file, results) != 0:
+        return 1  # a known sdist failed to build: the host reports it, nothing is resolved
     say("+ " + " ".join(plan["resolve"]))
     process = subprocess.Popen(plan["resolve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
@@ -200,7 +207,7 @@ def resolve_first(plan_file: str, results_file: str) -> int:
     with open(plan["ready"]) as handle:
         if json.load(handle).get("abort"):
             return 0  # the host stopped: nothing to build, nothing to report
-    return main(plan["jobs"], results_file)
+    return main(plan["jobs"], results_file, results)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,20 @@ keeps the results exactly as a compile container's, so the two ways give the sam
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nativebuild.cache.keys import build_key
-from nativebuild.errors import NativebuildError
+from nativebuild.errors import NativebuildError, ResolutionError
 from nativebuild.index.containers import container_index, container_links
 from nativebuild.index.downloads import fetch_all
+from nativebuild.index.simple_api import IndexFile, SimpleIndex
 from nativebuild.pins import Pin, Resolution
 from nativebuild.pipeline.abi_gate import compile_settings, provided_libraries
 from nativebuild.pipeline.compiling import compiling_step, keep_compiled, logs_dir
@@ -44,9 +47,12 @@ from nativebuild.resolve.in_image import (
     resolution_error_from_log,
     resolve_command,
 )
+from nativebuild.resolve.known_sdists import candidates, known_sdists
 from nativebuild.sdists.build import (
+    FIRST_JOBS,
     GO_DIR,
     CompileJob,
+    CompileOutcome,
     compile_key_fields,
     jobs_document,
     read_outcome,
@@ -55,6 +61,7 @@ from nativebuild.sdists.build import (
 from nativebuild.sdists.logs import BuildLogs
 from nativebuild.targets import Target
 
+PAGE_FETCHES = 8  # index pages read at once
 RESOLVED_MARKER = "@@nativebuild:resolved@@"  # drivers/build_wheels.py says it
 
 
@@ -82,7 +89,8 @@ def can_compile_while_resolving(context: BuildContext, target: Target) -> bool:
 def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
     """Resolve ``target``'s requirements in the build image; the same container then compiles
     the sdists of the answer that are not in the cache yet (kept as :func:`compile_jobs`
-    keeps them)."""
+    keeps them). The sdists known before resolving (:mod:`nativebuild.resolve.known_sdists`)
+    are compiled first, and pip resolves with their wheels."""
     requirements = context.inputs.requirements
     assert requirements is not None  # noqa: S101 - only requirements are resolved in an image
     image_id = image_identity(context, target)  # a missing image fails here, with a message
@@ -92,18 +100,21 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
         in_dir, out_dir = work / "in", work / "out"
         in_dir.mkdir()
         out_dir.mkdir()
+        (in_dir / "go").mkdir()
         (in_dir / "requirements.txt").write_text(requirements.resolver_text({}), encoding="utf-8")
         constraints = requirements.pip_constraints_text()
         if constraints:
             (in_dir / "constraints.txt").write_text(constraints, encoding="utf-8")
+        first = _compile_first(context, target, image_id, engine, in_dir / "go")
+        command = resolve_command(
+            target.runtime.interpreter_path, has_constraints=bool(constraints)
+        )
+        command += tuple(arg for job in first for arg in ("--find-links", job.out_dir))
         spec = resolve_first_spec(
-            target,
-            resolve_command=resolve_command(
-                target.runtime.interpreter_path, has_constraints=bool(constraints)
-            ),
-            in_dir=in_dir, out_dir=out_dir, index=view, source_date_epoch=context.epoch,
+            target, resolve_command=command, in_dir=in_dir, out_dir=out_dir, index=view,
+            source_date_epoch=context.epoch, first=bool(first),
         )  # fmt: skip
-        chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir)
+        chooser = _Chooser(context, target, image_id, engine, in_dir / "go", out_dir, first)
         emulated = engine != target.arch.machine
         # The resolution is a task until the container says it has resolved; the compiles
         # that follow in the same container are tasks of their own (BuildLogs).
@@ -128,17 +139,20 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
                 chooser.prefetch.join()  # no download outlives the step that started it
             if chooser.failure is not None:
                 raise chooser.failure
+            jobs = [*chooser.first, *chooser.jobs]
             if result.exit_code != 0 and not chooser.jobs:
+                if first and chooser.resolution is None:  # compiled first, before resolving
+                    failed = read_outcome(first, target, out_dir=out_dir, result=result, logs=logs)
+                    if failed.error is not None:
+                        _keep(context, target, failed)
                 raise resolution_error_from_log(result.log_tail)
             resolution = chooser.resolution or read_report(out_dir / REPORT_NAME)
-            if chooser.jobs:
+            if jobs:
                 outcome = read_outcome(
-                    chooser.jobs, target, out_dir=out_dir, result=result, logs=logs,
+                    jobs, target, out_dir=out_dir, result=result, logs=logs,
                     logs_dir=logs_dir(context),
                 )  # fmt: skip
-                built = keep_compiled(context, target, outcome)
-                engine = context.pool_for(target.arch)[0].name  # the pool is this one engine
-                context.compiled_on.setdefault((target.arch, engine), []).extend(built)
+                _keep(context, target, outcome)
             ok = True
         finally:
             resolving.finish(ok=ok)
@@ -146,10 +160,88 @@ def resolve_and_compile(context: BuildContext, target: Target) -> Resolution:
     return resolution
 
 
+def _keep(context: BuildContext, target: Target, outcome: CompileOutcome) -> None:
+    built = keep_compiled(context, target, outcome)
+    engine = context.pool_for(target.arch)[0].name  # the pool is this one engine
+    context.compiled_on.setdefault((target.arch, engine), []).extend(built)
+
+
+def _compile_first(
+    context: BuildContext, target: Target, image_id: str, engine: str, go: Path
+) -> list[CompileJob]:
+    """The jobs of the sdists known before resolving that are not in the cache, each fetched
+    and verified into ``go``, with the jobs file the container reads first. Reading the index
+    is a head start only: when it fails, pip resolves as it would have."""
+    requirements = context.inputs.requirements
+    assert requirements is not None  # noqa: S101
+    index = context.index
+    lines = candidates(requirements, target)
+    links = index.find_links or requirements.find_links
+    if not lines or index.no_index or links or index.local_index_urls:
+        return []
+    names = sorted({line.name for line in lines})
+    try:
+        simple = SimpleIndex(index.index_urls, settings=index)
+        with ThreadPoolExecutor(max_workers=min(PAGE_FETCHES, len(names))) as pool:
+            pages: dict[str, list[IndexFile]] = dict(
+                pool.map(lambda name: (name, simple.files(name)), names)
+            )
+    except (NativebuildError, OSError):
+        return []
+    # The compile settings may probe the runtime image: only once an sdist is known.
+    wanted = _uncached(context, target, image_id, known_sdists(lines, pages, target))
+    if not wanted:
+        return []
+    jobs = _fetched_jobs(context, target, wanted, go)
+    _write_atomic(go / FIRST_JOBS, json.dumps(jobs_document(jobs, sdist_dir=GO_DIR)))
+    context.reporter.step(
+        compiling_step(jobs, target, engine) + " (same container, before resolving)"
+    )
+    return jobs
+
+
+def _uncached(
+    context: BuildContext, target: Target, image_id: str, pins: Sequence[Pin]
+) -> list[tuple[Pin, str, dict[str, str]]]:
+    """Each of ``pins`` whose compiled wheel is not in the cache, with its key and its fields."""
+    if not pins:
+        return []
+    settings = compile_settings(context, target)
+    wanted = []
+    for pin in pins:
+        fields = compile_key_fields(pin, target, image_id=image_id, settings=settings)
+        key = build_key(fields)
+        if context.cache.get_built(key) is None:
+            wanted.append((pin, key, fields))
+    return wanted
+
+
+def _fetched_jobs(
+    context: BuildContext, target: Target, wanted: Sequence[tuple[Pin, str, dict[str, str]]],
+    go: Path,
+) -> list[CompileJob]:  # fmt: skip
+    """A compile job for each of ``wanted``, its sdist fetched, verified and linked into ``go``."""
+    fetched = fetch_all(
+        [pin for pin, _, _ in wanted], cache=context.cache, settings=context.index,
+        reporter=context.reporter,
+    )  # fmt: skip
+    provided = provided_libraries(context, target)
+    jobs = []
+    for pin, key, fields in wanted:
+        sdist = fetched[pin.sha256].path
+        _link_or_copy(sdist, go / pin.filename)
+        jobs.append(CompileJob(pin=pin, key=key, sdist=sdist, provided=provided, key_fields=fields))
+    return jobs
+
+
 class _Chooser:
     """Runs on the container's log thread once the report is written: which sdists to build,
     fetched and verified into the container's ``go`` directory. The container waits for
-    ``ready``, which is written last, whatever happens (an error stops it building)."""
+    ``ready``, which is written last, whatever happens (an error stops it building).
+
+    ``first`` holds the jobs compiled before resolving; pip names their wheels (in their
+    output folders) where the sdist stood: each becomes the sdist's pin again, and its job
+    takes the version as pip reports it."""
 
     def __init__(
         self,
@@ -159,9 +251,11 @@ class _Chooser:
         engine: str,
         go: Path,
         out_dir: Path,
+        first: Sequence[CompileJob] = (),
     ) -> None:
         self.context, self.target, self.image_id, self.engine = context, target, image_id, engine
         self.go, self.out_dir = go, out_dir
+        self.first = list(first)
         self.jobs: list[CompileJob] = []
         self.resolution: Resolution | None = None
         self.failure: NativebuildError | None = None
@@ -178,40 +272,53 @@ class _Chooser:
 
     def _jobs(self) -> list[CompileJob]:
         context, target = self.context, self.target
-        resolution = read_report(self.out_dir / REPORT_NAME)
+        resolution = self._as_sdists(read_report(self.out_dir / REPORT_NAME))
         check_pins(resolution, target)
         # --hash: nothing is fetched or built before this
         check_hashes(resolution, context.inputs.requirements, context.inputs.local)
         self.resolution = resolution
-        sdists = [pin for pin in resolution.pins if not pin.is_wheel]
-        if not sdists:
-            return []
-        settings = compile_settings(context, target)
-        wanted = []
-        for pin in sdists:
-            fields = compile_key_fields(pin, target, image_id=self.image_id, settings=settings)
-            key = build_key(fields)
-            if context.cache.get_built(key) is None:
-                wanted.append((pin, key, fields))
+        done = {job.pin.name for job in self.first}
+        sdists = [pin for pin in resolution.pins if not pin.is_wheel and pin.name not in done]
+        wanted = _uncached(context, target, self.image_id, sdists)
         if not wanted:
+            if self.first:  # while the container that compiled them ends
+                self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
             return []
-        fetched = fetch_all(
-            [pin for pin, _, _ in wanted], cache=context.cache, settings=context.index,
-            reporter=context.reporter,
-        )  # fmt: skip
-        provided = provided_libraries(context, target)
-        jobs = []
-        for pin, key, fields in wanted:
-            sdist = fetched[pin.sha256].path
-            _link_or_copy(sdist, self.go / pin.filename)
-            jobs.append(
-                CompileJob(pin=pin, key=key, sdist=sdist, provided=provided, key_fields=fields)
-            )
+        jobs = _fetched_jobs(context, target, wanted, self.go)
         document = jobs_document(jobs, sdist_dir=GO_DIR)
         _write_atomic(self.go / "jobs.json", json.dumps(document))
         context.reporter.step(compiling_step(jobs, target, self.engine) + " (same container)")
         self._fetch_wheels_meanwhile([pin for pin in resolution.pins if pin.is_wheel])
         return jobs
+
+    def _as_sdists(self, resolution: Resolution) -> Resolution:
+        """Each wheel compiled first back to its sdist's pin; the jobs compiled first that the
+        resolution does not name are dropped (their wheels are not kept)."""
+        if not self.first:
+            return resolution
+        by_name = {job.pin.name: job for job in self.first}
+        pins, kept = [], []
+        settings = compile_settings(self.context, self.target) if by_name else {}
+        for pin in resolution.pins:
+            job = by_name.get(pin.name)
+            if job is None:
+                pins.append(pin)
+                continue
+            if pin.url != f"file://{job.out_dir}/{pin.filename}" and pin.sha256 != job.pin.sha256:
+                msg = (
+                    f"pip in the build image chose {pin.filename} for {pin.name}, not "
+                    f"{job.pin.filename}, the only file of its pinned version on the index."
+                )
+                raise ResolutionError(msg, hint="The index changed during the build: run it again.")
+            sdist = dataclasses.replace(job.pin, version=pin.version)
+            fields = compile_key_fields(
+                sdist, self.target, image_id=self.image_id, settings=settings
+            )
+            job = dataclasses.replace(job, pin=sdist, key=build_key(fields), key_fields=fields)
+            pins.append(sdist)
+            kept.append(job)
+        self.first = kept
+        return Resolution(pins=tuple(pins))
 
     def _fetch_wheels_meanwhile(self, pins: list[Pin]) -> None:
         """Download the binary wheels while the container compiles (the planner then finds

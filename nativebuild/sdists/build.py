@@ -151,6 +151,7 @@ def compile_spec(
 
 # The combined container: the resolution, then the builds the host chose from its report.
 GO_DIR = f"{IN_DIR}/go"  # the host writes the sdists, jobs.json and ready here meanwhile
+FIRST_JOBS = "first.json"  # in GO_DIR: the jobs built before resolving, written beforehand
 
 
 def resolve_first_spec(
@@ -161,15 +162,18 @@ def resolve_first_spec(
     out_dir: Path,
     index: ContainerIndex,
     source_date_epoch: int | None,
+    first: bool = False,
 ) -> ContainerSpec:
     """One container that resolves (``resolve_command``), then builds what the host names in
     ``in_dir/go`` once it has read the report: the second pip run finds the build dependencies
-    of the first in its cache, and no second container starts. ``in_dir`` is bound, not
-    copied, so it needs a local engine."""
+    of the first in its cache, and no second container starts. With ``first``, it builds the
+    jobs of ``in_dir/go/first.json`` before resolving (stopping there when one fails).
+    ``in_dir`` is bound, not copied, so it needs a local engine."""
     plan = {
         "resolve": list(resolve_command),
         "jobs": f"{GO_DIR}/jobs.json",
         "ready": f"{GO_DIR}/ready",
+        **({"first": f"{GO_DIR}/{FIRST_JOBS}"} if first else {}),
     }
     (in_dir / "go").mkdir(exist_ok=True)
     (in_dir / "plan.json").write_text(json.dumps(plan), encoding="utf-8")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from nativebuild.engine.runner import ContainerResult, ContainerSpec
 from nativebuild.reporting import Reporter
-from tests.fakes import FakeIndex, FakeRunner, FakeUv, IndexFile
+from tests.fakes import FakeIndex, FakeRunner, FakeUv, IndexFile, NoIndexPages
 from tests.wheelfactory import make_wheel
 
 REQUIREMENTS = "markupsafe==2.1.5\nujson==3.0.0\nsix==1.16.0\nrequests==2.31.0\nbigdata==1.0\n"
@@ -136,7 +136,12 @@ class SlowCompileRunner(FakeRunner):
             self._current.reporter = outer
 
     def _compile(
-        self, mounts: dict[str, Path], machine: str, *, jobs_file: Path | None = None
+        self,
+        mounts: dict[str, Path],
+        machine: str,
+        *,
+        jobs_file: Path | None = None,
+        results: list[dict[str, object]] | None = None,
     ) -> ContainerResult:
         jobs = json.loads((jobs_file or mounts["/nativebuild/in"] / "jobs.json").read_text())
         reporter: Reporter = self._current.reporter
@@ -162,7 +167,7 @@ class SlowCompileRunner(FakeRunner):
             thread.start()
         for thread in threads:
             thread.join()
-        return super()._compile(mounts, machine, jobs_file=jobs_file)
+        return super()._compile(mounts, machine, jobs_file=jobs_file, results=results)
 
 
 def main() -> None:
@@ -176,10 +181,11 @@ def main() -> None:
     uv = FakeUv(index)
     from nativebuild import cli
     from nativebuild.engine import docker as container
-    from nativebuild.pipeline import context
+    from nativebuild.pipeline import context, resolve_then_compile
 
     container.DockerRunner.from_env = lambda env, **_: runner  # type: ignore[method-assign,assignment]
     context.HostUv = lambda: uv  # type: ignore[attr-defined,assignment,misc]
+    resolve_then_compile.SimpleIndex = NoIndexPages  # type: ignore[misc,assignment]
     if "NB_HEARTBEAT_SECONDS" in os.environ:
         from nativebuild.cli import progress
 

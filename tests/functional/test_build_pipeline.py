@@ -866,3 +866,83 @@ def test_verify_always_runs_the_pipeline(project: Path, tmp_path: Path, fake: Fa
     assert code == 0, err
     assert "Up to date" not in err
     assert len(fake.verify_requests) == 2
+
+
+# --- the sdists known before resolving: compiled first, in the same container -----------
+
+
+def read_pages(index: FakeIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index's pages, readable by the build (tests/conftest.py gives none otherwise)."""
+    monkeypatch.setattr(
+        "nativebuild.pipeline.resolve_then_compile.SimpleIndex", index.simple_index()
+    )
+
+
+def built_keys(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "v1" / "built").glob("*/*"))
+
+
+def test_known_sdist_is_compiled_first_with_the_same_keys_and_bytes(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    fake: FakeRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the index's pages: pip prepares the sdist, then the container compiles it.
+    code, out, err = run_build(project, tmp_path / "usual")
+    assert code == 0, err
+    usual = json.loads(out)
+    assert fake.compiled_first == []
+    read_pages(index, monkeypatch)
+    code, out, err = run_build(project, tmp_path / "first")
+    assert code == 0, err
+    first = json.loads(out)
+    assert fake.compiled_first == ["markupsafe"]
+    assert index.page_reads == 1
+    assert first["containers_started"] == 1
+    assert "Compiling markupsafe 2.1.5" in err
+    assert "(same container, before resolving)" in err
+    assert {w["name"]: w["source"] for w in first["wheels"]}["markupsafe"] == "compiled"
+    # pip resolved with the wheel, the resolution names the sdist: same keys, same bytes.
+    assert first["archives"][0]["sha256"] == usual["archives"][0]["sha256"]
+    assert built_keys(tmp_path / "first") == built_keys(tmp_path / "usual") != []
+    assert fake.compiled_jobs == 2  # once per build: nothing compiled twice
+
+
+def test_a_known_sdist_that_fails_stops_before_resolving(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    fake: FakeRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_pages(index, monkeypatch)
+    fake.fail_compile = {"markupsafe"}
+    code, _out, err = run_build(project, tmp_path / "cache")
+    assert code != 0
+    assert "Compiling markupsafe 2.1.5 for python3.9 x86_64" in err
+    assert "Python.h: No such file or directory" in err
+    assert fake.compiled_first == ["markupsafe"]
+    assert fake.resolved_texts == [], "nothing is resolved after a known sdist failed"
+
+
+def test_hash_checking_mode_reads_no_pages(
+    project: Path,
+    tmp_path: Path,
+    index: FakeIndex,
+    fake: FakeRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_pages(index, monkeypatch)
+    lines = [
+        f"{name}=={entry.version} --hash=sha256:{entry.sha256}"
+        for name, entry in sorted(index.files.items())
+        if name in ("markupsafe", "six")
+    ]
+    (project / "requirements.txt").write_text("\n".join(lines) + "\n")
+    code, _out, err = run_build(project, tmp_path / "cache")
+    assert code == 0, err
+    assert index.page_reads == 0
+    assert fake.compiled_first == []
+    assert fake.resolved_then_compiled == 1

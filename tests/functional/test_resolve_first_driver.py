@@ -15,10 +15,15 @@ from nativebuild.pipeline.resolve_then_compile import RESOLVED_MARKER
 DRIVER = script("build_wheels")
 
 
-def start(tmp_path: Path, resolve: list[str]) -> tuple[subprocess.Popen[str], Path]:
+def start(
+    tmp_path: Path, resolve: list[str], first: list[dict[str, object]] | None = None
+) -> tuple[subprocess.Popen[str], Path]:
     go = tmp_path / "go"
     go.mkdir()
     plan = {"resolve": resolve, "jobs": str(go / "jobs.json"), "ready": str(go / "ready")}
+    if first is not None:  # jobs to build before resolving
+        (go / "first.json").write_text(json.dumps(first))
+        plan["first"] = str(go / "first.json")
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     process = subprocess.Popen(
         [sys.executable, str(DRIVER), "--resolve-first", str(tmp_path / "plan.json"),
@@ -69,3 +74,17 @@ def test_a_failed_resolution_ends_it_with_pips_code_and_no_marker(tmp_path: Path
     assert process.wait(timeout=30) == 7
     assert RESOLVED_MARKER not in seen
     assert "ERROR: nope" in seen
+
+
+def test_a_first_job_that_fails_ends_it_before_resolving(tmp_path: Path) -> None:
+    ran = tmp_path / "resolved"
+    first = [{"name": "ghost", "version": "1.0", "sdist": str(tmp_path / "ghost-1.0.tar.gz"),
+              "out": str(tmp_path / "out" / "ghost"), "repair": None}]  # fmt: skip
+    process, _ = start(tmp_path, [sys.executable, "-c", f"open({str(ran)!r}, 'w')"], first)
+    seen = lines_until_marker(process)
+    assert process.wait(timeout=30) == 1
+    assert RESOLVED_MARKER not in seen
+    assert "=== failed ghost 1.0" in seen
+    assert not ran.exists(), "nothing is resolved after a first job failed"
+    [result] = json.loads((tmp_path / "results.json").read_text())
+    assert (result["name"], result["ok"]) == ("ghost", False)

@@ -251,8 +251,9 @@ def test_no_container_is_left_behind() -> None:
 
 def test_one_container_resolves_and_compiles_the_same_wheel_as_two(tmp_path: Path) -> None:
     """wrapt 1.12.1 has no wheel at all, so only the build image can resolve it: that container
-    goes on to compile it. Compiled again in a container of its own (the resolution cached, the
-    wheel not), it gives the same archive bytes. (python3.9: wrapt 1.12.1 predates 3.13.)"""
+    compiles it first (pinned, the only file of its version: known before resolving), then
+    resolves with its wheel. Compiled again in a container of its own (the resolution cached,
+    the wheel not), it gives the same archive bytes. (python3.9: wrapt 1.12.1 predates 3.13.)"""
     project = make_project(tmp_path / "project")
     (project / "requirements.txt").write_text("wrapt==1.12.1\nsix==1.16.0\n")
     (project / "app" / "handler.py").write_text("import wrapt\n")
@@ -260,7 +261,8 @@ def test_one_container_resolves_and_compiles_the_same_wheel_as_two(tmp_path: Pat
     first = nativebuild(project, cache, standin=PY39)
     assert first.code == 0, first.stderr
     assert (
-        "wrapt 1.12.1 in nativebuild-test/build-python3.9:x86_64 (same container)" in first.stderr
+        "wrapt 1.12.1 in nativebuild-test/build-python3.9:x86_64 (same container, before resolving)"
+        in first.stderr
     )
     sources = {w["name"]: w["source"] for w in first.result["wheels"]}  # type: ignore[attr-defined]
     assert sources == {"wrapt": "compiled", "six": "download"}

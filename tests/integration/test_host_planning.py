@@ -192,8 +192,9 @@ def test_all_binary_set_builds_with_no_engine_and_imports(tmp_path: Path) -> Non
 def test_sdist_only_package_goes_to_the_container(tmp_path: Path) -> None:
     project = tmp_path / "p"
     (project / "app").mkdir(parents=True)
-    # docopt 0.6.2 is published as an sdist only: uv on the host will not build it.
-    (project / "requirements.txt").write_text("docopt==0.6.2\nsix==1.16.0\n")
+    # docopt 0.6.2 is published as an sdist only: uv on the host will not build it. A range, not
+    # a pin: pip prepares its metadata, and the container compiles it after resolving.
+    (project / "requirements.txt").write_text("docopt>=0.6.2\nsix==1.16.0\n")
     (project / "app" / "handler.py").write_text("import docopt\n")
     done = run("build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
                *STANDIN.build_args(runtime_image=False),
