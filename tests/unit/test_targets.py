@@ -485,7 +485,7 @@ def test_an_image_naming_the_runtime_needs_one() -> None:
     assert expand_image(template, Architecture.ARM64, "python3.12") == (
         "registry.example/build:python3.12-arm64"
     )
-    with pytest.raises(ConfigError, match="names {runtime}") as caught:
+    with pytest.raises(ConfigError, match=r"names \{runtime\}") as caught:
         expand_image(template, Architecture.ARM64)
     assert caught.value.hint is not None
     assert "without {runtime}" in caught.value.hint
