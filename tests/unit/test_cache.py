@@ -523,3 +523,31 @@ def test_ensure_removes_every_old_leftover_among_fresh_ones(cache: LocalCache) -
         os.utime(path, (two_hours_ago, two_hours_ago))
     cache.ensure()
     assert sorted(p.name for p in (cache.root / "tmp").iterdir()) == sorted(p.name for p in fresh)
+
+
+def test_writes_name_the_entry_when_the_temp_folder_is_broken(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    (cache.root / "tmp").rmdir()
+    write(cache.root / "tmp", b"a file where the temp folder belongs")
+    with pytest.raises(CacheError, match=f"Cannot write the cache entry .*{KEY}: Not a directory"):
+        cache.put_built(KEY, wheel(tmp_path), {"fields": FIELDS})
+    with pytest.raises(CacheError, match=r"Cannot write the cache entry .*kind/ab/abab"):
+        cache.put_json("kind", "ab" * 8, {"x": 1})
+    with pytest.raises(CacheError, match=r"Cannot write the cache entry .*kind/cd/cdcd"):
+        cache.replace_json("kind", "cd" * 8, {"x": 1})
+    with pytest.raises(CacheError) as caught:
+        LocalCache(cache.root).ensure()
+    assert str(caught.value).endswith(": File exists.")  # strerror, not the whole OSError
+
+
+def test_json_documents_are_readable_by_everyone_and_a_garbled_one_is_recomputed(
+    cache: LocalCache, reporter: RecordingReporter
+) -> None:
+    cache.put_json("kind", "ab" * 8, {"x": 1})
+    (path,) = (cache.root / "v1/json/kind").rglob("*.json")
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.write_text("[1, 2]")
+    assert cache.get_json("kind", "ab" * 8) is None
+    (warning,) = reporter.warnings
+    assert warning.endswith("(not a JSON object); it will be recomputed.")
