@@ -92,9 +92,11 @@ class Finding:
 class _Hit:
     """Where a needed library resolves: a file of a mounted archive, or the runtime image."""
 
-    directory: str
     binary: Binary | None = None  # set for a file of an archive...
     root: str = ""  # ...extracted here
+
+
+_RUNTIME = _Hit()  # a library of the runtime image
 
 
 class _Index:
@@ -111,12 +113,10 @@ class _Index:
                 rel = path[len(prefix) :]
                 if rel in mount.files:
                     binary = self.binaries.get((mount.root, rel))
-                    return _Hit(directory=posixpath.dirname(path), binary=binary, root=mount.root)
+                    return _Hit(binary=binary, root=mount.root)
                 return None
         dirs = self.facts.libraries.get(name, ())
-        if posixpath.normpath(directory) in dirs:
-            return _Hit(directory=directory)
-        return None
+        return _RUNTIME if posixpath.normpath(directory) in dirs else None
 
 
 def _expand(entries: Iterable[str], origin: str, machine: str) -> Iterator[str]:
@@ -140,10 +140,8 @@ def _resolve(name: str, dirs: Sequence[str], index: _Index) -> _Hit | None:
         hit = index.find(directory, name)
         if hit is not None:
             return hit
-    known = index.facts.libraries.get(name)
-    if known:  # the image's library cache and default directories
-        return _Hit(directory=known[0])
-    return None
+    # The image's library cache and default directories.
+    return _RUNTIME if index.facts.libraries.get(name) else None
 
 
 class _Loads:
@@ -188,7 +186,8 @@ class _Loads:
             if hit not in found:
                 found.append(hit)
             if hit.binary is not None and self.follows(hit.binary):
-                self.walk(hit.root, hit.binary, own + inherited)
+                # Each directory once, so a cycle of libraries ends (ld.so loads each once).
+                self.walk(hit.root, hit.binary, tuple(dict.fromkeys(own + inherited)))
 
 
 def check_mounts(mounts: Sequence[Mounted], target: Target, facts: RuntimeFacts) -> list[Finding]:
@@ -285,8 +284,9 @@ def _wrong_machine(binary: Binary, root: str, elf: ElfFacts, target: Target) -> 
 def _missing(
     binary: Binary, root: str, name: str, dirs: Sequence[str], facts: RuntimeFacts
 ) -> Finding:
-    stem = name.split(".so", 1)[0]
-    similar = sorted(lib for lib in facts.libraries if lib.split(".so", 1)[0] == stem)
+    # Other versions of the same library: the same name up to its last ".so".
+    stem = name.rsplit(".so", 1)[0]
+    similar = sorted(lib for lib in facts.libraries if lib.rsplit(".so", 1)[0] == stem)
     also = f"; the runtime has only {', '.join(similar)}" if similar else ""
     searched = ", ".join(dict.fromkeys(dirs))
     return _finding(

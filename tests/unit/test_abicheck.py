@@ -599,3 +599,188 @@ def test_errors_come_before_warnings_whatever_the_paths() -> None:
     assert [f.severity for f in check(archive(launcher, missing))] == [
         Severity.ERROR, Severity.WARNING
     ]  # fmt: skip
+
+
+# --- edges found by the mutation run (tests/mutation/run abi.check) -----------------------------
+
+
+def test_a_library_only_in_the_runtimes_library_cache_is_found() -> None:
+    # /usr/lib64/mysql is on no search path: only ld.so.cache knows the library is there.
+    runtime = dataclasses.replace(
+        facts(), libraries={"libc.so.6": ("/lib64",), "libmysqlclient.so.18": ("/usr/lib64/mysql",)}
+    )
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libmysqlclient.so.18"]))
+    assert check(archive(ext), runtime=runtime) == []
+    gone = dataclasses.replace(runtime, libraries={"libc.so.6": ("/lib64",)})
+    assert [f.library for f in check(archive(ext), runtime=gone)] == ["libmysqlclient.so.18"]
+
+
+def test_a_need_with_a_slash_ignores_the_search_path() -> None:
+    # ld.so opens a name with a '/' as a path (from the working directory, /var/task), even
+    # when the search path would find a file of that name.
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "vendor/libdep.so.1"], rpath=["$ORIGIN"]))
+    (finding,) = check(archive(ext, binary("pkg/vendor/libdep.so.1", elf())))
+    assert (finding.kind, finding.library) == (FindingKind.MISSING_LIBRARY, "vendor/libdep.so.1")
+
+
+def test_libraries_that_need_each_other_are_checked_once() -> None:
+    one = binary("lib/libone.so.1", elf(needed=["libc.so.6", "libtwo.so.1"], rpath=["$ORIGIN"]))
+    two = binary("lib/libtwo.so.1", elf(needed=["libc.so.6", "libone.so.1"], rpath=["$ORIGIN"]))
+    ext = binary("pkg/_ext.so", elf(needed=["libone.so.1"], rpath=["$ORIGIN/../lib"]))
+    assert check(archive(ext, one, two)) == []
+
+
+def test_origin_in_a_layer_is_the_layers_directory() -> None:
+    ext = binary("python/pkg/_ext.so", elf(needed=["libfoo.so.1"], rpath=["$ORIGIN/../pkg.libs"]))
+    layer = archive(ext, binary("python/pkg.libs/libfoo.so.1", elf(needed=[])), root="/opt")
+    assert check(layer) == []
+    elsewhere = archive(ext, binary("python/other/libfoo.so.1", elf(needed=[])), root="/opt")
+    (finding,) = check(elsewhere)
+    assert "searched /opt/python/pkg.libs, " in finding.has
+
+
+def test_runpath_is_not_passed_on_and_stops_the_loaders_rpath() -> None:
+    # A needs B, found only in deps/ (on _ext's DT_RPATH).
+    lib_a = binary("pkg.libs/liba.so.1", elf(needed=["libb.so.1"]))
+    lib_b = binary("deps/libb.so.1", elf(needed=[]))
+    # _ext has both: its DT_RUNPATH disables its DT_RPATH, for A too.
+    both = elf(needed=["liba.so.1"], rpath=["$ORIGIN/../deps"], runpath=["$ORIGIN/../pkg.libs"])
+    findings = check(archive(binary("pkg/_ext.so", both), lib_a, lib_b))
+    assert [(f.path, f.library) for f in findings] == [("pkg.libs/liba.so.1", "libb.so.1")]
+    # _ext has only DT_RPATH, which A inherits, unless A has a DT_RUNPATH of its own.
+    ext = binary(
+        "pkg/_ext.so", elf(needed=["liba.so.1"], rpath=["$ORIGIN/../deps", "$ORIGIN/../pkg.libs"])
+    )
+    assert check(archive(ext, lib_a, lib_b)) == []
+    own = binary("pkg.libs/liba.so.1", elf(needed=["libb.so.1"], runpath=["/nowhere"]))
+    findings = check(archive(ext, own, lib_b))
+    assert [(f.path, f.library) for f in findings] == [("pkg.libs/liba.so.1", "libb.so.1")]
+
+
+def test_an_unreadable_shipped_library_meets_the_versions_needed_from_it() -> None:
+    # Its versions cannot be read: it is reported as unreadable, not as lacking versions.
+    ext = binary("pkg/_ext.so", elf(needed=["libfoo.so.1"], needs=[("libfoo.so.1", "FOO_1.1")]))
+    broken = binary("lib/libfoo.so.1", None, error="a truncated ELF header")
+    assert kinds(check(archive(ext, broken))) == [
+        (FindingKind.UNREADABLE, Severity.WARNING, "lib/libfoo.so.1")
+    ]
+
+
+def test_an_unnumbered_version_does_not_hide_the_versions_after_it() -> None:
+    ext = binary(
+        "pkg/_ext.so", elf(needs=[("libc.so.6", "GLIBC_PRIVATE"), ("libc.so.6", "GLIBC_2.28")])
+    )
+    (finding,) = check(archive(ext))
+    assert finding.needs == "GLIBC_2.28 (sym) from libc.so.6"
+
+
+def test_a_version_finding_names_the_symbols_and_what_the_shipped_library_defines() -> None:
+    needs = (
+        VersionNeed(library="libfoo.so.1", version="FOO_1.2", weak=False, symbols=("a", "b")),
+        VersionNeed(library="libfoo.so.1", version="FOO_1.3", weak=False, symbols=()),
+    )
+    ext = binary(
+        "pkg/_ext.so", dataclasses.replace(elf(needed=["libfoo.so.1"]), version_needs=needs)
+    )
+    shipped = binary("lib/libfoo.so.1", elf(needed=[], defines=["FOO_1.0", "FOO_1.1"]))
+    (finding,) = check(archive(ext, shipped))
+    assert finding.needs == "FOO_1.2 (a, b), FOO_1.3 from libfoo.so.1"
+    assert finding.has == "the archive's lib/libfoo.so.1 defines only FOO_1.0, FOO_1.1"
+    assert finding.fix == "Ship the lib/libfoo.so.1 that pkg was built against, or rebuild pkg."
+
+
+def test_a_probed_library_that_lacks_a_version_names_the_newest_of_each_family() -> None:
+    runtime = facts(
+        versions={
+            "libc.so.6": frozenset({"GLIBC_2.2.5", "GLIBC_2.26"}),
+            "libstdc++.so.6": frozenset({"GLIBCXX_3.4.24", "CXXABI_1.3.11"}),
+            "libz.so.1": frozenset({"ZLIB_1.2.0"}),
+        },
+        libraries=("libc.so.6", "libstdc++.so.6", "libz.so.1"),
+    )
+    needs = [
+        ("libstdc++.so.6", "GLIBCXX_3.4.30"), ("libstdc++.so.6", "CXXABI_1.3.13"),
+        ("libc.so.6", "GLIBC_ABI_DT_RELR"), ("libz.so.1", "ZLIB_1.2.9"),
+    ]  # fmt: skip
+    ext = binary(
+        "pkg/_ext.so", elf(needed=["libc.so.6", "libstdc++.so.6", "libz.so.1"], needs=needs)
+    )
+    has = {f.library: f.has for f in check(archive(ext), runtime=runtime)}
+    assert has == {
+        "libc.so.6": "the runtime's libc.so.6 (test runtime) lacks it: its newest is GLIBC_2.26",
+        "libstdc++.so.6": "the runtime's libstdc++.so.6 (test runtime) lacks it: its newest is "
+        "CXXABI_1.3.11, GLIBCXX_3.4.24",
+        "libz.so.1": "the runtime's libz.so.1 (test runtime) lacks it",  # no known ceiling
+    }
+
+
+def test_a_version_above_the_data_ceilings_names_the_ceiling_of_each_family() -> None:
+    needs = [
+        ("libstdc++.so.6", "GLIBCXX_3.4.30"), ("libstdc++.so.6", "CXXABI_1.3.13"),
+        ("libc.so.6", "GLIBC_ABI_DT_RELR"),
+    ]  # fmt: skip
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libstdc++.so.6"], needs=needs))
+    has = {f.library: f.has for f in check(archive(ext))}
+    assert has == {
+        "libc.so.6": "test runtime goes up to GLIBC_2.26",
+        "libstdc++.so.6": "test runtime goes up to CXXABI_1.3.11, GLIBCXX_3.4.24",
+    }
+
+
+def test_only_other_versions_of_the_same_library_are_offered() -> None:
+    ext = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libfoo.so.6"]))
+    runtime = facts(libraries=("libc.so.6", "libfoo.so.7", "libfoo.sock.so.6"))
+    (finding,) = check(archive(ext), runtime=runtime)
+    assert finding.has.endswith("; the runtime has only libfoo.so.7")
+    sock = binary("pkg/_ext.so", elf(needed=["libc.so.6", "libfoo.sock.so.5"]))
+    (finding,) = check(archive(sock), runtime=runtime)
+    assert finding.has.endswith("; the runtime has only libfoo.sock.so.6")
+
+
+def test_a_foreign_file_at_the_top_of_the_archive_is_judged_by_its_name() -> None:
+    found = check(
+        archive(
+            binary("tool.exe", None, kind=BinaryKind.PE),
+            binary("_ext.so", None, kind=BinaryKind.MACHO),
+        )
+    )
+    assert kinds(found) == [
+        (FindingKind.FOREIGN_BINARY, Severity.ERROR, "_ext.so"),
+        (FindingKind.FOREIGN_BINARY, Severity.WARNING, "tool.exe"),
+    ]
+
+
+def test_only_missing_libraries_are_listed_for_repair() -> None:
+    ext = binary(
+        "pkg/_ext.so", elf(needed=["libc.so.6", "libpq.so.5"], needs=[("libc.so.6", "GLIBC_2.28")])
+    )
+    findings = check(archive(ext))
+    assert {f.kind for f in findings} == {FindingKind.MISSING_LIBRARY, FindingKind.SYMBOL_VERSION}
+    assert missing_libraries(findings) == {"pkg/_ext.so": ("libpq.so.5",)}
+
+
+def test_a_finding_as_json_has_plain_values() -> None:
+    (finding,) = check(archive(binary("x.so", elf(needed=["libnope.so.1"]), wheel=None)))
+    assert finding.to_json() == {
+        "kind": "missing-library", "severity": "error", "path": "x.so", "root": "/var/task",
+        "package": None, "needs": finding.needs, "has": finding.has, "fix": finding.fix,
+        "library": "libnope.so.1",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("count", [25, 26])
+def test_abi_error_lists_the_first_25_errors_and_counts_the_rest(count: int) -> None:
+    findings = check(
+        archive(*(binary(f"m{i:02}.so", elf(needed=["libnope.so.1"])) for i in range(count)))
+    )
+    error = abi_error(findings, target())
+    assert error is not None
+    first, *lines = str(error).splitlines()
+    assert (
+        first
+        == f"{count} binary file(s) of the archive for {target().describe()} cannot load in the runtime:"
+    )
+    assert [line.split(" ", 2)[1] for line in lines[:25]] == [f"m{i:02}.so" for i in range(25)]
+    assert lines[25:] == ([] if count == 25 else ["- ... and 1 more"])
+    assert error.hint is not None
+    assert "nativebuild verify ARCHIVE" in error.hint

@@ -174,6 +174,12 @@ def test_zipped_size_against_direct_upload(size: int, expected: str | None) -> N
     assert [expected in w for w in warnings] == ([] if expected is None else [True])
 
 
+def test_the_direct_upload_warning_names_the_command_that_deploys_through_s3() -> None:
+    (warning,) = zipped_warnings("f.zip", DIRECT_UPLOAD_LIMIT + 1)
+    assert warning.startswith("f.zip is 52,428,801 bytes zipped: over the 52,428,800-byte")
+    assert "`nativebuild publish --s3`" in warning
+
+
 def test_read_layer_counts_files_and_unzipped_bytes(tmp_path: Path) -> None:
     path = tmp_path / "layer.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -406,3 +407,147 @@ def test_bad_filename_is_refused(cache: LocalCache, tmp_path: Path, filename: st
         cache.get_file("a" * 64, filename)
     with pytest.raises(CacheError, match="file name"):
         cache.put_file(write(tmp_path / "x.whl", b"x"), sha256=sha(b"x"), filename=filename)
+
+
+# ----- edges found by the mutation run (tests/mutation/run cache.local) ----------------------
+
+
+def test_replace_json_overwrites_a_document_in_a_fresh_cache(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path / "cache")  # not ensured: replace_json prepares it
+    cache.replace_json("image-digest", "ab" * 8, {"digest": "one"})
+    cache.replace_json("image-digest", "ab" * 8, {"digest": "two"})
+    assert cache.get_json("image-digest", "ab" * 8) == {"digest": "two"}
+    assert LocalCache(tmp_path / "cache").get_json("image-digest", "ab" * 8) == {"digest": "two"}
+
+
+def test_the_same_file_under_two_names_is_stored_twice(cache: LocalCache, tmp_path: Path) -> None:
+    data = b"same bytes"
+    for name in ("a-1.0.tar.gz", "a-1.0.zip"):
+        stored = cache.put_file(write(tmp_path / name, data), sha256=sha(data), filename=name)
+        assert stored.path.name == name
+    assert cache.get_file(sha(data), "a-1.0.tar.gz") is not None
+    assert cache.get_file(sha(data), "a-1.0.zip") is not None
+
+
+def test_the_cache_writes_nothing_outside_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Temp files are made in <root>/tmp, on the cache's filesystem, so renames stay atomic.
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-dir"))
+    cache = LocalCache(tmp_path / "cache")
+    cache.put_json("kind", "ab" * 8, {"x": 1})
+    cache.replace_json("kind", "cd" * 8, {"x": 2})
+    entry = cache.put_built(KEY, wheel(tmp_path), {"fields": FIELDS})
+    assert cache.get_built(KEY) == entry
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_entries_are_readable_by_everyone_and_writable_by_the_owner_only(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    data = b"shared"
+    source = write(tmp_path / "f.tar.gz", data)
+    source.chmod(0o600)
+    stored = cache.put_file(source, sha256=sha(data), filename="f.tar.gz")
+    assert stored.path.stat().st_mode & 0o777 == 0o644
+    entry = cache.put_built(KEY, wheel(tmp_path), {"fields": FIELDS})
+    assert entry.wheel.path.stat().st_mode & 0o777 == 0o644
+    assert entry.wheel.path.parent.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_sha256_mismatch_says_to_download_again(cache: LocalCache, tmp_path: Path) -> None:
+    source = write(tmp_path / "f.tar.gz", b"tampered")
+    with pytest.raises(CacheError, match="does not match its expected sha256") as caught:
+        cache.put_file(source, sha256=sha(b"genuine"), filename="f.tar.gz")
+    assert "download the file again" in str(caught.value.hint).lower()
+
+
+def test_an_unserialisable_manifest_is_refused_before_the_wheel_is_moved(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    source = wheel(tmp_path)
+    with pytest.raises(TypeError):
+        cache.put_built(KEY, source, {"fields": FIELDS, "odd": {1, 2}}, move=True)
+    assert source.read_bytes() == b"wheel bytes"
+    assert cache.get_built(KEY) is None
+
+
+def test_a_failed_write_names_the_entry(cache: LocalCache, tmp_path: Path) -> None:
+    missing = tmp_path / "gone-1.0-py3-none-any.whl"
+    with pytest.raises(CacheError, match=f"Cannot write the cache entry .*{KEY}"):
+        cache.put_built(KEY, missing, {"fields": FIELDS})
+    digest = sha(b"x")
+    with pytest.raises(CacheError, match=f"Cannot write the cache entry .*{digest}/f.tar.gz"):
+        cache.put_file(tmp_path / "gone.tar.gz", sha256=digest, filename="f.tar.gz")
+
+
+def test_stored_file_is_where_a_present_file_is(cache: LocalCache, tmp_path: Path) -> None:
+    data = b"a large blob"
+    assert cache.stored_file(sha(data), "blob.tar") is None
+    stored = cache.put_file(
+        write(tmp_path / "blob.tar", data), sha256=sha(data), filename="blob.tar"
+    )
+    assert cache.stored_file(sha(data), "blob.tar") == stored.path
+    assert cache.stored_file(sha(data), "other.tar") is None
+    with pytest.raises(CacheError):
+        cache.stored_file("not-a-sha", "blob.tar")
+
+
+def test_a_local_cache_keeps_machine_local_documents_itself(cache: LocalCache) -> None:
+    cache.machine_local.put_json("kind", "ab" * 8, {"here": True})
+    assert cache.get_json("kind", "ab" * 8) == {"here": True}
+
+
+def test_a_move_across_filesystems_copies_then_removes_the_source(
+    cache: LocalCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "elsewhere" / "f.tar.gz", b"far away")
+    rename = Path.replace
+
+    def cross_device(self: Path, target: Path) -> Path:
+        if self == source:  # as rename(2) answers for another filesystem
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "replace", cross_device)
+    stored = cache.put_file(source, sha256=sha(b"far away"), filename="f.tar.gz", move=True)
+    assert stored.path.read_bytes() == b"far away"
+    assert not source.exists()
+
+
+def test_ensure_removes_every_old_leftover_among_fresh_ones(cache: LocalCache) -> None:
+    two_hours_ago = time.time() - 7200
+    old = [write(cache.root / "tmp" / f"file-old{i}.part", b"x") for i in range(8)]
+    fresh = [write(cache.root / "tmp" / f"file-new{i}.part", b"x") for i in range(8)]
+    for path in old:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    cache.ensure()
+    assert sorted(p.name for p in (cache.root / "tmp").iterdir()) == sorted(p.name for p in fresh)
+
+
+def test_writes_name_the_entry_when_the_temp_folder_is_broken(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    (cache.root / "tmp").rmdir()
+    write(cache.root / "tmp", b"a file where the temp folder belongs")
+    with pytest.raises(CacheError, match=f"Cannot write the cache entry .*{KEY}: Not a directory"):
+        cache.put_built(KEY, wheel(tmp_path), {"fields": FIELDS})
+    with pytest.raises(CacheError, match=r"Cannot write the cache entry .*kind/ab/abab"):
+        cache.put_json("kind", "ab" * 8, {"x": 1})
+    with pytest.raises(CacheError, match=r"Cannot write the cache entry .*kind/cd/cdcd"):
+        cache.replace_json("kind", "cd" * 8, {"x": 1})
+    with pytest.raises(CacheError) as caught:
+        LocalCache(cache.root).ensure()
+    assert str(caught.value).endswith(": File exists.")  # strerror, not the whole OSError
+
+
+def test_json_documents_are_readable_by_everyone_and_a_garbled_one_is_recomputed(
+    cache: LocalCache, reporter: RecordingReporter
+) -> None:
+    cache.put_json("kind", "ab" * 8, {"x": 1})
+    (path,) = (cache.root / "v1/json/kind").rglob("*.json")
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.write_text("[1, 2]")
+    assert cache.get_json("kind", "ab" * 8) is None
+    (warning,) = reporter.warnings
+    assert warning.endswith("(not a JSON object); it will be recomputed.")

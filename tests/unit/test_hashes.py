@@ -9,7 +9,7 @@ import pytest
 
 from nativebuild.errors import ResolutionError
 from nativebuild.inputs.requirements import RequirementSet, parse_requirements_text
-from nativebuild.pins import Pin, Resolution
+from nativebuild.pins import LocalPin, Pin, Resolution
 from nativebuild.resolve.hashes import allowed_hashes, check_hashes
 
 SIX = "a" * 64
@@ -94,3 +94,40 @@ def test_hashes_of_one_package_over_several_lines_add_up() -> None:
 def test_nothing_is_checked_outside_hash_checking_mode() -> None:
     check_hashes(pins(pin("six", SIX)), parse("six==1.0\n"))
     check_hashes(pins(pin("six", SIX)), None)  # a lock file: its own hashes were checked
+
+
+# --- local sources: a folder is the user's code, a git tree is pinned by its commit -----------
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def local_pin(name: str, sha256: str, kind: str) -> LocalPin:
+    return LocalPin(pin=pin(name, sha256), kind=kind, origin="requirements.txt:1")
+
+
+@pytest.mark.parametrize("kind", ["folder", "git"])
+def test_a_local_tree_needs_no_hash_but_a_local_file_does(kind: str) -> None:
+    requirements = parse(f"--require-hashes\nsix==1.0 --hash=sha256:{SIX}\n")
+    tree = local_pin("acme", OTHER, kind)
+    # The tree comes first: the pins after it are still checked.
+    check_hashes(pins(tree.pin, pin("six", SIX)), requirements, [tree])
+    with pytest.raises(ResolutionError, match=r"idna 1\.0 has no sha256 --hash"):
+        check_hashes(pins(tree.pin, pin("idna", IDNA)), requirements, [tree])
+    wheel = local_pin("acme", OTHER, "file")
+    with pytest.raises(ResolutionError, match=r"acme 1\.0 has no sha256 --hash"):
+        check_hashes(pins(wheel.pin, pin("six", SIX)), requirements, [wheel])
+
+
+def test_a_git_requirement_must_name_a_full_commit_in_hash_checking_mode() -> None:
+    lines = f"six==1.0 --hash=sha256:{SIX}\n"
+    for rev in (COMMIT, COMMIT.upper()):
+        check_hashes(pins(pin("six", SIX)), parse(f"acme @ git+https://x/acme@{rev}\n{lines}"))
+    branch = parse(f"acme @ git+https://x/acme@main\n{lines}")
+    with pytest.raises(ResolutionError) as caught:
+        check_hashes(pins(pin("six", SIX)), branch)
+    assert str(caught.value) == (
+        "requirements.txt:1: in hash-checking mode, acme must be pinned to a commit."
+    )
+    assert caught.value.hint is not None
+    assert "@<full commit id>" in caught.value.hint
+    check_hashes(pins(pin("six", SIX)), parse("acme @ git+https://x/acme@main\nsix==1.0\n"))

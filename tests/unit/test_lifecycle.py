@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import time
 
 import pytest
 
@@ -12,10 +13,12 @@ from nativebuild.targets import (
     NOTICE_DAYS,
     LifecycleStage,
     Runtime,
+    deprecation_notices,
     get_runtime,
     lifecycle,
     runtimes,
     successor,
+    utc_today,
 )
 
 D = datetime.date
@@ -114,3 +117,37 @@ def test_json_carries_iso_dates_and_the_stage() -> None:
             "until 2029-06-30)."
         ),
     }
+
+
+def test_a_deprecated_runtime_without_block_dates_says_so_and_reports_none() -> None:
+    plain = dataclasses.replace(get_runtime("python3.9"), block_create=None, block_update=None)
+    after = lifecycle(plain, plain.deprecated + datetime.timedelta(days=1))
+    assert after.message.startswith(f"python3.9 is deprecated since {plain.deprecated}. Build for")
+    as_json = after.to_json()
+    assert (as_json["block_create"], as_json["block_update"]) == (None, None)
+    assert as_json["deprecated"] == plain.deprecated.isoformat()
+
+
+def test_deprecation_notices_warn_once_per_runtime_on_the_given_day() -> None:
+    old = get_runtime("python3.9")
+    names = ["python3.9", successor().name, "python3.9"]
+    (notice,) = deprecation_notices(names, old.deprecated)
+    assert (notice.runtime, notice.stage) == ("python3.9", LifecycleStage.DEPRECATED)
+    long_before = old.deprecated - datetime.timedelta(days=10 * 365)
+    assert deprecation_notices(names, long_before) == ()
+    # Without a day: today's, in UTC.
+    assert deprecation_notices(names) == deprecation_notices(names, utc_today())
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT+12", "Pacific/Kiritimati"])  # UTC-12, UTC+14
+def test_today_is_the_utc_date_whatever_the_local_time_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At any hour, one of the two zones is on another date than UTC.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert utc_today() == datetime.datetime.now(datetime.UTC).date()
+    finally:
+        monkeypatch.undo()
+        time.tzset()

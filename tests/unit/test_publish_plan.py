@@ -13,8 +13,10 @@ import pytest
 from nativebuild.archive.budget import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from nativebuild.aws.publish_plan import (
     ManifestArchive,
+    Outcome,
     PlannedAction,
     PublishOptions,
+    PublishResult,
     Remote,
     S3Prefix,
     intents,
@@ -469,3 +471,57 @@ def test_an_s3_url_that_is_not_a_bucket_and_prefix_is_refused(url: str) -> None:
     assert str(caught.value) == (
         f"Invalid --s3 {url!r}: expected s3://bucket or s3://bucket/prefix."
     )
+
+
+def test_an_image_archive_keeps_its_manifest_digest_and_never_goes_to_s3(tmp_path: Path) -> None:
+    zip_path = tmp_path / "orders-python3.12-x86_64.zip"
+    zip_path.write_bytes(b"PK-bytes")
+    tar_path = tmp_path / "orders-python3.12-x86_64.tar"
+    tar_path.write_bytes(b"image tar")
+    common = {"name": "orders", "runtime": "python3.12", "architecture": "x86_64", "layers": []}
+    entries = [
+        {**common, "kind": "function", "file": zip_path.name, "sha256": "ab", "code_sha256": "q=",
+         "size": 8},
+        {**common, "kind": "image", "file": tar_path.name, "sha256": "cd", "code_sha256": "r=",
+         "size": 9, "image": {"manifest_digest": "sha256:" + "e" * 64}},
+    ]  # fmt: skip
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema": "nativebuild-manifest/1", "archives": entries}))
+    function, image = load_manifest(manifest)
+    assert (function.manifest_digest, image.manifest_digest) == (None, "sha256:" + "e" * 64)
+    options = PublishOptions(s3=S3Prefix.parse("s3://bucket/team/"))
+    assert [i.archive.kind for i in intents([function, image], options)] == ["function"]
+
+
+def _outcome(target: str, action: str) -> Outcome:
+    return Outcome(
+        archive="a.zip", target=target, arn=f"arn:{target}", version="3", code_sha256="q=",
+        reason=f"because {target}", action=action,
+    )  # fmt: skip
+
+
+def test_publish_results_add_up_and_report_every_field() -> None:
+    layers = PublishResult(published=(_outcome("l", "publish"),), skipped=())
+    functions = PublishResult(
+        published=(_outcome("f", "update"),), skipped=(_outcome("g", "skip"),), dry_run=True
+    )
+    both = layers + functions
+    assert both == PublishResult(
+        published=(_outcome("l", "publish"), _outcome("f", "update")),
+        skipped=(_outcome("g", "skip"),),
+        dry_run=True,
+    )
+    assert (layers + layers).dry_run is False
+    assert both.to_json() == {
+        "published": [
+            {"archive": "a.zip", "target": "l", "arn": "arn:l", "version": "3",
+             "code_sha256": "q=", "reason": "because l", "action": "publish"},
+            {"archive": "a.zip", "target": "f", "arn": "arn:f", "version": "3",
+             "code_sha256": "q=", "reason": "because f", "action": "update"},
+        ],
+        "skipped": [
+            {"archive": "a.zip", "target": "g", "arn": "arn:g", "version": "3",
+             "code_sha256": "q=", "reason": "because g", "action": "skip"},
+        ],
+        "dry_run": True,
+    }  # fmt: skip

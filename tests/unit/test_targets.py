@@ -478,3 +478,14 @@ def test_an_unknown_runtime_lists_the_known_ones() -> None:
         + ", ".join(RUNTIME_NAMES)
         + "."
     )
+
+
+def test_an_image_naming_the_runtime_needs_one() -> None:
+    template = "registry.example/build:{runtime}-{arch}"
+    assert expand_image(template, Architecture.ARM64, "python3.12") == (
+        "registry.example/build:python3.12-arm64"
+    )
+    with pytest.raises(ConfigError, match=r"names \{runtime\}") as caught:
+        expand_image(template, Architecture.ARM64)
+    assert caught.value.hint is not None
+    assert "without {runtime}" in caught.value.hint

@@ -7,6 +7,7 @@ import hashlib
 import io
 import shutil
 import stat
+import struct
 import subprocess
 import zipfile
 import zlib
@@ -47,6 +48,11 @@ def test_entries_read_back_with_fixed_metadata(tmp_path: Path) -> None:
             assert info.external_attr >> 16 == stat.S_IFREG | mode
             assert info.create_system == 3
             assert info.extra == b""
+            # Plain deflate (2.0), one disk, binary data: nothing a reader may act on.
+            assert (info.create_version, info.extract_version, info.reserved) == (20, 20, 0)
+            assert (info.volume, info.internal_attr) == (0, 0)
+            # Only a name that is not ASCII is flagged as UTF-8.
+            assert info.flag_bits == (0 if name.isascii() else 0x800)
             assert info.date_time == EPOCH
             assert info.compress_type == zipfile.ZIP_DEFLATED
 
@@ -274,3 +280,128 @@ def test_an_entry_just_past_the_32_bit_limit_is_refused(
                 writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)
         else:
             writer.add_bytes("big", 0o644, EPOCH, bytes(size), 6)  # zeros: a few bytes zipped
+
+
+def test_local_headers_agree_with_the_central_directory(tmp_path: Path) -> None:
+    # unzip reads "version needed to extract" from the local header (2 bytes: 20 is 2.0).
+    write(ENTRIES, tmp_path / "out.zip")
+    blob = (tmp_path / "out.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        for info in archive.infolist():
+            local = struct.unpack("<4s5H3L2H", blob[info.header_offset : info.header_offset + 30])
+            assert local == (
+                b"PK\x03\x04", 20, info.flag_bits, zipfile.ZIP_DEFLATED,
+                *_dos_fields(info), info.CRC, info.compress_size, info.file_size,
+                len(info.filename.encode()), 0,
+            )  # fmt: skip
+
+
+def _dos_fields(info: zipfile.ZipInfo) -> tuple[int, int]:
+    year, month, day, hour, minute, second = info.date_time
+    return (hour << 11) | (minute << 5) | (second // 2), ((year - 1980) << 9) | (month << 5) | day
+
+
+def test_zip64_end_records_are_well_formed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """APPNOTE 4.3.14-15: the record's size counts what follows its first 12 bytes; one disk."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX16", 2)
+    write([(f"f{i}", b"x", 0o644) for i in range(3)], tmp_path / "out.zip")
+    blob = (tmp_path / "out.zip").read_bytes()
+    at = blob.rindex(b"PK\x06\x06")
+    fields = struct.unpack("<4sQ2H2L4Q", blob[at : at + 56])
+    start, size = _central(blob)
+    assert fields[1] == 56 - 12
+    assert fields[2:] == (
+        45,
+        45,
+        0,
+        0,
+        3,
+        3,
+        at - blob.index(b"PK\x01\x02"),
+        blob.index(b"PK\x01\x02"),
+    )
+    assert struct.unpack("<4sLQL", blob[at + 56 : at + 76]) == (b"PK\x06\x07", 0, at, 1)
+    assert (start, size) == (0xFFFFFFFF, at - blob.index(b"PK\x01\x02"))
+
+
+@pytest.mark.parametrize(("limit", "refused"), [(33, False), (32, True)])
+def test_an_entry_that_starts_past_the_32_bit_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, refused: bool
+) -> None:
+    """The first entry takes 33 bytes (30 of header, a 1-byte name, 2 of data): the second
+    one's header starts at offset 33, which must fit in 32 bits (a stand-in limit)."""
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", limit)
+    empty = zlib.compressobj(6, zlib.DEFLATED, -15).flush()  # an empty deflate stream
+    assert len(empty) == 2
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        add = lambda name: writer.add_deflated(
+            name, 0o644, EPOCH, io.BytesIO(empty), crc=0, compress_size=2, file_size=0
+        )
+        add("a")
+        if refused:
+            with pytest.raises(ZipFormatError, match="b would pass 4 GiB"):
+                add("b")
+        else:
+            add("b")
+
+
+@pytest.mark.parametrize(("size", "refused"), [(64, False), (65, True)])
+def test_compressed_data_past_the_32_bit_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, refused: bool
+) -> None:
+    monkeypatch.setattr("nativebuild.archive.zipwriter._MAX32", 64)
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        copy = lambda: writer.add_deflated(
+            "big", 0o644, EPOCH, io.BytesIO(bytes(size)), crc=0, compress_size=size,
+            file_size=1, check=False,
+        )  # fmt: skip
+        if refused:
+            with pytest.raises(ZipFormatError, match="would pass 4 GiB"):
+                copy()
+        else:
+            copy()
+            assert writer.compressed_sizes == [size]
+
+
+def test_a_member_whose_compressed_data_ends_one_byte_past_a_chunk_is_copied(
+    tmp_path: Path,
+) -> None:
+    """Compressed data is read 1 MiB at a time: a last read of a single byte still counts."""
+    noise = b"".join(hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(40_000))
+    # Stored deflate blocks: 5 bytes of header per 65,535 bytes, so the size is exact.
+    length = next(
+        n
+        for n in range(1024 * 1024 - 100, 1024 * 1024)
+        if len(_raw_stored(noise[:n])) == 1024 * 1024 + 1
+    )
+    raw = _raw_stored(noise[:length])
+    with (tmp_path / "out.zip").open("wb") as fh:
+        writer = ZipWriter(fh)
+        writer.add_deflated(
+            "x", 0o644, EPOCH, io.BytesIO(raw), crc=zlib.crc32(noise[:length]),
+            compress_size=len(raw), file_size=length,
+        )  # fmt: skip
+        writer.finish()
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.read("x") == noise[:length]
+
+
+def _raw_stored(data: bytes) -> bytes:
+    compressor = zlib.compressobj(0, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def test_the_data_of_a_member_with_a_long_extra_field_is_found(tmp_path: Path) -> None:
+    # Name and extra lengths are unsigned 16-bit: up to 65,535 bytes.
+    path = tmp_path / "extra.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        info = zipfile.ZipInfo("long-extra.txt", date_time=EPOCH)
+        info.extra = b"\xfe\xca" + (40_000).to_bytes(2, "little") + bytes(40_000)
+        archive.writestr(info, b"PAYLOAD")
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo("long-extra.txt").header_offset
+    with path.open("rb") as raw:
+        raw_member_data(raw, offset)
+        assert raw.read(7) == b"PAYLOAD"
