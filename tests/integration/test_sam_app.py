@@ -30,16 +30,16 @@ __all__ = ["moto_endpoint", "sam"]  # fixtures, used by name
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 
 EXAMPLE = ROOT / "examples" / "sam-app"
-RUNTIME = "python3.9"  # the stand-ins' (the example's default)
+RUNTIME = "python3.13"  # the example's default, the stand-ins' (trixie, glibc 2.41)
 IMAGES = {
     "NATIVEBUILD_BUILD_IMAGE": "nativebuild-test/build-{runtime}:{arch}",
     "NATIVEBUILD_RUNTIME_IMAGE": "nativebuild-test/runtime-{runtime}:{arch}",
-    "NATIVEBUILD_GLIBC": "2.31",
+    "NATIVEBUILD_GLIBC": "2.41",
 }
 ARCHIVES = {
-    "SharedDepsLayer": "SharedDepsLayer/SharedDepsLayer-python3.9-x86_64.zip",
-    "OrdersFunction": "OrdersFunction/OrdersFunction-python3.9-x86_64.zip",
-    "ReportsFunction": "ReportsFunction/ReportsFunction-python3.9-arm64.zip",
+    "SharedDepsLayer": f"SharedDepsLayer/SharedDepsLayer-{RUNTIME}-x86_64.zip",
+    "OrdersFunction": f"OrdersFunction/OrdersFunction-{RUNTIME}-x86_64.zip",
+    "ReportsFunction": f"ReportsFunction/ReportsFunction-{RUNTIME}-arm64.zip",
 }
 
 
@@ -108,11 +108,11 @@ def test_cold_build_of_both_architectures(cold: tuple[Path, Path, Build]) -> Non
     layer = zip_files(build_dir / ARCHIVES["SharedDepsLayer"])
     assert "python/aws_lambda_powertools/__init__.py" in layer
     orders = zip_files(build_dir / ARCHIVES["OrdersFunction"])
-    assert "simplejson/_speedups.cpython-39-x86_64-linux-gnu.so" in orders
+    assert "simplejson/_speedups.cpython-313-x86_64-linux-gnu.so" in orders
     assert orders["app.py"] == (EXAMPLE / "functions" / "orders" / "app.py").read_bytes()
     reports = zip_files(build_dir / ARCHIVES["ReportsFunction"])
-    assert "yaml/_yaml.cpython-39-aarch64-linux-gnu.so" in reports
-    assert "markupsafe/_speedups.cpython-39-aarch64-linux-gnu.so" in reports
+    assert "yaml/_yaml.cpython-313-aarch64-linux-gnu.so" in reports
+    assert "markupsafe/_speedups.cpython-313-aarch64-linux-gnu.so" in reports
     template = load_template(build_dir / "template.yaml")
     for logical_id, archive in ARCHIVES.items():
         properties = template["Resources"][logical_id]["Properties"]
@@ -156,8 +156,8 @@ def test_functions_run_with_their_layer_in_the_runtime_standins(
     done = subprocess.run(
         ["docker", "run", "--rm", "--platform", platform, "--network", "none", "-u", "65534:65534",
          "-v", f"{task}:/var/task:ro", "-v", f"{opt}:/opt:ro", "-w", "/var/task",
-         "-e", "PYTHONPATH=/var/task:/opt/python", f"nativebuild-test/runtime-python3.9:{arch}",
-         "/var/lang/bin/python3.9", "-c", code],
+         "-e", "PYTHONPATH=/var/task:/opt/python", f"nativebuild-test/runtime-{RUNTIME}:{arch}",
+         f"/var/lang/bin/{RUNTIME}", "-c", code],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -191,8 +191,8 @@ def test_verify_imports_each_function_with_its_layer(cold: tuple[Path, Path, Bui
     assert verified.code == 0, verified.stderr
     err = " ".join(verified.stderr.split())
     for name, arch in (("OrdersFunction", "x86_64"), ("ReportsFunction", "arm64")):
-        assert f"verified {name}-python3.9-{arch}.zip:" in err
-        assert f"modules import in nativebuild-test/runtime-python3.9:{arch}" in err
+        assert f"verified {name}-{RUNTIME}-{arch}.zip:" in err
+        assert f"modules import in nativebuild-test/runtime-{RUNTIME}:{arch}" in err
     assert "verified SharedDepsLayer" not in err
 
 
