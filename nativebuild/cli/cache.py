@@ -37,6 +37,7 @@ from nativebuild.cli.common import handle_errors, settings_from_flags
 from nativebuild.cli.console import ConsoleReporter, stderr_console
 from nativebuild.cli.options import CacheDirOpt, JsonOpt, ProjectOpt, RemoteOpt
 from nativebuild.errors import CacheError, ConfigError
+from nativebuild.pipeline.records import build_records, orphaned
 from nativebuild.redact import has_credentials
 
 if TYPE_CHECKING:
@@ -186,15 +187,17 @@ def prune(
     cache_dir: CacheDirOpt = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Evict least recently used entries from the local cache (the remote is left alone)."""
+    """Evict least recently used entries from the local cache (the remote is left alone), and
+    the up-to-date records of output folders that are gone."""
     with _session(cache_dir, None, project) as (_, root, _):
         if max_size is None and older_than is None:
             msg = "Nothing to prune by: pass --max-size, --older-than, or both."
             raise ConfigError(msg, hint="For example: nativebuild cache prune --max-size 5G.")
         limit = parse_size(max_size) if max_size is not None else None
         age = parse_age(older_than) if older_than is not None else None
-        entries = list(local_entries(root))
+        entries = [*local_entries(root), *build_records(root)]
         chosen = choose_prune(entries, now=time.time(), max_size=limit, older_than=age)
+        chosen += orphaned(e for e in entries if e not in chosen)  # can never answer again
         if not dry_run:
             for entry in chosen:
                 evict(root, entry)

@@ -460,6 +460,45 @@ def test_prune_evicts_least_recently_used_first(
     assert cache_cmd("prune", "--cache-dir", str(cache))[0] == 2
 
 
+def test_prune_drops_the_records_of_output_folders_that_are_gone(
+    project: Path, tmp_path: Path, fake: FakeRunner
+) -> None:
+    from nativebuild.pipeline import quick
+
+    cache = tmp_path / "cache"
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    for output in (kept, gone):
+        assert run_build(project, cache, "-o", str(output))[0] == 0
+    records = {p.stem: p for p in (cache / "builds").glob("*.json")}
+    assert len(records) == 2
+    for number, record in enumerate(records.values()):  # a quick answer from each record
+        argv = ("build", "--cache-dir", str(cache), f"-o{number}")
+        invocation = quick.Invocation(argv=argv, cwd=str(tmp_path), env={}, mode=())
+        answer = quick.Answer(record=record, record_sha256="0" * 64, config={}, links={}, output=[])
+        quick.remember(invocation, answer)
+    assert len(list((cache / "builds" / "quick").glob("*.json"))) == 2
+    for archive in gone.iterdir():
+        archive.unlink()
+
+    code, out, err = cache_cmd("prune", "--cache-dir", str(cache), "--older-than", "30d")
+    assert code == 0, err
+    assert f"evicted record {gone}" in out
+    assert f"evicted quick {gone}" in out
+    assert str(kept) not in out
+    assert "evicted built" not in out
+    assert "evicted file" not in out
+    [left] = (cache / "builds").glob("*.json")
+    [answer] = (cache / "builds" / "quick").glob("*.json")
+    assert json.loads(answer.read_text())["record"] == str(left)
+    code, again, err = run_build(project, cache, "-o", str(kept))
+    assert (code, again["containers_started"]) == (0, 0), err
+
+    code, out, err = cache_cmd("prune", "--cache-dir", str(cache), "--max-size", "0")
+    assert code == 0, err
+    assert f"evicted record {kept}" in out
+    assert not list((cache / "builds").rglob("*.json"))
+
+
 @pytest.mark.parametrize(
     ("text", "size"), [("1G", 10**9), ("500M", 5 * 10**8), ("10k", 10**4), ("2.5GB", 25 * 10**8)]
 )
