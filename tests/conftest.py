@@ -167,8 +167,8 @@ def _no_docker_outside_docker_tests(
     # Every docker SDK client is built on APIClient, whatever factory made it.
     monkeypatch.setattr(docker.api.client.APIClient, "__init__", refuse)
     # The warm path's socket questions and an image load too (tests of that client use a
-    # socket of their own);
-    # an unchanged build asks no engine here (tests of it give it their fake's ids).
+    # socket of their own); an unchanged build asks no engine here (tests of it give it their
+    # fake's ids).
     if request.node.get_closest_marker("local_api") is None:
         monkeypatch.setattr("nativebuild.engine.local_api.LocalEngineAPI._request", refuse)
         monkeypatch.setattr("nativebuild.engine.local_api.LocalEngineAPI.load", refuse)
