@@ -31,13 +31,20 @@ from nativebuild.pipeline.abi_gate import check_group, verify_built
 from nativebuild.pipeline.assemble import assemble_target
 from nativebuild.pipeline.compiling import BuilderRecord, builder_records
 from nativebuild.pipeline.context import BuildContext, open_context
-from nativebuild.pipeline.stage import StagedTarget, WheelRecord, acquire, prefetch, stage_target
+from nativebuild.pipeline.stage import (
+    StagedTarget,
+    WheelRecord,
+    acquire,
+    prefetch,
+    stage_target,
+    wheel_records,
+)
 from nativebuild.plan.distributions import BuildPlan, check_cache_only
 from nativebuild.plan.shards import (
     Shard,
     ShardJob,
     compile_jobs,
-    left_to_others,
+    jobs_left_to_others,
     matrix,
     shard_of,
     shard_plan,
@@ -273,11 +280,7 @@ def build_shard(
     """Compile this shard's sdists of every target into the cache (local, and the remote one
     with --cache); no archive, no manifest. A later ``build --cache-only`` assembles."""
     mine = [dataclasses.replace(stage, plan=shard_plan(stage.plan, shard)) for stage in staged]
-    left = tuple(
-        ShardJob.of(item, arch=stage.target.arch.value, count=shard.count)
-        for stage in staged
-        for item in left_to_others(stage.plan, shard)
-    )
+    left = jobs_left_to_others(((s.target.arch.value, s.plan) for s in staged), shard)
     count = sum(len(stage.plan.items) for stage in mine)
     if context.settings.verify:
         context.reporter.detail(f"--verify: shard {shard} writes no archive; the assembly verifies")
@@ -287,11 +290,7 @@ def build_shard(
     downloaded = prefetch(context, mine)  # only this shard's sdists
 
     def acquired(stage: StagedTarget) -> list[WheelRecord]:
-        wheels = acquire(context, stage, downloaded)
-        return [
-            WheelRecord.of(item, stage.target, wheels[item.pin.name], context.source_of(item))
-            for item in stage.plan.items
-        ]
+        return wheel_records(context, stage, acquire(context, stage, downloaded))
 
     outcomes = run_all(context, mine, acquired, _jobs(context.settings))
     return BuildResult(
@@ -380,10 +379,7 @@ def build_target(
     records = assemble_target(
         context, target, plan, wheels, check=lambda planned: check_group(context, target, planned)
     )
-    return records, [
-        WheelRecord.of(item, target, wheels[item.pin.name], context.source_of(item))
-        for item in plan.items
-    ]
+    return records, wheel_records(context, stage, wheels)
 
 
 def dump_json(result: BuildResult | PlanResult) -> str:

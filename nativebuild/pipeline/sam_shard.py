@@ -30,8 +30,8 @@ from nativebuild.pipeline.sam_sets import (
     stage_sets,
     template_base,
 )
-from nativebuild.pipeline.stage import WheelRecord, acquire
-from nativebuild.plan.shards import Shard, ShardJob, left_to_others, shard_plan
+from nativebuild.pipeline.stage import WheelRecord, acquire, wheel_records
+from nativebuild.plan.shards import Shard, ShardJob, jobs_left_to_others, shard_plan
 from nativebuild.reporting import Reporter
 from nativebuild.targets import Architecture, RuntimeLifecycle
 
@@ -103,13 +103,7 @@ def build_template_shard(
     containers_before = session.containers_started()
     _, sets = stage_sets(session, resources, base)
     mine = [_own_part(item, shard) for item in sets]
-    left = tuple(
-        dict.fromkeys(
-            ShardJob.of(plan_item, arch=item.target.arch.value, count=shard.count)
-            for item in sets
-            for plan_item in left_to_others(item.stage.plan, shard)
-        )
-    )
+    left = jobs_left_to_others(((i.target.arch.value, i.stage.plan) for i in sets), shard)
     own_keys = {plan_item.compile_key for item in mine for plan_item in item.stage.plan.items}
     reporter.step(
         f"Shard {shard}: {len(own_keys)} of the template's sdists are this shard's, "
@@ -121,12 +115,7 @@ def build_template_shard(
     wheels: dict[WheelRecord, None] = {}
     for item in mine:
         found = acquire(item.context, item.stage, downloaded, compiled=compiled)
-        for plan_item in item.stage.plan.items:
-            record = WheelRecord.of(
-                plan_item, item.target, found[plan_item.pin.name],
-                item.context.source_of(plan_item),
-            )  # fmt: skip
-            wheels.setdefault(record, None)
+        wheels.update(dict.fromkeys(wheel_records(item.context, item.stage, found)))
     return SamShardResult(
         shard=shard,
         wheels=tuple(wheels),

@@ -48,6 +48,16 @@ class WheelRecord:
         )
 
 
+def wheel_records(
+    context: BuildContext, stage: StagedTarget, wheels: Mapping[str, CachedFile]
+) -> list[WheelRecord]:
+    """What the result says of each wheel of ``stage``'s plan (``wheels``: by name)."""
+    return [
+        WheelRecord.of(item, stage.target, wheels[item.pin.name], context.source_of(item))
+        for item in stage.plan.items
+    ]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StagedTarget:
     target: Target

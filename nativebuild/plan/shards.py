@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 
 from nativebuild.errors import ConfigError
 from nativebuild.plan.distributions import Action, BuildPlan, PlanItem
@@ -95,6 +96,19 @@ def compile_jobs(plans: list[tuple[str, BuildPlan]], count: int) -> tuple[ShardJ
         for item in plan.items
         if item.action is Action.COMPILE
     )
+
+
+def jobs_left_to_others(
+    plans: Iterable[tuple[str, BuildPlan]], shard: Shard
+) -> tuple[ShardJob, ...]:
+    """The jobs of ``plans`` (by architecture) that other shards compile, each once (two
+    dependency sets may share one)."""
+    jobs = (
+        ShardJob.of(item, arch=arch, count=shard.count)
+        for arch, plan in plans
+        for item in left_to_others(plan, shard)
+    )
+    return tuple(dict.fromkeys(jobs))
 
 
 def matrix(jobs: tuple[ShardJob, ...]) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ from nativebuild.plan.shards import (
     Shard,
     ShardJob,
     compile_jobs,
+    jobs_left_to_others,
     left_to_others,
     matrix,
     shard_of,
@@ -125,3 +126,16 @@ def test_shard_job_of_an_item() -> None:
         planned.compile_key,
     )
     assert job.shard == f"{shard_of(planned.compile_key, 5)}/5"
+
+
+def test_jobs_left_to_others_are_the_other_shards_sdists_once_per_arch() -> None:
+    shard = Shard(index=1, count=3)
+    others = {i.pin.name for i in left_to_others(PLAN, shard)}
+    assert others  # 12 sdists over 3 shards: some are the others'
+    # Two dependency sets of one architecture sharing the plan list each job once.
+    jobs = jobs_left_to_others([("x86_64", PLAN), ("x86_64", PLAN), ("arm64", PLAN)], shard)
+    assert sorted((j.arch, j.name) for j in jobs) == sorted(
+        (arch, name) for arch in ("x86_64", "arm64") for name in others
+    )
+    assert all(j.shard != "1/3" for j in jobs)
+    assert jobs_left_to_others([("x86_64", PLAN)], Shard(index=1, count=1)) == ()
