@@ -131,6 +131,12 @@ def parse_version(name: str) -> tuple[str, tuple[int, ...]] | None:
     return match.group(1), tuple(int(part) for part in match.group(2).split("."))
 
 
+def load_reader() -> None:
+    """Import pyelftools' parts that :func:`read_elf` uses (some 70 ms): a build calls this
+    from a thread while it waits on something else, so the first binary read does not pay."""
+    from elftools.elf import dynamic, elffile, gnuversions, sections, segments  # noqa: F401
+
+
 def read_elf(data: bytes) -> ElfFacts:
     """The loader-relevant facts of an ELF file. Raises AbiError when it cannot be parsed."""
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
 import netrc
+import socket
 import ssl
 import threading
 import time
@@ -14,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from nativebuild.cache.local import CachedFile, LocalCache
@@ -68,15 +70,76 @@ _ssl_context = ssl_context  # the old private names, kept for existing callers
 _credentials_for = credentials_for
 
 
+# Each host's addresses, looked up once per process: every download opens a connection of its
+# own, and sixteen lookups of one host at once (each an A and an AAAA query) are what a lossy
+# resolver drops, costing its five-second retry. A failed lookup is not kept.
+_addresses: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+_addresses_lock = threading.Lock()
+
+
+def addresses_of(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo`` of ``host``, once per process (the others wait for the first)."""
+    with _addresses_lock:
+        found = _addresses.get((host, port))
+        if found is None:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            _addresses[(host, port)] = found
+        return found
+
+
+def _connect(
+    address: tuple[str, int],
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """``socket.create_connection`` on the kept addresses: the first that answers. TLS still
+    checks the certificate against the host's name (the connection keeps it)."""
+    host, port = address
+    last: OSError | None = None
+    for info in addresses_of(host, port):
+        try:
+            return socket.create_connection((info[4][0], port), timeout, source_address)
+        except OSError as err:
+            last = err
+    raise last or OSError(f"no address for {host}")
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._tls = context
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._tls)
+
+
 def _open(url: str, settings: IndexSettings) -> IO[bytes]:
     request = urllib.request.Request(url, headers={"User-Agent": "nativebuild"})  # noqa: S310
     credentials = credentials_for(url, settings)
     if credentials is not None:
         token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-    response: IO[bytes] = urllib.request.urlopen(  # noqa: S310
-        request, timeout=TIMEOUT_S, context=ssl_context(settings)
-    )
+    # urlopen's own opener (proxies from the environment included), with connections that
+    # take their addresses from addresses_of().
+    opener = urllib.request.build_opener(_HTTPHandler(), _HTTPSHandler(ssl_context(settings)))
+    response: IO[bytes] = opener.open(request, timeout=TIMEOUT_S)
     return response
 
 

@@ -8,13 +8,16 @@ Python.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from nativebuild.abi.elf import load_reader
 from nativebuild.cache.keys import build_key
 from nativebuild.engine.runner import ContainerSpec, Mount, read_only_mounts
 from nativebuild.errors import (
@@ -22,6 +25,7 @@ from nativebuild.errors import (
     ResolutionError,
 )
 from nativebuild.index.containers import ContainerIndex, container_index
+from nativebuild.index.downloads import ssl_context
 from nativebuild.inputs.local_project import unpack as unpack_tree
 from nativebuild.inputs.locked import choose_files, replace_local
 from nativebuild.inputs.requirement_line import RequirementLine
@@ -107,6 +111,7 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
         context.cache.scratch_dir() as work,
         track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
     ):
+        warm_up(context)
         try:
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
@@ -132,6 +137,22 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
         local=context.inputs.local,
     )
     return Resolution(pins=pins)
+
+
+def warm_up(context: BuildContext) -> threading.Thread:
+    """While uv resolves (most of it waiting on the index), a thread does what the downloads
+    and the wheel reading that follow would otherwise do first: the TLS context (loading the
+    CA bundle; kept per process, see :func:`ssl_context`) and pyelftools' imports. Best
+    effort: an error here is raised again, and reported, where the context is really used."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            ssl_context(context.index)
+            load_reader()
+
+    thread = threading.Thread(target=run, name="nativebuild-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _local_lines(context: BuildContext) -> list[tuple[RequirementLine, LocalPin]]:

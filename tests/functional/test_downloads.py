@@ -4,9 +4,12 @@ sees the file: the cache's own check on the way in is a second line, not the onl
 from __future__ import annotations
 
 import hashlib
+import http.server
 import shutil
+import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +130,55 @@ def test_each_file_is_handed_on_by_the_worker_that_fetched_it(tmp_path: Path) ->
 
     with pytest.raises(DownloadError, match="cannot read"):
         fetch_all(pins, cache=cache, settings=IndexSettings(), reporter=NullReporter(), then=refuse)
+
+
+def test_each_host_is_looked_up_once_for_all_its_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file opens a connection of its own, but the host's name is resolved once per
+    process: sixteen lookups at once are what a lossy resolver drops (a 5 s retry each)."""
+    folder = tmp_path / "index"
+    folder.mkdir()
+    pins = []
+    for n in range(6):
+        data = f"wheel {n}".encode()
+        (folder / f"pkg{n}-1.0-py3-none-any.whl").write_bytes(data)
+        pins.append((f"pkg{n}-1.0-py3-none-any.whl", hashlib.sha256(data).hexdigest()))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost":
+            lookups.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    monkeypatch.setattr("nativebuild.index.downloads._addresses", {})
+    monkeypatch.setenv("NO_PROXY", "*")
+    try:
+        got = fetch_all(
+            [
+                Pin(name=f"pkg{n}", version="1.0", filename=name, sha256=sha,
+                    url=f"http://localhost:{port}/{name}")
+                for n, (name, sha) in enumerate(pins)
+            ],
+            cache=LocalCache(tmp_path / "cache"), settings=IndexSettings(), reporter=NullReporter(),
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(cached.path.read_text() for cached in got.values()) == [
+        f"wheel {n}" for n in range(6)
+    ]
+    assert lookups == ["localhost"]
