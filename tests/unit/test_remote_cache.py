@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -359,3 +360,61 @@ def test_a_reader_without_write_permission_is_told_it_cannot_write() -> None:
     deny(stub, "put_object")
     with stub, pytest.raises(CacheError, match=r"Cannot write .*access denied"):
         store.create("p/v1/json/resolution/ab/x.json", b"{}")
+
+
+# ----- listings and the messages of failures ----------------------------------------------------
+
+HINT_NAMES = "AWS_ENDPOINT_URL_S3"  # the hint says where the endpoint comes from
+
+
+def test_a_listing_asks_for_its_prefix_only_and_an_empty_one_is_empty() -> None:
+    store, stub = stubbed_store()
+    stub.add_response(
+        "list_objects_v2",
+        {"KeyCount": 0, "IsTruncated": False},  # S3 leaves out Contents when nothing matches
+        {"Bucket": "bkt", "Prefix": "p/v1/files/"},
+    )
+    with stub:
+        assert list(store.list("p/v1/files/")) == []
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [("SlowDown", "SlowDown"), ("", "error"), ("AccessDenied", "access denied")],
+    ids=["named", "unnamed", "denied"],
+)
+def test_a_failed_listing_names_the_prefix_and_the_cause(code: str, why: str) -> None:
+    store, stub = stubbed_store()
+    stub.add_client_error("list_objects_v2", service_error_code=code, http_status_code=503)
+    with stub, pytest.raises(CacheError) as caught:
+        list(store.list("p/v1/built/"))
+    assert str(caught.value) == f"Cannot list s3://bkt/p/v1/built/: {why}."
+    assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_an_unreachable_endpoint_is_named_in_the_error(
+    s3: S3, dead_endpoint: str, tmp_path: Path
+) -> None:
+    remote = open_remote(s3.url, endpoint_url=dead_endpoint)
+    with pytest.raises(CacheError) as caught:
+        remote.fetch_json("resolution", KEY)
+    assert f'Could not connect to the endpoint URL: "{dead_endpoint}/' in str(caught.value)
+    assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_missing_credentials_are_named_in_the_error(
+    dead_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    remote = open_remote("s3://bkt/p", endpoint_url=dead_endpoint)
+    with pytest.raises(CacheError) as caught:
+        remote.fetch_json("resolution", KEY)
+    assert str(caught.value).startswith("Cannot read s3://bkt/p/v1/json/resolution/")
+    assert str(caught.value).endswith(": no AWS credentials found.")
+    assert HINT_NAMES in str(caught.value.hint)
