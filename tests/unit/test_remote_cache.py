@@ -244,6 +244,33 @@ def test_entries_lists_complete_entries_only(s3: S3, dirs: Path) -> None:
     }
 
 
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_built_entry_counts_its_manifest_and_payload_sizes(s3: S3, dirs: Path) -> None:
+    remote = remote_for(s3)
+    other = "ef" * 32
+    for key, content in ((KEY, b"compiled" * 100), (other, b"another wheel" * 7)):
+        wheel, manifest = wheel_file(dirs / key[:2], content)
+        remote.push_built(key, wheel, manifest)
+    s3.write(f"{remote.built_dir('cd' * 32)}/{'0' * 64}/x.whl", b"orphan")  # no manifest
+    # Strays under the prefix that no writer of entries leaves are neither entries nor sizes.
+    s3.write(f"{remote.built_dir(KEY)}/notes.txt", b"not part of the entry")
+    s3.write(remote.file_name("0" * 64, "dir") + "/x.whl", b"one level too deep")
+    root = remote.built_dir(KEY).removesuffix(f"built/{KEY[:2]}/{KEY}")
+    s3.write(f"{root}README", b"a note left by hand")
+    sha = hashlib.sha256(b"a file").hexdigest()
+    remote.push_file(write_file(dirs / "f.tar.gz", b"a file"), sha256=sha, filename="f.tar.gz")
+    sizes = {e.key: e.size for e in remote.entries()}
+    for key, payload in ((KEY, 800), (other, 91)):
+        manifest_size = len(s3.read(f"{remote.built_dir(key)}/manifest.json"))
+        assert sizes[key] == manifest_size + payload
+    assert sizes[sha] == len(b"a file")
+    assert set(sizes) == {KEY, other, sha}
+
+
 def test_unreachable_endpoint_fails_fast_with_a_cache_error(
     s3: S3, dead_endpoint: str, tmp_path: Path
 ) -> None:
