@@ -261,14 +261,23 @@ def test_a_built_entry_counts_its_manifest_and_payload_sizes(s3: S3, dirs: Path)
     s3.write(remote.file_name("0" * 64, "dir") + "/x.whl", b"one level too deep")
     root = remote.built_dir(KEY).removesuffix(f"built/{KEY[:2]}/{KEY}")
     s3.write(f"{root}README", b"a note left by hand")
+    s3.write(f"{root}json/notes", b"another")
+    # Two writers of one key whose wheels differ leave two payloads: both take space.
+    s3.write(f"{remote.built_dir(KEY)}/{'1' * 64}/pkg-1.0-py3-none-any.whl", b"x" * 50)
+    no_payload = "12" * 32  # its payload deleted by hand: the manifest alone
+    s3.write(f"{remote.built_dir(no_payload)}/manifest.json", b"{}")
     sha = hashlib.sha256(b"a file").hexdigest()
     remote.push_file(write_file(dirs / "f.tar.gz", b"a file"), sha256=sha, filename="f.tar.gz")
+    remote.push_json("resolution", KEY, {"pins": []})
+    document = len(s3.read(remote.json_name("resolution", KEY)))
     sizes = {e.key: e.size for e in remote.entries()}
-    for key, payload in ((KEY, 800), (other, 91)):
+    for key, payload in ((KEY, 800 + 50), (other, 91)):
         manifest_size = len(s3.read(f"{remote.built_dir(key)}/manifest.json"))
         assert sizes[key] == manifest_size + payload
+    assert sizes[no_payload] == 2
     assert sizes[sha] == len(b"a file")
-    assert set(sizes) == {KEY, other, sha}
+    assert sizes[f"resolution/{KEY}"] == document
+    assert set(sizes) == {KEY, other, no_payload, sha, f"resolution/{KEY}"}
 
 
 def test_unreachable_endpoint_fails_fast_with_a_cache_error(
