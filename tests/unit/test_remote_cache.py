@@ -122,6 +122,7 @@ def test_file_round_trip_and_corruption(s3: S3, tmp_path: Path) -> None:
     bad = remote.fetch_file(sha, source.name, tmp_path / "b")
     assert isinstance(bad, Corrupt)
     assert bad.names == (remote.file_name(sha, source.name),)
+    assert bad.reason == f"content hashes to {hashlib.sha256(b'wheel bytes' * 99).hexdigest()}"
     assert remote.evict(bad) is True
     assert remote.fetch_file(sha, source.name, tmp_path / "c") is None
 
@@ -156,6 +157,7 @@ def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
         ("manifest-key", "does not describe this key"),
         ("manifest-json", "not a JSON object"),
         ("payload-missing", "is missing"),
+        ("manifest-name", "does not describe this key"),
     ],
 )
 def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
@@ -173,6 +175,9 @@ def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
         s3.write(manifest_name, json.dumps({**document, "key": "cd" * 32}).encode())
     elif tamper == "manifest-json":
         s3.write(manifest_name, s3.read(manifest_name)[:20])
+    elif tamper == "manifest-name":  # a number where the wheel's file name belongs
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, "wheel_filename": 5}).encode())
     else:
         s3.client.delete_object(Bucket=s3.bucket, Key=payload)
     got = remote.fetch_built(KEY, dirs / "a")
@@ -454,3 +459,17 @@ def test_missing_credentials_are_named_in_the_error(
     assert str(caught.value).startswith("Cannot read s3://bkt/p/v1/json/resolution/")
     assert str(caught.value).endswith(": no AWS credentials found.")
     assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_a_delete_is_refused_quietly_only_when_access_is_denied() -> None:
+    store, stub = stubbed_store()
+    name = "p/v1/files/ab/x/six.whl"
+    stub.add_response("delete_object", {}, {"Bucket": "bkt", "Key": name})
+    deny(stub, "delete_object")
+    stub.add_client_error("delete_object", service_error_code="InternalError", http_status_code=500)
+    with stub:
+        assert store.delete(name) is True
+        assert store.delete(name) is False  # read-only credentials: the caller says so once
+        with pytest.raises(CacheError) as caught:
+            store.delete(name)
+    assert str(caught.value) == f"Cannot delete s3://bkt/{name}: InternalError."
