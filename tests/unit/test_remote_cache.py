@@ -19,6 +19,7 @@ from nativebuild.cache.s3 import (
     RemoteCache,
     RemoteLocation,
     S3Store,
+    canonical_sha256,
     make_client,
     open_remote,
 )
@@ -158,6 +159,7 @@ def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
         ("manifest-json", "not a JSON object"),
         ("payload-missing", "is missing"),
         ("manifest-name", "does not describe this key"),
+        ("manifest-escape", "does not describe this key"),
     ],
 )
 def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
@@ -178,6 +180,9 @@ def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
     elif tamper == "manifest-name":  # a number where the wheel's file name belongs
         document = json.loads(s3.read(manifest_name))
         s3.write(manifest_name, json.dumps({**document, "wheel_filename": 5}).encode())
+    elif tamper == "manifest-escape":  # a name that would write outside the destination
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, "wheel_filename": "../x.whl"}).encode())
     else:
         s3.client.delete_object(Bucket=s3.bucket, Key=payload)
     got = remote.fetch_built(KEY, dirs / "a")
@@ -473,3 +478,19 @@ def test_a_delete_is_refused_quietly_only_when_access_is_denied() -> None:
         with pytest.raises(CacheError) as caught:
             store.delete(name)
     assert str(caught.value) == f"Cannot delete s3://bkt/{name}: InternalError."
+
+
+def test_document_checksums_are_over_compact_sorted_json() -> None:
+    """Machines sharing a bucket check each other's documents: the canonical form is a contract."""
+    document = {"pins": ["a==1", "b==2"], "python": "3.13"}
+    compact = b'{"pins":["a==1","b==2"],"python":"3.13"}'
+    assert canonical_sha256(document) == hashlib.sha256(compact).hexdigest()
+
+
+def test_a_built_wheel_may_have_any_letter_in_its_name(s3: S3, dirs: Path) -> None:
+    remote = remote_for(s3)
+    wheel, manifest = wheel_file(dirs / "w", b"compiled", name="PyXB-1.2.6-py3-none-any.whl")
+    remote.push_built(KEY, wheel, manifest)
+    got = remote.fetch_built(KEY, dirs / "a")
+    assert isinstance(got, tuple)
+    assert got[0] == dirs / "a" / "PyXB-1.2.6-py3-none-any.whl"
