@@ -160,6 +160,10 @@ def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
         ("payload-missing", "is missing"),
         ("manifest-name", "does not describe this key"),
         ("manifest-escape", "does not describe this key"),
+        ("manifest-size", "does not describe this key"),
+        ("manifest-sha", "does not describe this key"),
+        ("manifest-sdist", "does not describe this key"),
+        ("manifest-list", "not a JSON object"),
     ],
 )
 def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
@@ -183,6 +187,16 @@ def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
     elif tamper == "manifest-escape":  # a name that would write outside the destination
         document = json.loads(s3.read(manifest_name))
         s3.write(manifest_name, json.dumps({**document, "wheel_filename": "../x.whl"}).encode())
+    elif tamper.startswith("manifest-") and tamper != "manifest-list":
+        field, value = {
+            "manifest-size": ("wheel_size", "8000"),  # a string, though the right number
+            "manifest-sha": ("wheel_sha256", "not-a-sha256"),
+            "manifest-sdist": ("wheel_filename", "pkg-1.0.tar.gz"),
+        }[tamper]
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, field: value}).encode())
+    elif tamper == "manifest-list":
+        s3.write(manifest_name, b"[1, 2]")
     else:
         s3.client.delete_object(Bucket=s3.bucket, Key=payload)
     got = remote.fetch_built(KEY, dirs / "a")
