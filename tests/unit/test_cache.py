@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -551,3 +552,193 @@ def test_json_documents_are_readable_by_everyone_and_a_garbled_one_is_recomputed
     assert cache.get_json("kind", "ab" * 8) is None
     (warning,) = reporter.warnings
     assert warning.endswith("(not a JSON object); it will be recomputed.")
+
+
+# ----- failure paths: an entry that cannot be moved, a rename that loses a race -------------
+
+
+def test_a_plain_file_name_may_hold_any_letter(cache: LocalCache, tmp_path: Path) -> None:
+    data = b"an sdist with capitals"
+    name = "PyXML-0.8.4.tar.gz"  # only '/', '\\' and NUL are refused
+    stored = cache.put_file(write(tmp_path / name, data), sha256=sha(data), filename=name)
+    assert stored.path.name == name
+    assert cache.get_file(sha(data), name) == stored
+
+
+def test_a_cache_without_a_reporter_logs_an_eviction(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = LocalCache(tmp_path / "cache")
+    stored = cache.put_file(
+        write(tmp_path / "x.whl", b"good"), sha256=sha(b"good"), filename="x.whl"
+    )
+    stored.path.write_bytes(b"bad!")
+    with caplog.at_level("WARNING", logger="nativebuild"):
+        assert cache.get_file(sha(b"good"), "x.whl") is None
+    assert [r.getMessage() for r in caplog.records if str(stored.path) in r.getMessage()]
+
+
+def test_a_temp_entry_exactly_at_the_age_limit_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = 1_800_000_000  # whole seconds: the file times and the cut-off compare exactly
+    cache = LocalCache(tmp_path / "cache")
+    at_limit = write(cache.root / "tmp" / "file-at-limit.part", b"x")
+    older = write(cache.root / "tmp" / "file-older.part", b"x")
+    os.utime(at_limit, ns=(0, (now - 3600) * 10**9))
+    os.utime(older, ns=(0, (now - 3601) * 10**9))
+    monkeypatch.setattr(time, "time", lambda: float(now))
+    cache.ensure()
+    assert [p.name for p in (cache.root / "tmp").iterdir()] == ["file-at-limit.part"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"wheel_filename": 5}, "lacks wheel_filename"),  # a number, not a name
+        ({"wheel_size": 11.0}, "lacks wheel_filename"),  # the right size, as a float
+        ({"wheel_sha256": None}, "lacks wheel_filename"),
+    ],
+    ids=["number-name", "float-size", "null-sha256"],
+)
+def test_a_manifest_field_of_the_wrong_type_evicts_the_entry(
+    cache: LocalCache,
+    reporter: RecordingReporter,
+    tmp_path: Path,
+    fields: dict[str, object],
+    problem: str,
+) -> None:
+    entry = cache.put_built(KEY, wheel(tmp_path), {})
+    manifest_path = entry.wheel.path.parent / "manifest.json"
+    manifest_path.write_text(json.dumps({**entry.manifest, **fields}))
+    assert cache.get_built(KEY) is None
+    (warning,) = reporter.warnings
+    assert problem in warning
+    assert not entry.wheel.path.parent.exists()
+
+
+def test_a_corrupt_entry_that_cannot_be_moved_aside_is_an_error(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path
+) -> None:
+    stored = cache.put_file(
+        write(tmp_path / "x.whl", b"good"), sha256=sha(b"good"), filename="x.whl"
+    )
+    stored.path.write_bytes(b"bad!")
+    (cache.root / "tmp").rmdir()
+    write(cache.root / "tmp", b"a file where the temp folder belongs")
+    with pytest.raises(CacheError) as caught:
+        cache.get_file(sha(b"good"), "x.whl")
+    message = str(caught.value)
+    assert message.startswith(f"Cannot remove the corrupt cache entry {stored.path}: ")
+    assert message.endswith(": Not a directory.")  # strerror, not the whole OSError
+    assert "--cache-dir" in str(caught.value.hint)
+    assert stored.path.read_bytes() == b"bad!"  # still there, and no warning said otherwise
+    assert reporter.warnings == []
+
+
+def test_an_unreadable_entry_is_evicted_with_its_cause(
+    cache: LocalCache, reporter: RecordingReporter
+) -> None:
+    digest = sha(b"data")
+    path = cache.root / "v1/files" / digest[:2] / digest / "f.tar.gz"
+    write(path / "inside", b"a directory where the file belongs")
+    assert cache.get_file(digest, "f.tar.gz") is None
+    (warning,) = reporter.warnings
+    assert f"{path} (unreadable: Is a directory)" in warning
+    assert not path.exists()
+    assert list((cache.root / "tmp").iterdir()) == []  # the evicted directory removed
+
+
+def test_an_evicted_entry_that_cannot_be_deleted_is_left_to_the_temp_clean_up(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = cache.put_built(KEY, wheel(tmp_path), {})
+    entry.wheel.path.write_bytes(b"damaged")
+
+    def busy(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)  # e.g. a mount point
+
+    monkeypatch.setattr(os, "rmdir", busy)
+    assert cache.get_built(KEY) is None
+    monkeypatch.undo()
+    (warning,) = reporter.warnings
+    assert KEY in warning
+    (left,) = (cache.root / "tmp").iterdir()
+    assert left.name.startswith("evicted-")
+    assert not entry.wheel.path.parent.exists()
+
+
+def test_an_entry_removed_by_another_clean_up_after_eviction_is_no_error(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = cache.put_file(
+        write(tmp_path / "x.whl", b"good"), sha256=sha(b"good"), filename="x.whl"
+    )
+    stored.path.write_bytes(b"bad!")
+    rename = Path.rename
+
+    def rename_then_cleaned(self: Path, target: Path) -> Path:
+        moved = rename(self, target)
+        if self == stored.path:  # an old entry keeps its time: another ensure() removes it
+            Path(target).unlink()
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_cleaned)
+    assert cache.get_file(sha(b"good"), "x.whl") is None
+    assert len(reporter.warnings) == 1
+
+
+def test_put_built_replaces_a_corrupt_entry(
+    cache: LocalCache, reporter: RecordingReporter, tmp_path: Path
+) -> None:
+    old = cache.put_built(KEY, wheel(tmp_path, b"first"), {"n": 1})
+    old.wheel.path.write_bytes(b"damaged")
+    new = cache.put_built(KEY, wheel(tmp_path, b"second"), {"n": 2})
+    assert new.manifest["n"] == 2
+    assert cache.get_built(KEY) == new
+    assert new.wheel.path.read_bytes() == b"second"
+    assert len(reporter.warnings) == 1
+
+
+def test_put_built_names_the_entry_when_its_folder_cannot_be_made(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    write(cache.root / "v1/built" / KEY[:2], b"a file where a folder belongs")
+    with pytest.raises(CacheError) as caught:
+        cache.put_built(KEY, wheel(tmp_path), {})
+    assert str(caught.value).startswith(f"Cannot write the cache entry {cache.root}/v1/built/")
+    assert f"/{KEY}: " in str(caught.value)
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_put_built_onto_a_file_in_the_entrys_place_is_an_error(
+    cache: LocalCache, tmp_path: Path
+) -> None:
+    target = write(cache.root / "v1/built" / KEY[:2] / KEY, b"not an entry")
+    source = wheel(tmp_path)
+    with pytest.raises(CacheError) as caught:
+        cache.put_built(KEY, source, {})
+    assert str(caught.value).startswith(f"Cannot store the built wheel {source.name} in {target}")
+    assert "--cache-dir" in str(caught.value.hint)
+    assert target.read_bytes() == b"not an entry"
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_put_built_returns_the_entry_of_a_writer_that_won_the_rename(
+    cache: LocalCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer outside this cache's locks (another machine on a shared folder) gets there first.
+    other = LocalCache(tmp_path / "other").put_built(KEY, wheel(tmp_path, b"theirs"), {"n": 1})
+    target = cache.root / "v1/built" / KEY[:2] / KEY
+    rename = Path.rename
+
+    def lose_the_race(self: Path, destination: Path) -> Path:
+        if Path(destination) == target:
+            shutil.copytree(other.wheel.path.parent, target)
+        return rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", lose_the_race)
+    got = cache.put_built(KEY, wheel(tmp_path, b"ours"), {"n": 2})
+    assert got.manifest == other.manifest
+    assert got.wheel.path == target / other.wheel.path.name
+    assert got.wheel.path.read_bytes() == b"theirs"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +286,39 @@ def test_load_manifest_reads_the_schema_and_checks_the_files(tmp_path: Path) -> 
     assert caught.value.hint == (
         "Run `nativebuild build` first, or pass --manifest DIST/manifest.json."
     )
+
+
+LOAD_UNDER_C_LOCALE = """
+import locale, sys
+from pathlib import Path
+from nativebuild.aws.publish_plan import load_manifest
+print(locale.getpreferredencoding(False))
+print(ascii(load_manifest(Path(sys.argv[1]))[0].name))
+"""
+
+
+def test_a_manifest_is_read_as_utf_8_whatever_the_locale(tmp_path: Path) -> None:
+    zip_path = tmp_path / "deps.zip"
+    zip_path.write_bytes(b"PK")
+    entry = {
+        "name": "dépendances", "kind": "layer", "file": zip_path.name, "runtime": "python3.12",
+        "architecture": "arm64", "sha256": "ab", "code_sha256": "q=", "size": 2,
+        "unzipped_size": 2, "layers": [], "layer": None,
+    }  # fmt: skip
+    manifest = tmp_path / "manifest.json"  # JSON is UTF-8 (RFC 8259), as another tool writes it
+    document = {"schema": "nativebuild-manifest/1", "archives": [entry]}
+    manifest.write_bytes(json.dumps(document, ensure_ascii=False).encode())
+    assert load_manifest(manifest)[0].name == "dépendances"  # here, and under the C locale:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
+    env |= {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_UNDER_C_LOCALE, str(manifest)],
+        env=env, capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    encoding, name = done.stdout.decode().splitlines()
+    assert encoding.lower() not in ("utf-8", "utf8"), "the C locale must not decode UTF-8 here"
+    assert name == ascii("dépendances")
 
 
 @pytest.mark.parametrize(

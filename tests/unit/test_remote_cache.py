@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from nativebuild.cache.s3 import (
     RemoteCache,
     RemoteLocation,
     S3Store,
+    canonical_sha256,
     make_client,
     open_remote,
 )
@@ -121,6 +123,7 @@ def test_file_round_trip_and_corruption(s3: S3, tmp_path: Path) -> None:
     bad = remote.fetch_file(sha, source.name, tmp_path / "b")
     assert isinstance(bad, Corrupt)
     assert bad.names == (remote.file_name(sha, source.name),)
+    assert bad.reason == f"content hashes to {hashlib.sha256(b'wheel bytes' * 99).hexdigest()}"
     assert remote.evict(bad) is True
     assert remote.fetch_file(sha, source.name, tmp_path / "c") is None
 
@@ -155,6 +158,12 @@ def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
         ("manifest-key", "does not describe this key"),
         ("manifest-json", "not a JSON object"),
         ("payload-missing", "is missing"),
+        ("manifest-name", "does not describe this key"),
+        ("manifest-escape", "does not describe this key"),
+        ("manifest-size", "does not describe this key"),
+        ("manifest-sha", "does not describe this key"),
+        ("manifest-sdist", "does not describe this key"),
+        ("manifest-list", "not a JSON object"),
     ],
 )
 def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
@@ -172,6 +181,22 @@ def test_built_entry_that_does_not_match_its_manifest_is_corrupt(
         s3.write(manifest_name, json.dumps({**document, "key": "cd" * 32}).encode())
     elif tamper == "manifest-json":
         s3.write(manifest_name, s3.read(manifest_name)[:20])
+    elif tamper == "manifest-name":  # a number where the wheel's file name belongs
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, "wheel_filename": 5}).encode())
+    elif tamper == "manifest-escape":  # a name that would write outside the destination
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, "wheel_filename": "../x.whl"}).encode())
+    elif tamper.startswith("manifest-") and tamper != "manifest-list":
+        field, value = {
+            "manifest-size": ("wheel_size", "8000"),  # a string, though the right number
+            "manifest-sha": ("wheel_sha256", "not-a-sha256"),
+            "manifest-sdist": ("wheel_filename", "pkg-1.0.tar.gz"),
+        }[tamper]
+        document = json.loads(s3.read(manifest_name))
+        s3.write(manifest_name, json.dumps({**document, field: value}).encode())
+    elif tamper == "manifest-list":
+        s3.write(manifest_name, b"[1, 2]")
     else:
         s3.client.delete_object(Bucket=s3.bucket, Key=payload)
     got = remote.fetch_built(KEY, dirs / "a")
@@ -241,6 +266,42 @@ def test_entries_lists_complete_entries_only(s3: S3, dirs: Path) -> None:
         ("json", f"resolution/{KEY}", f"{KEY}.json"),
         ("file", sha, wheel.name),
     }
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_built_entry_counts_its_manifest_and_payload_sizes(s3: S3, dirs: Path) -> None:
+    remote = remote_for(s3)
+    other = "ef" * 32
+    for key, content in ((KEY, b"compiled" * 100), (other, b"another wheel" * 7)):
+        wheel, manifest = wheel_file(dirs / key[:2], content)
+        remote.push_built(key, wheel, manifest)
+    s3.write(f"{remote.built_dir('cd' * 32)}/{'0' * 64}/x.whl", b"orphan")  # no manifest
+    # Strays under the prefix that no writer of entries leaves are neither entries nor sizes.
+    s3.write(f"{remote.built_dir(KEY)}/notes.txt", b"not part of the entry")
+    s3.write(remote.file_name("0" * 64, "dir") + "/x.whl", b"one level too deep")
+    root = remote.built_dir(KEY).removesuffix(f"built/{KEY[:2]}/{KEY}")
+    s3.write(f"{root}README", b"a note left by hand")
+    s3.write(f"{root}json/notes", b"another")
+    # Two writers of one key whose wheels differ leave two payloads: both take space.
+    s3.write(f"{remote.built_dir(KEY)}/{'1' * 64}/pkg-1.0-py3-none-any.whl", b"x" * 50)
+    no_payload = "12" * 32  # its payload deleted by hand: the manifest alone
+    s3.write(f"{remote.built_dir(no_payload)}/manifest.json", b"{}")
+    sha = hashlib.sha256(b"a file").hexdigest()
+    remote.push_file(write_file(dirs / "f.tar.gz", b"a file"), sha256=sha, filename="f.tar.gz")
+    remote.push_json("resolution", KEY, {"pins": []})
+    document = len(s3.read(remote.json_name("resolution", KEY)))
+    sizes = {e.key: e.size for e in remote.entries()}
+    for key, payload in ((KEY, 800 + 50), (other, 91)):
+        manifest_size = len(s3.read(f"{remote.built_dir(key)}/manifest.json"))
+        assert sizes[key] == manifest_size + payload
+    assert sizes[no_payload] == 2
+    assert sizes[sha] == len(b"a file")
+    assert sizes[f"resolution/{KEY}"] == document
+    assert set(sizes) == {KEY, other, no_payload, sha, f"resolution/{KEY}"}
 
 
 def test_unreachable_endpoint_fails_fast_with_a_cache_error(
@@ -359,3 +420,91 @@ def test_a_reader_without_write_permission_is_told_it_cannot_write() -> None:
     deny(stub, "put_object")
     with stub, pytest.raises(CacheError, match=r"Cannot write .*access denied"):
         store.create("p/v1/json/resolution/ab/x.json", b"{}")
+
+
+# ----- listings and the messages of failures ----------------------------------------------------
+
+HINT_NAMES = "AWS_ENDPOINT_URL_S3"  # the hint says where the endpoint comes from
+
+
+def test_a_listing_asks_for_its_prefix_only_and_an_empty_one_is_empty() -> None:
+    store, stub = stubbed_store()
+    stub.add_response(
+        "list_objects_v2",
+        {"KeyCount": 0, "IsTruncated": False},  # S3 leaves out Contents when nothing matches
+        {"Bucket": "bkt", "Prefix": "p/v1/files/"},
+    )
+    with stub:
+        assert list(store.list("p/v1/files/")) == []
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [("SlowDown", "SlowDown"), ("", "error"), ("AccessDenied", "access denied")],
+    ids=["named", "unnamed", "denied"],
+)
+def test_a_failed_listing_names_the_prefix_and_the_cause(code: str, why: str) -> None:
+    store, stub = stubbed_store()
+    stub.add_client_error("list_objects_v2", service_error_code=code, http_status_code=503)
+    with stub, pytest.raises(CacheError) as caught:
+        list(store.list("p/v1/built/"))
+    assert str(caught.value) == f"Cannot list s3://bkt/p/v1/built/: {why}."
+    assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_an_unreachable_endpoint_is_named_in_the_error(
+    s3: S3, dead_endpoint: str, tmp_path: Path
+) -> None:
+    remote = open_remote(s3.url, endpoint_url=dead_endpoint)
+    with pytest.raises(CacheError) as caught:
+        remote.fetch_json("resolution", KEY)
+    assert f'Could not connect to the endpoint URL: "{dead_endpoint}/' in str(caught.value)
+    assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_missing_credentials_are_named_in_the_error(
+    dead_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    remote = open_remote("s3://bkt/p", endpoint_url=dead_endpoint)
+    with pytest.raises(CacheError) as caught:
+        remote.fetch_json("resolution", KEY)
+    assert str(caught.value).startswith("Cannot read s3://bkt/p/v1/json/resolution/")
+    assert str(caught.value).endswith(": no AWS credentials found.")
+    assert HINT_NAMES in str(caught.value.hint)
+
+
+def test_a_delete_is_refused_quietly_only_when_access_is_denied() -> None:
+    store, stub = stubbed_store()
+    name = "p/v1/files/ab/x/six.whl"
+    stub.add_response("delete_object", {}, {"Bucket": "bkt", "Key": name})
+    deny(stub, "delete_object")
+    stub.add_client_error("delete_object", service_error_code="InternalError", http_status_code=500)
+    with stub:
+        assert store.delete(name) is True
+        assert store.delete(name) is False  # read-only credentials: the caller says so once
+        with pytest.raises(CacheError) as caught:
+            store.delete(name)
+    assert str(caught.value) == f"Cannot delete s3://bkt/{name}: InternalError."
+
+
+def test_document_checksums_are_over_compact_sorted_json() -> None:
+    """Machines sharing a bucket check each other's documents: the canonical form is a contract."""
+    document = {"pins": ["a==1", "b==2"], "python": "3.13"}
+    compact = b'{"pins":["a==1","b==2"],"python":"3.13"}'
+    assert canonical_sha256(document) == hashlib.sha256(compact).hexdigest()
+
+
+def test_a_built_wheel_may_have_any_letter_in_its_name(s3: S3, dirs: Path) -> None:
+    remote = remote_for(s3)
+    wheel, manifest = wheel_file(dirs / "w", b"compiled", name="PyXB-1.2.6-py3-none-any.whl")
+    remote.push_built(KEY, wheel, manifest)
+    got = remote.fetch_built(KEY, dirs / "a")
+    assert isinstance(got, tuple)
+    assert got[0] == dirs / "a" / "PyXB-1.2.6-py3-none-any.whl"
