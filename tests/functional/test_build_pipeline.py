@@ -663,7 +663,13 @@ def test_bytecode_for_a_foreign_architecture_checks_emulation_first(
     runner.emulates = set()
     monkeypatch.setattr("nativebuild.engine.docker.DockerRunner.from_env", lambda env, **_: runner)
     (project / "requirements.txt").write_text("six==1.16.0\n")
-    code, _, err = run_build(project, tmp_path / "cache", "--arch", "arm64", "--compile")
+    # arm64 alone: the fake gives every image one id, so an x86_64 target built beside it
+    # could compile the same bytecode first (same key) and leave arm64 nothing to run.
+    args = ["build", "-r", str(project / "requirements.txt"), "--src", str(project / "app")]
+    args += ["--runtime", "python3.9", "--arch", "arm64", "--build-image", IMAGE, "--glibc", "2.31"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--compile"]
+    result = CliRunner().invoke(cli.app, args, env={"SOURCE_DATE_EPOCH": ""})
+    code, err = result.exit_code, result.stderr
     assert code == 15, err
     assert "tonistiigi/binfmt --install arm64" in err
     arm64 = [s.command for s in runner.specs if s.platform == "linux/arm64"]
