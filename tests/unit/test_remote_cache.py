@@ -38,6 +38,7 @@ KEY = "ab" * 32
         ("s3://my-bucket/", "my-bucket", "", "s3://my-bucket"),
         ("s3://my-bucket/team/cache/", "my-bucket", "team/cache", "s3://my-bucket/team/cache"),
         (" s3://b.example.com/x ", "b.example.com", "x", "s3://b.example.com/x"),
+        ("s3://my-bucket/X/team/X/", "my-bucket", "X/team/X", "s3://my-bucket/X/team/X"),
     ],
 )
 def test_location_parse(url: str, bucket: str, prefix: str, canonical: str) -> None:
@@ -50,8 +51,9 @@ def test_location_parse(url: str, bucket: str, prefix: str, canonical: str) -> N
     ["https://bucket/x", "s3://", "s3://UPPER/x", "s3://b/x?versionId=1", "bucket/x", "s3://a"],
 )
 def test_location_parse_rejects(url: str) -> None:
-    with pytest.raises(ConfigError, match="s3://bucket"):
+    with pytest.raises(ConfigError, match="s3://bucket") as caught:
         RemoteLocation.parse(url)
+    assert "cache-endpoint-url" in str(caught.value.hint)  # for other S3-compatible stores
 
 
 def test_layout_mirrors_the_local_cache() -> None:
@@ -149,6 +151,7 @@ def test_built_round_trip_puts_the_manifest_last_and_names_the_payload_by_hash(
     assert path.read_bytes() == wheel.read_bytes()
     assert document["key"] == KEY
     assert document["wheel_sha256"] == sha
+    assert document["format"] == 1  # for readers of later versions
 
 
 @pytest.mark.parametrize(
