@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -26,6 +25,7 @@ from nativebuild.cache.s3 import (
 from nativebuild.errors import CacheError, ConfigError
 from nativebuild.redact import has_credentials
 from tests.moto_server import S3, dead_endpoint, denied_endpoint, moto_endpoint, s3
+from tests.s3_stubs import stubbed_store
 
 __all__ = ["dead_endpoint", "denied_endpoint", "moto_endpoint", "s3"]  # fixtures
 KEY = "ab" * 32
@@ -347,18 +347,6 @@ def test_endpoint_comes_from_the_environment_when_not_configured(s3: S3) -> None
 )
 def test_documents_with_credentials_are_recognised(document: object, expected: bool) -> None:
     assert has_credentials(document) is expected
-
-
-def stubbed_store() -> tuple[S3Store, Stubber]:
-    """A real boto3 client whose HTTP answers are given by the test: moto's server cannot
-    answer 403 for a missing key, which real S3 does when the caller may not list the bucket."""
-    client = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        aws_access_key_id="k",
-        aws_secret_access_key="s",  # noqa: S106
-    )
-    return S3Store(RemoteLocation.parse("s3://bkt/p"), client=client), Stubber(client)
 
 
 def deny(stub: Stubber, method: str) -> None:

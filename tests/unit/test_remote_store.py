@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
-from nativebuild.cache.s3 import Corrupt, RemoteCache, RemoteLocation, S3Store, make_client
+from nativebuild.cache.s3 import Corrupt, RemoteCache, S3Store, make_client
 from nativebuild.cache.s3 import open_remote as open_remote_cache
 from nativebuild.errors import CacheError, ConfigError
 from tests.moto_server import FAKE_CREDENTIALS, S3, isolate_aws, moto_endpoint, s3
+from tests.s3_stubs import stubbed_store
 
 __all__ = ["moto_endpoint", "s3"]  # fixtures
 KEY = "ab" * 32
@@ -182,16 +182,6 @@ def test_the_cache_is_named_by_its_canonical_url(endpoint: Endpoint) -> None:
 # ----- the exact requests, and the messages of failures ---------------------------------------
 
 
-def stubbed() -> tuple[S3Store, Stubber]:
-    client = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        aws_access_key_id="k",
-        aws_secret_access_key="s",  # noqa: S106
-    )
-    return S3Store(RemoteLocation.parse("s3://bkt/p"), client=client), Stubber(client)
-
-
 NAME = "p/v1/files/ab/x/six.whl"
 
 
@@ -208,7 +198,7 @@ NAME = "p/v1/files/ab/x/six.whl"
 def test_a_failure_names_the_operation_the_object_and_the_cause(
     method: str, doing: str, call: Callable[[S3Store, Path], object], tmp_path: Path
 ) -> None:
-    store, stub = stubbed()
+    store, stub = stubbed_store()
     if method == "put_object":
         stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
     stub.add_client_error(method, service_error_code="InternalError", http_status_code=500)
@@ -218,7 +208,7 @@ def test_a_failure_names_the_operation_the_object_and_the_cause(
 
 
 def test_a_download_denied_on_a_key_the_listing_lacks_is_a_miss(tmp_path: Path) -> None:
-    store, stub = stubbed()
+    store, stub = stubbed_store()
     stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
     stub.add_response(
         "list_objects_v2", {"KeyCount": 0}, {"Bucket": "bkt", "Prefix": NAME, "MaxKeys": 1}
@@ -233,7 +223,7 @@ def test_a_download_denied_on_a_key_the_listing_lacks_is_a_miss(tmp_path: Path) 
 def test_a_store_without_conditional_writes_is_written_plainly(kind: str, tmp_path: Path) -> None:
     """The HEAD is then the only check; payloads are content-addressed, so a lost race is
     harmless."""
-    store, stub = stubbed()
+    store, stub = stubbed_store()
     body: bytes | Path = b"{}"
     if kind == "file":
         body = tmp_path / "six.whl"
