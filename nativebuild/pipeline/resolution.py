@@ -111,7 +111,7 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
         context.cache.scratch_dir() as work,
         track(context.reporter, TaskKind.RESOLVE, label, arch=target.arch.value),
     ):
-        warm_up(context)
+        warming = warm_up(context)
         try:
             host = resolve_on_host(
                 requirements, target, uv=context.uv, index=context.index, env=context.env,
@@ -120,6 +120,10 @@ def _resolve_requirements(context: BuildContext, target: Target, in_image: InIma
             )  # fmt: skip
         except HostResolutionUnavailable as unavailable:
             why = unavailable  # not a failure: the build image resolves instead
+        finally:
+            # Never left running: a quick build could otherwise reach the interpreter's exit
+            # while the thread is still importing, which can crash it (SIGSEGV).
+            warming.join()
     if host is None:
         assert why is not None  # noqa: S101 - one or the other
         if context.settings.cache_only:
@@ -150,7 +154,7 @@ def warm_up(context: BuildContext) -> threading.Thread:
             ssl_context(context.index)
             load_reader()
 
-    thread = threading.Thread(target=run, name="nativebuild-warm-up", daemon=True)
+    thread = threading.Thread(target=run, name="nativebuild-warm-up")
     thread.start()
     return thread
 

@@ -5,6 +5,7 @@ for it. Through the CLI, with a fake uv that watches for the context while it "r
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,3 +63,34 @@ def test_the_tls_context_is_made_while_uv_resolves(tmp_path: Path, uv: WatchingU
     assert json.loads(result.stdout)["containers_started"] == 0
     assert uv.calls, "uv resolved on the host"
     assert uv.seen_during_resolution is True
+
+
+def test_the_warm_up_never_outlives_the_resolution(
+    tmp_path: Path, uv: WatchingUv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread still importing when a quick build reaches the interpreter's exit can crash
+    it (seen once: SIGSEGV after the archive was written), so the resolution waits for it."""
+    finished: list[bool] = []
+
+    def slow_reader() -> None:
+        time.sleep(1.0)  # longer than the whole fake build
+        finished.append(True)
+
+    monkeypatch.setattr("nativebuild.pipeline.resolution.load_reader", slow_reader)
+    project = tmp_path / "project"
+    make_tree(
+        project,
+        {
+            "requirements.txt": "six==1.16.0\n",
+            "app/handler.py": "def handler(e, c):\n    return 1\n",
+        },
+    )
+    argv = [
+        "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
+        "--runtime", "python3.9", "--arch", "x86_64", "--glibc", "2.31",
+        "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli.app, argv, env={"SOURCE_DATE_EPOCH": ""})
+    assert result.exit_code == 0, result.stderr
+    assert finished == [True]
+    assert not [t for t in threading.enumerate() if t.name == "nativebuild-warm-up"]
