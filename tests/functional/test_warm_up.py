@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from nativebuild import cli
 from nativebuild.index import downloads
@@ -44,7 +44,8 @@ def uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WatchingUv:
     return uv
 
 
-def test_the_tls_context_is_made_while_uv_resolves(tmp_path: Path, uv: WatchingUv) -> None:
+def build_six(tmp_path: Path) -> Result:
+    """An all-binary build of six (no container: uv resolves on the host), through the CLI."""
     project = tmp_path / "project"
     make_tree(
         project,
@@ -58,7 +59,11 @@ def test_the_tls_context_is_made_while_uv_resolves(tmp_path: Path, uv: WatchingU
         "--runtime", "python3.9", "--arch", "x86_64", "--glibc", "2.31",
         "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json",
     ]  # fmt: skip
-    result = CliRunner().invoke(cli.app, argv, env={"SOURCE_DATE_EPOCH": ""})
+    return CliRunner().invoke(cli.app, argv, env={"SOURCE_DATE_EPOCH": ""})
+
+
+def test_the_tls_context_is_made_while_uv_resolves(tmp_path: Path, uv: WatchingUv) -> None:
+    result = build_six(tmp_path)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["containers_started"] == 0
     assert uv.calls, "uv resolved on the host"
@@ -77,20 +82,7 @@ def test_the_warm_up_never_outlives_the_resolution(
         finished.append(True)
 
     monkeypatch.setattr("nativebuild.pipeline.resolution.load_reader", slow_reader)
-    project = tmp_path / "project"
-    make_tree(
-        project,
-        {
-            "requirements.txt": "six==1.16.0\n",
-            "app/handler.py": "def handler(e, c):\n    return 1\n",
-        },
-    )
-    argv = [
-        "build", "-r", str(project / "requirements.txt"), "--src", str(project / "app"),
-        "--runtime", "python3.9", "--arch", "x86_64", "--glibc", "2.31",
-        "--cache-dir", str(tmp_path / "cache"), "-o", str(project / "dist"), "--json",
-    ]  # fmt: skip
-    result = CliRunner().invoke(cli.app, argv, env={"SOURCE_DATE_EPOCH": ""})
+    result = build_six(tmp_path)
     assert result.exit_code == 0, result.stderr
     assert finished == [True]
     assert not [t for t in threading.enumerate() if t.name == "nativebuild-warm-up"]
